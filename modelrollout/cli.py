@@ -1,0 +1,108 @@
+"""The one command line: `modelrollout <command>`.
+
+Every option can also come from an environment variable named after it:
+``--model-uri`` is ``MODELROLLOUT_MODEL_URI`` (handy in a pod template).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+from pathlib import Path
+
+import click
+
+ENV_PREFIX = "MODELROLLOUT_"
+
+
+def option(*flags: str, **kwargs):
+    """click.option whose environment variable is derived from the long flag."""
+    long_flag = next(f for f in flags if f.startswith("--"))
+    name = long_flag[2:].split("/")[0].replace("-", "_").upper()
+    return click.option(*flags, envvar=ENV_PREFIX + name, show_envvar=True, show_default=True, **kwargs)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def main(log_level: str) -> None:
+    """modelrollout: progressive delivery for ONNX models."""
+    from . import logs
+
+    logs.configure(log_level)
+
+
+@main.command()
+@option("--model-uri", required=True, help="Model file or folder: a path, file://, or http(s)://.")
+@option("--sha256", default=None, help="Expected sha256 of the .onnx file; checked before loading.")
+@option("--model-name", required=True, help="Name in /v2/models/{name}.")
+@option("--model-version", default="1", help="Version reported and accepted in /versions/{v}.")
+@option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 in a pod).")
+@option("--port", default=8080, type=int)
+@option("--max-batch-size", default=0, type=click.IntRange(min=0),
+        help="Dynamic batching: most rows per run; 0 turns batching off.")
+@option("--max-queue-delay-us", default=500, type=click.IntRange(min=0),
+        help="Dynamic batching: longest wait of the oldest request for more rows.")
+@option("--max-queue-size", default=256, type=click.IntRange(min=1),
+        help="Requests allowed to wait; beyond it the server answers 503 with Retry-After.")
+@option("--workers", default=1, type=click.IntRange(min=1), help="Inference runs in flight at once.")
+@option("--intra-op-threads", default=0, type=click.IntRange(min=0),
+        help="onnxruntime intra-op threads; 0 sizes them from the container's CPU limit.")
+@option("--inter-op-threads", default=1, type=click.IntRange(min=1))
+@option("--execution-provider", default="cpu", type=click.Choice(["cpu", "cuda"]),
+        help="cuda needs onnxruntime-gpu.")
+@option("--max-body-bytes", default=16 * 1024 * 1024, type=click.IntRange(min=1),
+        help="Largest request body (after decompression); larger ones get 413.")
+@option("--allow-nonfinite/--reject-nonfinite", default=False,
+        help="Accept NaN and Infinity in float inputs (rejected with 400 by default).")
+@option("--cache-dir", default=os.path.join(tempfile.gettempdir(), "modelrollout-models"),
+        type=click.Path(path_type=Path), help="Where downloaded models are kept.")
+@option("--download-timeout-seconds", default=30.0, type=float)
+@option("--download-retries", default=3, type=click.IntRange(min=0))
+@option("--prediction-log", default=None,
+        help="Write sampled predictions as JSON lines to this file ('-' for stdout).")
+@option("--prediction-log-sample-rate", default=1.0, type=click.FloatRange(0, 1))
+@option("--drain-seconds", default=0.0, type=click.FloatRange(min=0),
+        help="After SIGTERM, stay up but unready this long before closing the listener.")
+@option("--grace-seconds", default=30.0, type=click.FloatRange(min=0),
+        help="After the listener closes, how long in-flight requests may take.")
+@option("--access-log/--no-access-log", default=False, help="Log every inference request.")
+def serve(**kwargs) -> None:
+    """Serve one ONNX model over the Open Inference Protocol (V2)."""
+    from modelrollout.serving.server.main import serve as run_server
+    from modelrollout.serving.server.settings import ServerSettings
+
+    run_server(ServerSettings(**kwargs))
+
+
+@main.command("example-model")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--seed", default=0, type=int, show_default=True)
+def example_model(folder: Path, seed: int) -> None:
+    """Build the example 4-feature, 3-class model into FOLDER."""
+    from modelrollout.serving.examples import write_iris_example
+
+    write_iris_example(folder, seed=seed)
+    click.echo(f"wrote {folder}/model.onnx")
+
+
+@main.command()
+@option("--port", default=8080, type=int)
+def quickstart(port: int) -> None:
+    """Build the example model and serve it on 127.0.0.1:PORT, with a sample curl."""
+    from modelrollout.serving.examples import write_iris_example
+
+    folder = write_iris_example(Path(tempfile.mkdtemp(prefix="modelrollout-quickstart-")))
+    body = '{"id": "demo-1", "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}'
+    click.echo(
+        "\nServing the example model 'iris'. In another terminal:\n\n"
+        f"  curl -s localhost:{port}/v2/models/iris\n"
+        f"  curl -s localhost:{port}/v2/models/iris/infer -d {shlex.quote(body)}\n"
+        f"  curl -s localhost:{port}/metrics | grep modelrollout_server_requests\n\n"
+        "Ctrl-C stops it.\n",
+        err=True,
+    )
+    from modelrollout.serving.server.main import serve as run_server
+    from modelrollout.serving.server.settings import ServerSettings
+
+    run_server(ServerSettings(model_uri=str(folder), model_name="iris", model_version="1", port=port))

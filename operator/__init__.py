@@ -1,0 +1,1 @@
+"""The kopf operator: ModelDeployment spec -> rollout decisions -> Kubernetes objects."""

@@ -1,0 +1,1 @@
+"""Facts shared by the server, the gateway and the operator. No dependencies."""

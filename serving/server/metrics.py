@@ -1,0 +1,84 @@
+"""The server's Prometheus metrics, on a registry of its own (one per app)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ..contract import metric_names as names
+
+# Latency buckets from 100 µs to 10 s: tiny models answer in well under a millisecond.
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class ServerMetrics:
+    def __init__(self, model: str, version: str, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        labels = {"model": model, "version": version}
+        self._labels = labels
+        self.requests = Counter(
+            names.SERVER_REQUESTS, "Inference requests by status code",
+            ["model", "version", "code"], registry=r,
+        )
+        self.request_duration = Histogram(
+            names.SERVER_REQUEST_DURATION, "Inference request duration, body read to response",
+            ["model", "version"], buckets=LATENCY_BUCKETS, registry=r,
+        ).labels(**labels)
+        stage = Histogram(
+            names.SERVER_STAGE_DURATION, "Time spent per stage of an inference request",
+            ["model", "version", "stage"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.stage = {s: stage.labels(stage=s, **labels) for s in names.STAGES}
+        self.batch_size = Histogram(
+            names.SERVER_BATCH_SIZE, "Rows per onnxruntime run",
+            ["model", "version"], buckets=BATCH_BUCKETS, registry=r,
+        ).labels(**labels)
+        self.queue_depth = Gauge(
+            names.SERVER_QUEUE_DEPTH, "Requests waiting for an inference slot",
+            ["model", "version"], registry=r,
+        ).labels(**labels)
+        self.inflight = Gauge(
+            names.SERVER_INFLIGHT, "Inference requests being handled",
+            ["model", "version"], registry=r,
+        ).labels(**labels)
+        self.model_info = Gauge(
+            names.SERVER_MODEL_INFO, "The loaded model (value 1)",
+            ["model", "version", "sha256", "opset", "provider"], registry=r,
+        )
+        self.model_ready = Gauge(
+            names.SERVER_MODEL_READY, "1 when the model is loaded, warmed up and serving",
+            ["model", "version"], registry=r,
+        ).labels(**labels)
+        self.load_duration = Gauge(
+            names.SERVER_MODEL_LOAD_DURATION, "Seconds from start of fetch to ready",
+            ["model", "version"], registry=r,
+        ).labels(**labels)
+        failures = Counter(
+            names.SERVER_FAILURES, "Failures by reason",
+            ["model", "version", "reason"], registry=r,
+        )
+        self.failures = failures
+        for reason in names.FAILURE_REASONS:  # export zeros so rate() works from the start
+            failures.labels(reason=reason, **labels)
+        self.prediction_log_dropped = Counter(
+            names.SERVER_PREDICTION_LOG_DROPPED, "Prediction log lines dropped (writer behind)",
+            ["model", "version"], registry=r,
+        ).labels(**labels)
+        self._codes: dict[int, Counter] = {}
+
+    def count_request(self, code: int) -> None:
+        child = self._codes.get(code)
+        if child is None:
+            child = self._codes[code] = self.requests.labels(code=str(code), **self._labels)
+        child.inc()
+
+    def count_failure(self, reason: str) -> None:
+        self.failures.labels(reason=reason, **self._labels).inc()
+
+    def set_model_info(self, sha256: str, opset: int, provider: str) -> None:
+        self.model_info.labels(
+            sha256=sha256, opset=str(opset), provider=provider, **self._labels
+        ).set(1)

@@ -1,0 +1,40 @@
+"""Everything `modelrollout serve` can be told, parsed once at the edge (the CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    model_uri: str
+    model_name: str
+    model_version: str = "1"
+    sha256: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Dynamic batching (Triton semantics); max_batch_size 0 turns it off.
+    max_batch_size: int = 0
+    max_queue_delay_us: int = 500
+    max_queue_size: int = 256
+    workers: int = 1
+    # onnxruntime threads; 0 sizes them from the container's CPU limit.
+    intra_op_threads: int = 0
+    inter_op_threads: int = 1
+    execution_provider: str = "cpu"
+    # Limits and input policy.
+    max_body_bytes: int = 16 * 1024 * 1024
+    allow_nonfinite: bool = False
+    # Model fetching.
+    cache_dir: Path = Path("/tmp/modelrollout-models")
+    download_timeout_seconds: float = 30.0
+    download_retries: int = 3
+    # Prediction logging (off unless a path is given; "-" is stdout).
+    prediction_log: str | None = None
+    prediction_log_sample_rate: float = 1.0
+    # Shutdown: stay up but unready for drain_seconds, then finish in-flight
+    # requests within grace_seconds.
+    drain_seconds: float = 0.0
+    grace_seconds: float = 30.0
+    access_log: bool = False

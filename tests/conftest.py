@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.models import tiny_mlp, write
+from tests.processes import ServerProcess
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start `modelrollout serve` processes; all are stopped (SIGTERM, then kill) at teardown.
+
+    ``start_server(args, ready=True)`` returns once /v2/health/ready is 200 (or only
+    live, with ready=False).
+    """
+    started: list[ServerProcess] = []
+
+    def start(args: list[str], ready: bool = True, env: dict[str, str] | None = None,
+              command: list[str] | None = None) -> ServerProcess:
+        server = ServerProcess(args, tmp_path / f"server-{len(started)}.log", env, command)
+        started.append(server)
+        if ready:
+            server.wait_ready()
+        else:
+            server.wait_live()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    return write(tmp_path / "tiny" / "model.onnx", tiny_mlp())
+
+
+@pytest.fixture
+def tiny_server(start_server, tiny_model: Path) -> ServerProcess:
+    return start_server(["--model-uri", str(tiny_model), "--model-name", "tiny", "--model-version", "1"])
