@@ -19,8 +19,8 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
     def start(args: list[str], ready: bool = True, env: dict[str, str] | None = None,
-              command: list[str] | None = None) -> ServerProcess:
-        server = ServerProcess(args, tmp_path / f"server-{len(started)}.log", env, command)
+              command: list[str] | None = None, port: int | None = None) -> ServerProcess:
+        server = ServerProcess(args, tmp_path / f"server-{len(started)}.log", env, command, port)
         started.append(server)
         if ready:
             server.wait_ready()

@@ -26,15 +26,17 @@ class ServerProcess:
     """One `modelrollout serve` process; logs go to a file the test can read."""
 
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None,
-                 command: list[str] | None = None) -> None:
-        self.port = free_port()
+                 command: list[str] | None = None, port: int | None = None) -> None:
+        """``command`` replaces `modelrollout serve --host 127.0.0.1 --port P`; it must then
+        listen on ``port`` by itself (through ``env``, say)."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         full_env = {**os.environ, **(env or {})}
-        base = command or [MODELROLLOUT, "serve"]
+        base = command or [MODELROLLOUT, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [*base, "--host", "127.0.0.1", "--port", str(self.port), *args],
+            [*base, *args],
             stdout=self._log, stderr=subprocess.STDOUT, env=full_env,
         )
 

@@ -30,6 +30,7 @@ class BatchingPolicy:
     max_queue_delay_us: int = 500
     max_queue_size: int = 256
     workers: int = 1  # runs in flight at once
+    inline: bool = False  # run on the event loop: for models cheaper than a thread hop
 
 
 @dataclass
@@ -108,9 +109,12 @@ class Scheduler:
         try:
             started = time.perf_counter()
             timings.queue_seconds = started - queued
-            outputs = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._run, feeds, output_names
-            )
+            if self.policy.inline:
+                outputs = self._run(feeds, output_names)
+            else:
+                outputs = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._run, feeds, output_names
+                )
             timings.infer_seconds = time.perf_counter() - started
         finally:
             self._slots.release()

@@ -53,7 +53,7 @@ def tensor_from_json(name: str, datatype: str, shape: tuple[int, ...], data: obj
         elif dtype.kind == "int":
             array = np.array(data)
             if array.size and array.dtype.kind not in "iu":
-                raise ValueError(f"integers expected, got {_kind_name(array)}")
+                array = _exact_ints(data, array)
             low, high = _INT_LIMITS[datatype]
             if array.size and (array.min() < low or array.max() > high):
                 raise ValueError(f"values outside the range of {datatype} [{low}, {high}]")
@@ -73,6 +73,20 @@ def tensor_from_json(name: str, datatype: str, shape: tuple[int, ...], data: obj
             f"input '{name}': shape {list(shape)} needs {expected} elements, data has {array.size}"
         )
     return array.reshape(shape)
+
+
+def _exact_ints(data: list, array: np.ndarray) -> np.ndarray:
+    """Integers numpy could not hold in one integer dtype, as Python ints, or ValueError.
+
+    numpy has no common integer type for int64 and uint64 values: a UINT64 tensor with
+    values past 2**63 - 1 next to smaller ones comes out as float64 (or object). Only
+    that slow path keeps the exact Python ints; true floats are still refused.
+    """
+    if array.dtype.kind in "fO":
+        exact = np.array(data, dtype=object)
+        if all(type(v) is int for v in exact.flat):  # noqa: E721 - bool is not an integer here
+            return exact
+    raise ValueError(f"integers expected, got {_kind_name(array)}")
 
 
 def _bytes_array(data: list) -> np.ndarray:
