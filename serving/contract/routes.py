@@ -1,0 +1,225 @@
+"""The route table: one schema, written by the operator (into ModelDeployment status)
+or by hand (the gateway's --routes file), read by the gateway.
+
+    models:
+      iris:                                  # the name in /v2/models/{name}/...
+        revisions:
+          - {name: v1, role: stable, weight: 90, endpoints: ["127.0.0.1:8001"]}
+          - {name: v2, role: candidate, weight: 10, endpoints: ["127.0.0.1:8002"]}
+        mirror: {revision: v2, percent: 100}  # optional
+        match:                                # optional; first match wins over weights
+          - {header: x-modelrollout-revision, value: v2, revision: v2}
+        sticky: {header: x-user-id}           # optional (or {cookie: name})
+
+Weights are int percentages; the weights of the stable and candidate revisions add up
+to 100, a shadow revision has weight 0 and only receives mirrored copies. An endpoint
+is "host:port" or {address: "host:port", ready: bool}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ROLES = ("stable", "candidate", "shadow")
+REVISION_HEADER = "x-modelrollout-revision"  # response header naming the serving revision
+
+
+class InvalidRoutes(ValueError):
+    """The route document breaks the schema; the message says where and how."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    ready: bool = True
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Revision:
+    name: str
+    role: str
+    weight: int
+    endpoints: tuple[Endpoint, ...] = ()
+
+    @property
+    def ready_endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(e for e in self.endpoints if e.ready)
+
+
+@dataclass(frozen=True)
+class Mirror:
+    revision: str
+    percent: int
+
+
+@dataclass(frozen=True)
+class MatchRule:
+    header: str  # lower-case header name
+    value: str
+    revision: str
+
+
+@dataclass(frozen=True)
+class Sticky:
+    header: str | None = None  # lower-case header name
+    cookie: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelRoute:
+    revisions: tuple[Revision, ...]
+    mirror: Mirror | None = None
+    match: tuple[MatchRule, ...] = ()
+    sticky: Sticky | None = None
+
+    def revision(self, name: str) -> Revision | None:
+        return next((r for r in self.revisions if r.name == name), None)
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    models: dict[str, ModelRoute] = field(default_factory=dict)
+
+
+def parse_route_table(doc: object) -> RouteTable:
+    if doc is None:
+        return RouteTable()
+    if not isinstance(doc, dict):
+        raise InvalidRoutes("the route table must be a mapping with a 'models' key")
+    models = doc.get("models") or {}
+    if not isinstance(models, dict):
+        raise InvalidRoutes("'models' must map model names to routes")
+    return RouteTable({str(name): parse_model_route(str(name), route) for name, route in models.items()})
+
+
+def parse_model_route(model: str, doc: object) -> ModelRoute:
+    where = f"models.{model}"
+    if not isinstance(doc, dict):
+        raise InvalidRoutes(f"{where} must be a mapping")
+    revisions_doc = doc.get("revisions")
+    if not isinstance(revisions_doc, list) or not revisions_doc:
+        raise InvalidRoutes(f"{where}.revisions must be a non-empty list")
+    revisions = tuple(
+        _revision(f"{where}.revisions[{i}]", item) for i, item in enumerate(revisions_doc)
+    )
+    names = [r.name for r in revisions]
+    if len(set(names)) != len(names):
+        raise InvalidRoutes(f"{where}.revisions: revision names must be unique, got {names}")
+    served = [r for r in revisions if r.role != "shadow"]
+    if not served:
+        raise InvalidRoutes(f"{where}.revisions: needs a stable or candidate revision")
+    if sum(r.weight for r in served) != 100:
+        raise InvalidRoutes(
+            f"{where}.revisions: weights of stable and candidate revisions must add up to 100, "
+            f"got {sum(r.weight for r in served)}"
+        )
+    route = ModelRoute(
+        revisions=revisions,
+        mirror=_mirror(where, doc.get("mirror")),
+        match=tuple(_match(f"{where}.match[{i}]", m) for i, m in enumerate(doc.get("match") or [])),
+        sticky=_sticky(where, doc.get("sticky")),
+    )
+    for ref, what in [(m.revision, "match") for m in route.match] + (
+        [(route.mirror.revision, "mirror")] if route.mirror else []
+    ):
+        if ref not in names:
+            raise InvalidRoutes(f"{where}.{what}: revision '{ref}' is not one of {names}")
+    return route
+
+
+def route_table_to_doc(table: RouteTable) -> dict:
+    return {"models": {name: model_route_to_doc(route) for name, route in table.models.items()}}
+
+
+def model_route_to_doc(route: ModelRoute) -> dict:
+    doc: dict = {
+        "revisions": [
+            {
+                "name": r.name,
+                "role": r.role,
+                "weight": r.weight,
+                "endpoints": [{"address": e.address, "ready": e.ready} for e in r.endpoints],
+            }
+            for r in route.revisions
+        ]
+    }
+    if route.mirror:
+        doc["mirror"] = {"revision": route.mirror.revision, "percent": route.mirror.percent}
+    if route.match:
+        doc["match"] = [{"header": m.header, "value": m.value, "revision": m.revision} for m in route.match]
+    if route.sticky:
+        doc["sticky"] = {k: v for k, v in (("header", route.sticky.header), ("cookie", route.sticky.cookie)) if v}
+    return doc
+
+
+def _revision(where: str, doc: object) -> Revision:
+    if not isinstance(doc, dict):
+        raise InvalidRoutes(f"{where} must be a mapping")
+    name = doc.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRoutes(f"{where}.name must be a non-empty string")
+    role = doc.get("role", "stable")
+    if role not in ROLES:
+        raise InvalidRoutes(f"{where}.role must be one of {', '.join(ROLES)}, got {role!r}")
+    weight = doc.get("weight", 0)
+    if type(weight) is not int or not 0 <= weight <= 100:  # noqa: E721 - bool is not a weight
+        raise InvalidRoutes(f"{where}.weight must be an integer from 0 to 100, got {weight!r}")
+    if role == "shadow" and weight:
+        raise InvalidRoutes(f"{where}: a shadow revision takes no weight (it gets mirrored copies)")
+    endpoints = doc.get("endpoints") or []
+    if not isinstance(endpoints, list):
+        raise InvalidRoutes(f"{where}.endpoints must be a list")
+    return Revision(
+        name, role, weight,
+        tuple(_endpoint(f"{where}.endpoints[{i}]", e) for i, e in enumerate(endpoints)),
+    )
+
+
+def _endpoint(where: str, doc: object) -> Endpoint:
+    ready = True
+    if isinstance(doc, dict):
+        ready = doc.get("ready", True)
+        if not isinstance(ready, bool):
+            raise InvalidRoutes(f"{where}.ready must be true or false")
+        doc = doc.get("address")
+    if not isinstance(doc, str):
+        raise InvalidRoutes(f"{where} must be 'host:port' or {{address, ready}}")
+    host, sep, port = doc.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidRoutes(f"{where}: {doc!r} is not host:port")
+    return Endpoint(host.strip("[]"), int(port), ready)
+
+
+def _mirror(where: str, doc: object) -> Mirror | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("revision"), str):
+        raise InvalidRoutes(f"{where}.mirror must be {{revision, percent}}")
+    percent = doc.get("percent", 100)
+    if type(percent) is not int or not 0 <= percent <= 100:  # noqa: E721
+        raise InvalidRoutes(f"{where}.mirror.percent must be an integer from 0 to 100")
+    return Mirror(doc["revision"], percent)
+
+
+def _match(where: str, doc: object) -> MatchRule:
+    if not isinstance(doc, dict) or not all(
+        isinstance(doc.get(k), str) and doc.get(k) for k in ("header", "value", "revision")
+    ):
+        raise InvalidRoutes(f"{where} must be {{header, value, revision}} (all strings)")
+    return MatchRule(doc["header"].lower(), doc["value"], doc["revision"])
+
+
+def _sticky(where: str, doc: object) -> Sticky | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise InvalidRoutes(f"{where}.sticky must be {{header: name}} or {{cookie: name}}")
+    header, cookie = doc.get("header"), doc.get("cookie")
+    if (header is None) == (cookie is None) or not isinstance(header or cookie, str):
+        raise InvalidRoutes(f"{where}.sticky needs exactly one of 'header' or 'cookie'")
+    return Sticky(header.lower() if header else None, cookie)

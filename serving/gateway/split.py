@@ -1,0 +1,86 @@
+"""Which revision serves a request: header rules, then sticky or random weights. Pure.
+
+Weights map onto 10 000 buckets laid out in the fixed order of the route's revisions,
+candidate first: raising the candidate's weight from 10 to 20 moves exactly the keys
+in buckets [1000, 2000) from stable to candidate and no others, so a sticky user
+changes revision only when the weights leave them no choice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+from ..contract.routes import ModelRoute, Revision
+
+BUCKETS = 10_000
+_ORDER = {"candidate": 0, "stable": 1}
+
+
+@dataclass(frozen=True)
+class Choice:
+    revision: Revision
+    wanted: Revision  # the revision the rules picked; differs when it had no ready endpoint
+    reason: str  # "match", "sticky" or "weight"
+
+    @property
+    def is_fallback(self) -> bool:
+        return self.revision is not self.wanted
+
+
+def bucket_of(key: str) -> int:
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % BUCKETS
+
+
+def choose(
+    route: ModelRoute,
+    headers: dict[str, str],
+    cookies: dict[str, str] | None = None,
+    draw: float | None = None,
+) -> Choice:
+    """Pick the serving revision. ``headers`` have lower-case names; ``draw`` in [0, 1)
+    replaces the random draw (tests)."""
+    for rule in route.match:
+        if headers.get(rule.header) == rule.value:
+            wanted = route.revision(rule.revision)
+            if wanted is not None and wanted.role != "shadow":
+                return _serve(route, wanted, "match")
+    served = sorted(
+        (r for r in route.revisions if r.role != "shadow"), key=lambda r: _ORDER.get(r.role, 2)
+    )
+    key = _sticky_key(route, headers, cookies or {})
+    if key is not None:
+        bucket, reason = bucket_of(key), "sticky"
+    else:
+        bucket, reason = int((random.random() if draw is None else draw) * BUCKETS), "weight"
+    return _serve(route, _by_bucket(served, bucket), reason)
+
+
+def _by_bucket(served: list[Revision], bucket: int) -> Revision:
+    upper = 0
+    for revision in served:
+        upper += revision.weight * (BUCKETS // 100)
+        if bucket < upper:
+            return revision
+    return served[-1]
+
+
+def _sticky_key(route: ModelRoute, headers: dict[str, str], cookies: dict[str, str]) -> str | None:
+    sticky = route.sticky
+    if sticky is None:
+        return None
+    if sticky.header:
+        return headers.get(sticky.header) or None
+    return cookies.get(sticky.cookie) or None
+
+
+def _serve(route: ModelRoute, wanted: Revision, reason: str) -> Choice:
+    """The wanted revision if it has a ready endpoint, else another served one that has."""
+    if wanted.ready_endpoints:
+        return Choice(wanted, wanted, reason)
+    for other in route.revisions:
+        if other is not wanted and other.role != "shadow" and other.ready_endpoints:
+            return Choice(other, wanted, reason)
+    return Choice(wanted, wanted, reason)

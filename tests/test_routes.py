@@ -1,0 +1,69 @@
+"""The route-table schema shared by the operator and the gateway."""
+
+import pytest
+import yaml
+
+from modelrollout.serving.contract.routes import (
+    Endpoint,
+    InvalidRoutes,
+    parse_route_table,
+    route_table_to_doc,
+)
+
+EXAMPLE = """
+models:
+  iris:
+    revisions:
+      - {name: v1, role: stable, weight: 90, endpoints: ["127.0.0.1:8001"]}
+      - {name: v2, role: candidate, weight: 10, endpoints: ["127.0.0.1:8002", {address: "127.0.0.1:8003", ready: false}]}
+    mirror: {revision: v2, percent: 100}
+    match:
+      - {header: X-Modelrollout-Revision, value: v2, revision: v2}
+    sticky: {header: X-User-Id}
+"""
+
+
+def test_the_documented_example_parses():
+    table = parse_route_table(yaml.safe_load(EXAMPLE))
+    iris = table.models["iris"]
+    assert [(r.name, r.role, r.weight) for r in iris.revisions] == [("v1", "stable", 90), ("v2", "candidate", 10)]
+    assert iris.revision("v2").ready_endpoints == (Endpoint("127.0.0.1", 8002),)
+    assert iris.mirror.revision == "v2" and iris.mirror.percent == 100
+    assert iris.match[0].header == "x-modelrollout-revision"  # header names compare lower-case
+    assert iris.sticky.header == "x-user-id"
+
+
+def test_round_trip_through_a_document_keeps_everything():
+    table = parse_route_table(yaml.safe_load(EXAMPLE))
+    assert parse_route_table(route_table_to_doc(table)) == table
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m["revisions"][0].update(weight=80), "add up to 100"),
+        (lambda m: m["revisions"][0].update(weight=True), "integer from 0 to 100"),
+        (lambda m: m["revisions"][0].update(role="canary"), "stable, candidate, shadow"),
+        (lambda m: m["revisions"][1].update(name="v1"), "unique"),
+        (lambda m: m["revisions"][0].update(endpoints=["localhost"]), "host:port"),
+        (lambda m: m["mirror"].update(revision="v9"), "'v9' is not one of"),
+        (lambda m: m["mirror"].update(percent=101), "percent"),
+        (lambda m: m["match"][0].pop("value"), "header, value, revision"),
+        (lambda m: m.update(sticky={"header": "a", "cookie": "b"}), "exactly one"),
+        (lambda m: m.update(revisions=[]), "non-empty"),
+    ],
+)
+def test_invalid_routes_say_where_and_what(change, message):
+    doc = yaml.safe_load(EXAMPLE)
+    change(doc["models"]["iris"])
+    with pytest.raises(InvalidRoutes, match=message):
+        parse_route_table(doc)
+
+
+def test_a_shadow_revision_takes_no_weight():
+    doc = yaml.safe_load(EXAMPLE)
+    doc["models"]["iris"]["revisions"].append({"name": "v3", "role": "shadow", "weight": 5})
+    with pytest.raises(InvalidRoutes, match="shadow"):
+        parse_route_table(doc)
+    doc["models"]["iris"]["revisions"][-1]["weight"] = 0
+    assert parse_route_table(doc).models["iris"].revision("v3").role == "shadow"

@@ -1,0 +1,30 @@
+"""--execution-provider: CPU by default; CUDA without onnxruntime-gpu is a clear failure."""
+
+import time
+
+import httpx
+import onnxruntime as ort
+import pytest
+
+
+def test_cpu_provider_is_the_default_and_is_reported(tiny_server):
+    metrics = httpx.get(f"{tiny_server.url}/metrics").text
+    assert 'provider="CPUExecutionProvider"' in metrics
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="has CUDA")
+def test_cuda_without_onnxruntime_gpu_stays_unready_and_says_why(start_server, tiny_model):
+    server = start_server(
+        ["--model-uri", str(tiny_model), "--model-name", "tiny", "--execution-provider", "cuda"],
+        ready=False,
+    )
+    for _ in range(100):  # bounded: about 5 s
+        ready = httpx.get(f"{server.url}/v2/health/ready")
+        if "failed" in ready.json().get("error", ""):
+            break
+        time.sleep(0.05)
+    assert ready.status_code == 503
+    assert "onnxruntime-gpu" in ready.json()["error"]
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'modelrollout_server_failures_total{model="tiny",reason="load",version="1"} 1.0' in metrics
+    assert server.proc.poll() is None  # still up, answering probes
