@@ -93,7 +93,10 @@ def quickstart(port: int) -> None:
     from modelrollout.serving.examples import write_iris_example
 
     folder = write_iris_example(Path(tempfile.mkdtemp(prefix="modelrollout-quickstart-")))
-    body = '{"id": "demo-1", "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}'
+    body = (
+        '{"id": "demo-1", "inputs": [{"name": "input", "shape": [1, 4], '
+        '"datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}'
+    )
     click.echo(
         "\nServing the example model 'iris'. In another terminal:\n\n"
         f"  curl -s localhost:{port}/v2/models/iris\n"

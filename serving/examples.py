@@ -21,7 +21,7 @@ def build_mlp(sizes: list[int], seed: int = 0, opset: int = 17) -> bytes:
     nodes = []
     initializers = []
     current = "input"
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         weight = (rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(np.float32)
         bias = (rng.standard_normal(fan_out) * 0.1).astype(np.float32)
         initializers += [numpy_helper.from_array(weight, f"w{i}"), numpy_helper.from_array(bias, f"b{i}")]

@@ -33,7 +33,8 @@ def test_final_image_installs_no_compiler():
 
 def test_entrypoint_serves_a_model_configured_by_environment(start_server, tiny_model):
     assert STAGE.entrypoint[:2] == ["modelrollout", "serve"]
-    command = [os.path.join(os.path.dirname(sys.executable), STAGE.entrypoint[0]), *STAGE.entrypoint[1:], *STAGE.cmd]
+    executable = os.path.join(os.path.dirname(sys.executable), STAGE.entrypoint[0])
+    command = [executable, *STAGE.entrypoint[1:], *STAGE.cmd]
     port = free_port()
     # The image's ENV, with the address moved to loopback for the test; the model comes
     # from the environment exactly as the pod template gives it.

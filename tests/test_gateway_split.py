@@ -2,10 +2,8 @@
 
 from collections import Counter
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from modelrollout.serving.contract.routes import parse_route_table
 from modelrollout.serving.gateway.split import BUCKETS, bucket_of, choose
 

@@ -2,7 +2,6 @@
 
 import pytest
 import yaml
-
 from modelrollout.serving.contract.routes import (
     Endpoint,
     InvalidRoutes,
@@ -15,7 +14,10 @@ models:
   iris:
     revisions:
       - {name: v1, role: stable, weight: 90, endpoints: ["127.0.0.1:8001"]}
-      - {name: v2, role: candidate, weight: 10, endpoints: ["127.0.0.1:8002", {address: "127.0.0.1:8003", ready: false}]}
+      - name: v2
+        role: candidate
+        weight: 10
+        endpoints: ["127.0.0.1:8002", {address: "127.0.0.1:8003", ready: false}]
     mirror: {revision: v2, percent: 100}
     match:
       - {header: X-Modelrollout-Revision, value: v2, revision: v2}
@@ -26,7 +28,8 @@ models:
 def test_the_documented_example_parses():
     table = parse_route_table(yaml.safe_load(EXAMPLE))
     iris = table.models["iris"]
-    assert [(r.name, r.role, r.weight) for r in iris.revisions] == [("v1", "stable", 90), ("v2", "candidate", 10)]
+    roles = [(r.name, r.role, r.weight) for r in iris.revisions]
+    assert roles == [("v1", "stable", 90), ("v2", "candidate", 10)]
     assert iris.revision("v2").ready_endpoints == (Endpoint("127.0.0.1", 8002),)
     assert iris.mirror.revision == "v2" and iris.mirror.percent == 100
     assert iris.match[0].header == "x-modelrollout-revision"  # header names compare lower-case

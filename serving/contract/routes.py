@@ -153,7 +153,8 @@ def model_route_to_doc(route: ModelRoute) -> dict:
     if route.match:
         doc["match"] = [{"header": m.header, "value": m.value, "revision": m.revision} for m in route.match]
     if route.sticky:
-        doc["sticky"] = {k: v for k, v in (("header", route.sticky.header), ("cookie", route.sticky.cookie)) if v}
+        sticky = route.sticky
+        doc["sticky"] = {"header": sticky.header} if sticky.header else {"cookie": sticky.cookie}
     return doc
 
 

@@ -21,6 +21,8 @@ import numpy as np
 
 from .errors import BadRequest, Overloaded
 
+INLINE_MAX_ROWS = 8
+
 RunFn = Callable[[dict[str, np.ndarray], list[str]], list[np.ndarray]]
 
 
@@ -109,7 +111,9 @@ class Scheduler:
         try:
             started = time.perf_counter()
             timings.queue_seconds = started - queued
-            if self.policy.inline:
+            # Inline only for small requests: the warm-up that chose inline ran one row,
+            # and a big request on the event loop would stall health checks and metrics.
+            if self.policy.inline and _rows(feeds) <= INLINE_MAX_ROWS:
                 outputs = self._run(feeds, output_names)
             else:
                 outputs = await asyncio.get_running_loop().run_in_executor(
@@ -122,7 +126,7 @@ class Scheduler:
         return outputs
 
     async def _infer_batched(self, feeds, output_names, timings: Timings) -> list[np.ndarray]:
-        rows = next(iter(feeds.values())).shape[0] if feeds else 1
+        rows = _rows(feeds)
         if rows > self.policy.max_batch_size:
             raise BadRequest(
                 f"batch of {rows} rows is larger than the server's max batch size "
@@ -167,17 +171,18 @@ class Scheduler:
             self._waiting -= len(batch)
             started = time.perf_counter()
             try:
-                outputs = await loop.run_in_executor(self._executor, self._run_batch, batch)
+                results = await loop.run_in_executor(self._executor, self._run_batch, batch)
             except Exception as exc:  # noqa: BLE001 - each caller gets the error
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
+                results = [exc] * len(batch)
             infer_seconds = time.perf_counter() - started
             rows = sum(item.rows for item in batch)
             self._observe_batch(rows)
-            for item, result in zip(batch, outputs):
-                if not item.future.done():
+            for item, result in zip(batch, results, strict=True):
+                if item.future.done():  # the caller went away
+                    continue
+                if isinstance(result, Exception):
+                    item.future.set_exception(result)
+                else:
                     item.future.set_result((result, started, infer_seconds, rows))
 
     def _rows_like(self, first: _Pending) -> int:
@@ -197,19 +202,36 @@ class Scheduler:
         self._queue = kept
         return batch
 
-    def _run_batch(self, batch: list[_Pending]) -> list[list[np.ndarray]]:
+    def _run_batch(self, batch: list[_Pending]) -> list[list[np.ndarray] | Exception]:
+        """Each request's outputs, or the exception its own run raised."""
         if len(batch) == 1:
-            return [self._run(batch[0].feeds, batch[0].output_names)]
+            return [self._run_alone(batch[0])]
         names = batch[0].feeds.keys()
         stacked = {name: np.concatenate([item.feeds[name] for item in batch]) for name in names}
-        outputs = self._run(stacked, batch[0].output_names)
+        try:
+            outputs = self._run(stacked, batch[0].output_names)
+        except Exception:  # noqa: BLE001 - find out whose input it was
+            # One request's values can fail the whole run (an index out of range, say):
+            # run each alone, so only that request gets the error, not its batch mates.
+            return [self._run_alone(item) for item in batch]
         total = sum(item.rows for item in batch)
         if any(out.ndim == 0 or out.shape[0] != total for out in outputs):
             # The model's outputs do not follow the batch: run each request alone.
-            return [self._run(item.feeds, item.output_names) for item in batch]
+            return [self._run_alone(item) for item in batch]
         results = []
         offset = 0
         for item in batch:
             results.append([out[offset : offset + item.rows] for out in outputs])
             offset += item.rows
         return results
+
+    def _run_alone(self, item: _Pending) -> list[np.ndarray] | Exception:
+        try:
+            return self._run(item.feeds, item.output_names)
+        except Exception as exc:  # noqa: BLE001 - handed to the request that caused it
+            return exc
+
+
+def _rows(feeds: dict[str, np.ndarray]) -> int:
+    first = next(iter(feeds.values()), None)
+    return first.shape[0] if first is not None and first.ndim else 1

@@ -8,6 +8,8 @@ from .dtypes import BY_V2, V2_NAMES
 from .errors import BadRequest
 from .tensors import InferRequest, InferResponse, RequestedOutput, Tensor
 
+MAX_RANK = 32  # numpy's limit is 64; no ONNX model we serve comes near either
+
 
 def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     """A request body (JSON, or JSON header plus binary tensors) -> InferRequest."""
@@ -78,7 +80,7 @@ def _input(item: object, raw: memoryview | None, offset: int) -> tuple[Tensor, i
     if not isinstance(name, str) or not name:
         raise BadRequest("an input has no 'name'")
     datatype = item.get("datatype")
-    if datatype not in BY_V2:
+    if not isinstance(datatype, str) or datatype not in BY_V2:
         raise BadRequest(
             f"input '{name}': datatype {datatype!r} is not one of {', '.join(V2_NAMES)}"
         )
@@ -87,6 +89,8 @@ def _input(item: object, raw: memoryview | None, offset: int) -> tuple[Tensor, i
         type(d) is int and d >= 0 for d in shape  # noqa: E721 - bool is not a dimension
     ):
         raise BadRequest(f"input '{name}': 'shape' must be a list of non-negative integers")
+    if len(shape) > MAX_RANK:
+        raise BadRequest(f"input '{name}': shape has {len(shape)} dimensions, at most {MAX_RANK}")
     shape_t = tuple(shape)
     size = _parameters(item, f"input '{name}'").get("binary_data_size")
     if size is not None:

@@ -36,8 +36,16 @@ def split_body(body: bytes, header_length_text: str) -> tuple[memoryview, memory
 def tensor_from_bytes(name: str, datatype: str, shape: tuple[int, ...], raw: memoryview) -> np.ndarray:
     count = _count(shape)
     if datatype == "BYTES":
+        # Every element carries a 4-byte length: a shape the bytes cannot fill is refused
+        # before anything is allocated for it.
+        if count * _LEN.size > len(raw):
+            raise BadRequest(
+                f"input '{name}': shape {list(shape)} needs {count} BYTES elements, "
+                f"but {len(raw)} bytes hold at most {len(raw) // _LEN.size}"
+            )
+        items = _unpack_bytes(name, raw, count)
         array = np.empty(count, dtype=object)
-        array[:] = _unpack_bytes(name, raw, count)
+        array[:] = items
         return array.reshape(shape)
     dtype = BY_V2[datatype].numpy
     if len(raw) != count * dtype.itemsize:

@@ -35,7 +35,7 @@ def _loads_with_nonfinite(body: bytes | memoryview, exc: Exception) -> dict:
         raise BadRequest(f"malformed JSON: {exc}") from None
     try:  # rare path: orjson refuses the NaN/Infinity literals that json.dumps writes
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc2:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc2:
         raise BadRequest(f"malformed JSON: {exc2}") from None
 
 
@@ -118,7 +118,10 @@ def tensor_to_json(datatype: str, data: np.ndarray) -> object:
     """The flat ``data`` list of one JSON output (numpy arrays go straight to orjson)."""
     flat = data.reshape(-1)
     if datatype == "BYTES":
-        return [item.decode("utf-8", "replace") if isinstance(item, bytes) else item for item in flat.tolist()]
+        return [
+            item.decode("utf-8", "replace") if isinstance(item, bytes) else item
+            for item in flat.tolist()
+        ]
     if datatype == "FP16":
         return flat.astype(np.float32)
     return np.ascontiguousarray(flat)

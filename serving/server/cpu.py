@@ -10,24 +10,31 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
-    """CPUs granted by the cgroup CPU limit (v2 cpu.max or v1 cfs quota); None if unlimited."""
+    """CPUs granted by the cgroup CPU limit (v2 cpu.max or v1 cfs quota); None if unlimited
+    or unreadable."""
     v2 = root / "cpu.max"
     try:
         if v2.is_file():
             quota, _, period = v2.read_text().strip().partition(" ")
             if quota == "max":
                 return None
-            return int(quota) / int(period or 100000)
+            return _ratio(quota, period or "100000")
         quota_file = root / "cpu" / "cpu.cfs_quota_us"
         period_file = root / "cpu" / "cpu.cfs_period_us"
         if quota_file.is_file() and period_file.is_file():
-            quota_us = int(quota_file.read_text())
-            if quota_us <= 0:
-                return None
-            return quota_us / int(period_file.read_text())
+            return _ratio(quota_file.read_text(), period_file.read_text())
     except (OSError, ValueError):
         return None
     return None
+
+
+def _ratio(quota: str, period: str) -> float | None:
+    # v1 writes -1 for "no limit"; a zero or negative value anywhere is not a limit the
+    # kernel would hold, so size thread pools from the affinity mask instead.
+    quota_us, period_us = int(quota), int(period)
+    if quota_us <= 0 or period_us <= 0:
+        return None
+    return quota_us / period_us
 
 
 def usable_cpus(root: Path = CGROUP_ROOT) -> int:

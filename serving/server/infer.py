@@ -7,6 +7,7 @@ becomes an Open Inference Protocol error body with the right status.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -77,6 +78,15 @@ class InferEndpoint:
         except ClientGone:
             metrics.inflight.dec()
             return
+        except asyncio.CancelledError:
+            # The shutdown grace period ran out with this request still running: tell the
+            # client in protocol terms rather than letting the connection drop bare.
+            metrics.inflight.dec()
+            if self.state.draining:
+                await _send(send, 503, error_body("server shut down before the request finished"),
+                            None, request_id, {})
+                metrics.count_request(503)
+            raise
         except ServingError as exc:
             if exc.reason in FAILURE_REASONS:
                 metrics.count_failure(exc.reason)
@@ -97,19 +107,7 @@ class InferEndpoint:
             status = 500
             payload, header_length = error_body(f"inference failed: {type(exc).__name__}: {exc}"), None
         metrics.inflight.dec()
-        scheduler = self.state.scheduler
-        metrics.queue_depth.set(scheduler.queue_depth if scheduler else 0)
-        response_headers = [
-            _JSON_TYPE if header_length is None else _BINARY_TYPE,
-            (b"content-length", str(len(payload)).encode()),
-            (b"x-request-id", request_id.encode()),
-        ]
-        if header_length is not None:
-            response_headers.append((_BINARY_HEADER_BYTES, str(header_length).encode()))
-        for key, value in extra_headers.items():
-            response_headers.append((key.encode(), value.encode()))
-        await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": payload})
+        await _send(send, status, payload, header_length, request_id, extra_headers)
         metrics.count_request(status)
         metrics.request_duration.observe(time.perf_counter() - started)
         if self.settings.access_log:
@@ -151,7 +149,7 @@ class InferEndpoint:
                     data,
                     request.binary_outputs if binary.get(output_name) is None else binary[output_name],
                 )
-                for output_name, data in zip(output_names, outputs)
+                for output_name, data in zip(output_names, outputs, strict=True)
             ],
         )
         payload, header_length = encode(response)
@@ -159,6 +157,21 @@ class InferEndpoint:
         if self.predictions is not None:
             self.predictions.maybe_log(request_id, feeds, output_names, outputs)
         return 200, payload, header_length
+
+
+async def _send(send, status: int, payload: bytes, header_length: int | None,
+                request_id: str, extra_headers: dict[str, str]) -> None:
+    headers = [
+        _JSON_TYPE if header_length is None else _BINARY_TYPE,
+        (b"content-length", str(len(payload)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    if header_length is not None:
+        headers.append((_BINARY_HEADER_BYTES, str(header_length).encode()))
+    for key, value in extra_headers.items():
+        headers.append((key.encode(), value.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def check_model(settings: ServerSettings, name: str, version: str | None) -> None:

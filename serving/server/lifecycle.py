@@ -86,6 +86,7 @@ async def load_model(
         )
     scheduler = Scheduler(loaded.run, policy, metrics.batch_size.observe)
     scheduler.start()
+    metrics.queue_depth.set_function(lambda: scheduler.queue_depth)
     state.runtime, state.scheduler = loaded, scheduler
     seconds = time.perf_counter() - started
     metrics.load_duration.set(seconds)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import time
+import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -22,6 +23,16 @@ import yaml
 log = logging.getLogger("modelrollout.serve")
 
 _CHUNK = 1 << 20
+
+# Set once the process is shutting down. Downloads run in a worker thread that asyncio
+# cannot cancel, and the process only exits once that thread is done: without this flag
+# a SIGTERM waits for every retry, backoff and timeout of a failing download.
+_stopping = threading.Event()
+
+
+def stop_downloads() -> None:
+    """Make a download in progress, or waiting to retry, give up at once."""
+    _stopping.set()
 
 
 class LoadError(Exception):
@@ -84,7 +95,8 @@ def resolve(path: Path, expected_sha256: str | None) -> ModelFiles:
         files.metadata = _read_metadata(path)
         labels_path = path / "labels.txt"
         if labels_path.is_file():
-            files.labels = [line.strip() for line in labels_path.read_text().splitlines() if line.strip()]
+            lines = labels_path.read_text().splitlines()
+            files.labels = [line.strip() for line in lines if line.strip()]
     return files
 
 
@@ -112,11 +124,12 @@ def _read_metadata(folder: Path) -> dict:
 
 def _download(uri: str, cache_dir: Path, timeout: float, retries: int, backoff: float) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
-    name = Path(urlparse(uri).path).name or "model.onnx"
-    target = cache_dir / name
-    partial = cache_dir / (name + ".part")
+    target = cache_dir / _cache_name(uri)
     last_error = ""
     for attempt in range(1, retries + 2):
+        if _stopping.is_set():
+            last_error = "the server is shutting down"
+            break
         try:
             with httpx.stream("GET", uri, timeout=timeout, follow_redirects=True) as response:
                 if response.status_code >= 400:
@@ -124,11 +137,11 @@ def _download(uri: str, cache_dir: Path, timeout: float, retries: int, backoff: 
                     if response.status_code < 500 and response.status_code != 429:
                         break  # retrying a 404 or a 403 changes nothing
                 else:
-                    with open(partial, "wb") as f:
-                        for chunk in response.iter_bytes(_CHUNK):
-                            f.write(chunk)
-                    os.replace(partial, target)
-                    log.info("model downloaded", extra={"uri": _redact(uri), "bytes": target.stat().st_size})
+                    _save(response, target)
+                    log.info(
+                        "model downloaded",
+                        extra={"uri": _redact(uri), "bytes": target.stat().st_size},
+                    )
                     return target
         except httpx.HTTPError as exc:
             last_error = f"{type(exc).__name__}: {exc}"
@@ -137,9 +150,32 @@ def _download(uri: str, cache_dir: Path, timeout: float, retries: int, backoff: 
             extra={"uri": _redact(uri), "attempt": attempt, "error": last_error},
         )
         if attempt <= retries:
-            time.sleep(backoff * 2 ** (attempt - 1))
-    partial.unlink(missing_ok=True)
+            _stopping.wait(backoff * 2 ** (attempt - 1))
     raise LoadError("download", f"could not download {_redact(uri)}: {last_error}")
+
+
+def _cache_name(uri: str) -> str:
+    """One cache file per model URI. Replicas on one machine share the cache folder, and
+    two models that are both called model.onnx must not overwrite each other. The full URI
+    is hashed (never written out) because it may carry a signature in its query string."""
+    name = Path(urlparse(uri).path).name or "model.onnx"
+    return f"{hashlib.sha256(uri.encode()).hexdigest()[:16]}-{name}"
+
+
+def _save(response: httpx.Response, target: Path) -> None:
+    """Stream into a partial file of this download's own, then rename it over ``target``:
+    overlapping downloads never write into one file, and readers only see complete files."""
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in response.iter_bytes(_CHUNK):
+                if _stopping.is_set():
+                    raise LoadError("download", "the server is shutting down")
+                f.write(chunk)
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 def _redact(uri: str) -> str:

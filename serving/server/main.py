@@ -15,6 +15,7 @@ from types import FrameType
 import uvicorn
 
 from .app import ModelState, create_app
+from .loading import stop_downloads
 from .settings import ServerSettings
 
 log = logging.getLogger("modelrollout.serve")
@@ -35,6 +36,7 @@ class GracefulServer(uvicorn.Server):
                 self.force_exit = True
             return
         self._state.draining = True
+        stop_downloads()  # a model still downloading will never serve now
         self._exit_at = time.monotonic() + self._drain_seconds
         log.info(
             "shutdown requested: unready now, draining",
@@ -48,6 +50,9 @@ class GracefulServer(uvicorn.Server):
 
 
 def serve(settings: ServerSettings) -> None:
+    # httpx logs each request's full URL at INFO; a signed model URL carries credentials
+    # in its query string, and loading.py logs only the redacted URI.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -58,7 +63,9 @@ def serve(settings: ServerSettings) -> None:
         lifespan="on",
         access_log=False,
         log_config=None,
-        timeout_graceful_shutdown=int(settings.grace_seconds) or None,
+        # As given: int(0.5) or None would turn a short grace into an unbounded wait.
+        # uvicorn hands it to asyncio.wait_for, which takes any float (0: cancel at once).
+        timeout_graceful_shutdown=settings.grace_seconds,  # type: ignore[arg-type]
         server_header=False,
     )
     GracefulServer(config, app.state.model, settings.drain_seconds).run()

@@ -74,7 +74,7 @@ class PredictionLogger:
                 "model": self._model,
                 "version": self._version,
                 "inputs": {name: _plain(arr) for name, arr in inputs.items()},
-                "outputs": {name: _plain(arr) for name, arr in zip(output_names, outputs)},
+                "outputs": {name: _plain(arr) for name, arr in zip(output_names, outputs, strict=True)},
             }
             try:
                 self._file.write(orjson.dumps(line) + b"\n")

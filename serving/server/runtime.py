@@ -100,7 +100,7 @@ class ModelRuntime:
                 )
             shape = tensor.data.shape
             if len(shape) != len(spec.shape) or any(
-                want != -1 and want != got for want, got in zip(spec.shape, shape)
+                want != -1 and want != got for want, got in zip(spec.shape, shape, strict=True)
             ):
                 raise BadRequest(
                     f"input '{tensor.name}' has shape {list(shape)}, "
