@@ -24,6 +24,9 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request's full URL at INFO, and a signed model or Prometheus URL
+    # carries credentials in its query string.
+    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -50,9 +50,6 @@ class GracefulServer(uvicorn.Server):
 
 
 def serve(settings: ServerSettings) -> None:
-    # httpx logs each request's full URL at INFO; a signed model URL carries credentials
-    # in its query string, and loading.py logs only the redacted URI.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
