@@ -75,6 +75,47 @@ def serve(**kwargs) -> None:
     run_server(ServerSettings(**kwargs))
 
 
+@main.command()
+@option("--routes", default=None, type=click.Path(path_type=Path, dir_okay=False),
+        help="Route file (YAML or JSON), followed as it changes. See docs/gateway.md.")
+@option("--kubernetes/--no-kubernetes", default=False,
+        help="Take routes from ModelDeployment status and EndpointSlices in the Kubernetes API.")
+@option("--namespace", "namespaces", multiple=True,
+        help="With --kubernetes: namespace to watch (repeatable); none given: all namespaces.")
+@option("--kubeconfig", default=None, help="With --kubernetes: kubeconfig file (default: in-cluster).")
+@option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 in a pod).")
+@option("--port", default=8000, type=int)
+@option("--load-balancing", default="least-outstanding",
+        type=click.Choice(["least-outstanding", "round-robin"]))
+@option("--upstream-timeout-seconds", default=30.0, type=click.FloatRange(min=0, min_open=True),
+        help="An upstream that takes longer is answered 504.")
+@option("--eject-after-failures", default=3, type=click.IntRange(min=1),
+        help="Consecutive failures that take an endpoint out of rotation.")
+@option("--ejection-seconds", default=10.0, type=click.FloatRange(min=0))
+@option("--max-body-bytes", default=16 * 1024 * 1024, type=click.IntRange(min=1),
+        help="Largest request body; larger ones get 413.")
+@option("--mirror-queue-size", default=256, type=click.IntRange(min=1),
+        help="Mirrored copies waiting for the shadow; beyond it copies are dropped and counted.")
+@option("--mirror-concurrency", default=8, type=click.IntRange(min=1),
+        help="Mirrored requests in flight to shadows at once.")
+@option("--shadow-atol", default=1e-5, type=click.FloatRange(min=0),
+        help="Shadow comparison: absolute tolerance per output value.")
+@option("--shadow-rtol", default=1e-3, type=click.FloatRange(min=0),
+        help="Shadow comparison: relative tolerance per output value.")
+@option("--grace-seconds", default=30.0, type=click.FloatRange(min=0),
+        help="After SIGTERM, how long in-flight requests may take.")
+def gateway(**kwargs) -> None:
+    """Route /v2/models/{name}/... between model revisions: weights, sticky users, header
+    rules, and shadow mirroring with per-request output comparison."""
+    from modelrollout.serving.gateway.main import run
+    from modelrollout.serving.gateway.settings import GatewaySettings
+
+    if (kwargs["routes"] is None) == (not kwargs["kubernetes"]):
+        raise click.UsageError("give exactly one route source: --routes FILE or --kubernetes")
+    kwargs["namespaces"] = tuple(kwargs["namespaces"])
+    run(GatewaySettings(**kwargs))
+
+
 @main.command("example-model")
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--seed", default=0, type=int, show_default=True)

@@ -27,6 +27,8 @@ def configure(level: str = "INFO") -> None:
     # httpx logs every request's full URL at INFO, and a signed model or Prometheus URL
     # carries credentials in its query string.
     logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
+    # watchfiles logs every file event it sees at INFO.
+    logging.getLogger("watchfiles").setLevel(max(root.level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

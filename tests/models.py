@@ -359,3 +359,33 @@ def embedding_lookup(vocabulary: int = 10, width: int = 3) -> bytes:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+def perturbed(model_bytes: bytes, scale: float, seed: int = 0) -> bytes:
+    """The same graph with Gaussian noise of standard deviation ``scale`` added to every
+    float initializer: a shadow that answers like the original, but not exactly."""
+    from onnx import numpy_helper
+
+    model = onnx.load_from_string(model_bytes)
+    rng = np.random.default_rng(seed)
+    for i, tensor in enumerate(model.graph.initializer):
+        array = numpy_helper.to_array(tensor)
+        if array.dtype.kind == "f":
+            noisy = (array + rng.normal(0.0, scale, array.shape)).astype(array.dtype)
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(noisy, tensor.name))
+    return model.SerializeToString()
+
+
+def unary(op: str, shape: list | None = None) -> bytes:
+    """FP32 ``x`` -> ``y`` through one elementwise ONNX op (Identity, Sqrt, Neg, ...)."""
+    shape = shape or ["n", 4]
+    graph = helper.make_graph(
+        [helper.make_node(op, ["x"], ["y"])],
+        op.lower(),
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()

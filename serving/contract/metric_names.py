@@ -33,3 +33,25 @@ FAILURE_REASONS = (
     "sha256_mismatch",  # the model's digest differs from --sha256
     "load",  # onnxruntime could not load the model
 )
+
+# Gateway (modelrollout gateway). "revision" and "role" come from the route table.
+GATEWAY_REQUESTS = PREFIX + "gateway_requests"  # counter; model, revision, role, code
+GATEWAY_REQUEST_DURATION = PREFIX + "gateway_request_duration_seconds"  # histogram; model, revision, role
+# Failures of a revision seen only by the gateway: no ready endpoint, connection refused
+# (a crashed pod), timeouts, broken responses. A request that fell back to the other
+# revision succeeded for the client but still counts here against the revision that failed.
+GATEWAY_UPSTREAM_FAILURES = PREFIX + "gateway_upstream_failures"  # counter; model, revision, role, reason
+GATEWAY_FALLBACKS = PREFIX + "gateway_fallbacks"  # counter; model, revision (that could not serve), role
+GATEWAY_EJECTIONS = PREFIX + "gateway_ejections"  # counter; model, revision
+GATEWAY_WEIGHT = PREFIX + "gateway_weight_percent"  # gauge; model, revision, role
+GATEWAY_ROUTE_UPDATES = PREFIX + "gateway_route_updates"  # counter; source, result=applied|rejected
+GATEWAY_MIRRORED = PREFIX + "gateway_mirrored"  # counter; model, revision, result=sent|dropped|failed
+# The shadow's revision is a label too, so a new shadow mid-rollout starts its own series.
+SHADOW_COMPARISONS = PREFIX + "shadow_comparisons"  # counter; model, revision, result
+SHADOW_MAX_ABS_DIFF = PREFIX + "shadow_max_abs_difference"  # histogram; model, revision
+SHADOW_DURATION = PREFIX + "shadow_request_duration_seconds"  # histogram; model, revision
+
+# Reason label values of GATEWAY_UPSTREAM_FAILURES.
+UPSTREAM_FAILURE_REASONS = ("no_endpoint", "connect", "timeout", "broken")
+# Result label values of SHADOW_COMPARISONS.
+SHADOW_RESULTS = ("agree", "disagree", "error")

@@ -13,7 +13,8 @@ or by hand (the gateway's --routes file), read by the gateway.
 
 Weights are int percentages; the weights of the stable and candidate revisions add up
 to 100, a shadow revision has weight 0 and only receives mirrored copies. An endpoint
-is "host:port" or {address: "host:port", ready: bool}.
+is "host:port" or {address: "host:port", ready: bool}. In ModelDeployment status a
+revision names its Kubernetes Service (``service: iris-a41f03``) instead of endpoints.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class Revision:
     role: str
     weight: int
     endpoints: tuple[Endpoint, ...] = ()
+    # In the Kubernetes API the operator names the revision's Service instead of listing
+    # endpoints; the gateway fills endpoints in from that Service's EndpointSlices.
+    service: str | None = None
 
     @property
     def ready_endpoints(self) -> tuple[Endpoint, ...]:
@@ -144,6 +148,7 @@ def model_route_to_doc(route: ModelRoute) -> dict:
                 "role": r.role,
                 "weight": r.weight,
                 "endpoints": [{"address": e.address, "ready": e.ready} for e in r.endpoints],
+                **({"service": r.service} if r.service else {}),
             }
             for r in route.revisions
         ]
@@ -175,9 +180,13 @@ def _revision(where: str, doc: object) -> Revision:
     endpoints = doc.get("endpoints") or []
     if not isinstance(endpoints, list):
         raise InvalidRoutes(f"{where}.endpoints must be a list")
+    service = doc.get("service")
+    if service is not None and (not isinstance(service, str) or not service):
+        raise InvalidRoutes(f"{where}.service must be a Service name")
     return Revision(
         name, role, weight,
         tuple(_endpoint(f"{where}.endpoints[{i}]", e) for i, e in enumerate(endpoints)),
+        service,
     )
 
 

@@ -1,0 +1,76 @@
+"""The gateway's Prometheus metrics, on a registry of its own (one per app)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ..contract import metric_names as names
+
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+)
+DIFF_BUCKETS = (0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100)
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = registry or CollectorRegistry()
+        self.requests = Counter(
+            names.GATEWAY_REQUESTS, "Requests answered, by the revision that served them",
+            ["model", "revision", "role", "code"], registry=r,
+        )
+        self.duration = Histogram(
+            names.GATEWAY_REQUEST_DURATION, "Request duration at the gateway, body read to response",
+            ["model", "revision", "role"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.upstream_failures = Counter(
+            names.GATEWAY_UPSTREAM_FAILURES, "Failures of a revision seen by the gateway",
+            ["model", "revision", "role", "reason"], registry=r,
+        )
+        self.fallbacks = Counter(
+            names.GATEWAY_FALLBACKS, "Requests served by another revision because this one could not",
+            ["model", "revision", "role"], registry=r,
+        )
+        self.ejections = Counter(
+            names.GATEWAY_EJECTIONS, "Endpoints ejected after consecutive failures",
+            ["model", "revision"], registry=r,
+        )
+        self.weight = Gauge(
+            names.GATEWAY_WEIGHT, "Current traffic weight of each revision (percent)",
+            ["model", "revision", "role"], registry=r,
+        )
+        self.route_updates = Counter(
+            names.GATEWAY_ROUTE_UPDATES, "Route table updates", ["source", "result"], registry=r,
+        )
+        self.mirrored = Counter(
+            names.GATEWAY_MIRRORED, "Mirrored requests by outcome",
+            ["model", "revision", "result"], registry=r,
+        )
+        self.shadow_comparisons = Counter(
+            names.SHADOW_COMPARISONS, "Shadow answer compared with the primary's",
+            ["model", "revision", "result"], registry=r,
+        )
+        self.shadow_max_abs_diff = Histogram(
+            names.SHADOW_MAX_ABS_DIFF, "Largest absolute difference between shadow and primary outputs",
+            ["model", "revision"], buckets=DIFF_BUCKETS, registry=r,
+        )
+        self.shadow_duration = Histogram(
+            names.SHADOW_DURATION, "Duration of mirrored requests to the shadow",
+            ["model", "revision"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self._children: dict[tuple, object] = {}
+
+    def count(self, model: str, revision: str, role: str, code: int, seconds: float) -> None:
+        """One answered request. Label children are cached: .labels() is slow on the hot path."""
+        key = (model, revision, role, code)
+        pair = self._children.get(key)
+        if pair is None:
+            pair = self._children[key] = (
+                self.requests.labels(model, revision, role, str(code)),
+                self.duration.labels(model, revision, role),
+            )
+        pair[0].inc()
+        pair[1].observe(seconds)
+
+    def fail(self, model: str, revision: str, role: str, reason: str) -> None:
+        self.upstream_failures.labels(model, revision, role, reason).inc()

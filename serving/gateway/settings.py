@@ -1,0 +1,29 @@
+"""Everything `modelrollout gateway` can be told, parsed once at the edge (the CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Route source: a file (local runs, tests) or the Kubernetes API.
+    routes: Path | None = None
+    kubernetes: bool = False
+    namespaces: tuple[str, ...] = ()  # empty with kubernetes=True: every namespace
+    kubeconfig: str | None = None
+    # Upstreams.
+    load_balancing: str = "least-outstanding"
+    upstream_timeout_seconds: float = 30.0
+    eject_after_failures: int = 3
+    ejection_seconds: float = 10.0
+    max_body_bytes: int = 16 * 1024 * 1024
+    # Shadow traffic.
+    mirror_queue_size: int = 256
+    mirror_concurrency: int = 8
+    shadow_atol: float = 1e-5
+    shadow_rtol: float = 1e-3
+    grace_seconds: float = 30.0

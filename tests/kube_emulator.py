@@ -1,0 +1,275 @@
+"""A Kubernetes API for the tests: kmock's KubernetesEmulator served over HTTP on 127.0.0.1.
+
+    with KubeEmulator(tmp_path) as kube:            # serving, with tmp_path/kubeconfig written
+        kube.define_crd(crd_document)               # or kube.define(api_version, plural, kind)
+        kube.create({"apiVersion": ..., "kind": ..., "metadata": {...}})
+        kube.merge_patch("modelrollout.io/v1alpha1", "ModelDeployment", "iris", {...},
+                         namespace="ml", subresource="status")
+        subprocess.run([..., "--kubeconfig", str(kube.kubeconfig)])
+        with kube.outage(): ...                     # the API server restarts, objects kept
+        kube.on_loop(lambda: kube.emulator[...] << reaction)   # kmock's own DSL, thread-safely
+
+The emulator runs on an event loop in a thread of its own, so synchronous tests and the
+processes they start (the gateway, the operator) all reach it over real HTTP. Objects are
+created, read, patched and deleted with the official ``kubernetes`` client (its
+DynamicClient), the same wire path as the code under test.
+
+What kmock 0.8 is, so tests stay inside what works:
+
+- It knows the built-in resources of a recent K3s (its bundled ``resources.json.gz``)
+  plus what ``define``/``define_crd`` declares; discovery (/api, /apis) serves both.
+  ``define_crd`` declares the resource only; the CRD object itself is not stored.
+- Create, get, list, delete, watch (namespaced and across namespaces), JSON patch and
+  merge patch work; the status subresource is patched into the same stored object.
+- It sets no uid, resourceVersion or generation; a list says resourceVersion "..." and
+  carries no kind or apiVersion, and ignores labelSelector (filter on the client). A
+  watch first sends every existing object as ADDED, ignores resourceVersion and
+  ``timeoutSeconds`` (it stays open until a side closes it), and never sends BOOKMARK or
+  410 Gone (inject one with a kmock reaction).
+- Per DESIGN.md it also replaces lists on strategic-merge patches, answers 404 to PUT
+  and to server-side apply, and collects no garbage by ownerReferences.
+
+Added here: ``outage()`` takes the HTTP server down and brings it back on the same port
+with the same objects, and stopping cuts open watches at once instead of waiting out
+aiohttp's 60-second shutdown grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+import aiohttp.test_utils
+import aiohttp.web
+import kmock
+import yaml
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.dynamic import DynamicClient
+
+T = TypeVar("T")
+
+_START_SECONDS = 10.0
+# Open watches never finish by themselves: give them this long, then cancel them.
+_SHUTDOWN_GRACE_SECONDS = 0.2
+_DEFAULT_VERBS = frozenset({"create", "delete", "get", "list", "patch", "update", "watch"})
+
+
+class _QuickStopServer(aiohttp.test_utils.RawTestServer):
+    async def _make_runner(self, debug: bool = True, **kwargs: Any) -> aiohttp.web.ServerRunner:
+        runner = await super()._make_runner(debug=debug, **kwargs)
+        # aiohttp takes this only through the constructor that kmock does not expose.
+        runner._shutdown_timeout = _SHUTDOWN_GRACE_SECONDS
+        return runner
+
+
+class KubeEmulator:
+    """kmock's KubernetesEmulator on 127.0.0.1, a kubeconfig for it, and a client to fill it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.kubeconfig = folder / "kubeconfig"
+        self.port = 0  # chosen at start, kept across outages
+        self.emulator: kmock.KubernetesEmulator | None = None  # touch it only through on_loop()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: kmock.Server | None = None
+        self._done: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._failure: BaseException | None = None
+        self._pending: list[Callable[[kmock.KubernetesEmulator], None]] = []
+        self._client: DynamicClient | None = None
+        self._discovery_cache = folder / "discovery-cache.json"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- lifecycle ---
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), name="kube-emulator",
+                                        daemon=True)
+        self._thread.start()
+        if not self._started.wait(_START_SECONDS):
+            raise TimeoutError(f"the Kubernetes emulator did not start within {_START_SECONDS}s")
+        if self._failure is not None:
+            raise RuntimeError("the Kubernetes emulator failed to start") from self._failure
+        self._write_kubeconfig()
+        return self
+
+    def stop(self) -> None:
+        self._forget_client()
+        if self._loop is not None and self._done is not None and self._thread is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                self._loop.call_soon_threadsafe(self._done.set)
+            self._thread.join(_START_SECONDS)
+            if self._thread.is_alive():
+                raise RuntimeError("the Kubernetes emulator thread did not stop")
+        self._loop = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    @contextlib.contextmanager
+    def outage(self) -> Iterator[None]:
+        """The API server is unreachable inside the block (connections refused, open watches
+        cut); after it, it serves again on the same port with the objects it had."""
+        self.on_loop_async(self._close_server)
+        try:
+            yield
+        finally:
+            self.on_loop_async(self._open_server)
+
+    # --- what the emulator knows ---
+
+    def define(self, api_version: str, plural: str, kind: str, *, namespaced: bool = True,
+               subresources: tuple[str, ...] = ("status",), singular: str | None = None) -> None:
+        """Declare a resource (what installing its CRD does), so discovery and lists know it."""
+        info = kmock.ResourceInfo(kind=kind, singular=singular or kind.lower(), namespaced=namespaced,
+                                  verbs=set(_DEFAULT_VERBS), subresources=set(subresources))
+
+        def declare(emulator: kmock.KubernetesEmulator) -> None:
+            emulator.resources[f"{api_version}/{plural}"] = info
+
+        if self.emulator is None:
+            self._pending.append(declare)
+        else:
+            self.on_loop(declare, self.emulator)
+            self._forget_client()  # its discovery cache predates the new resource
+
+    def define_crd(self, crd: dict) -> None:
+        """Declare every served version of a CustomResourceDefinition document."""
+        spec = crd["spec"]
+        names = spec["names"]
+        subresources = tuple(sorted(set().union(*(
+            (version.get("subresources") or {}).keys() for version in spec["versions"]
+        ))))
+        for version in spec["versions"]:
+            if version.get("served", True):
+                self.define(f"{spec['group']}/{version['name']}", names["plural"], names["kind"],
+                            namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                            subresources=subresources, singular=names.get("singular"))
+
+    # --- objects, through the official client over HTTP ---
+
+    @property
+    def client(self) -> DynamicClient:
+        if self._client is None:
+            configuration = k8s_client.Configuration()
+            k8s_config.load_kube_config(config_file=str(self.kubeconfig), client_configuration=configuration,
+                                        persist_config=False)
+            self._client = DynamicClient(k8s_client.ApiClient(configuration),
+                                         cache_file=str(self._discovery_cache))
+        return self._client
+
+    def _forget_client(self) -> None:
+        if self._client is not None:
+            self._client.client.close()
+            self._client = None
+        self._discovery_cache.unlink(missing_ok=True)
+
+    def create(self, obj: dict) -> dict:
+        resource = self.client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        namespace = obj.get("metadata", {}).get("namespace")
+        return resource.create(body=obj, namespace=namespace).to_dict()
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict:
+        resource = self.client.resources.get(api_version=api_version, kind=kind)
+        return resource.get(name=name, namespace=namespace).to_dict()
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None) -> list[dict]:
+        resource = self.client.resources.get(api_version=api_version, kind=kind)
+        # kmock's lists carry no kind, which the DynamicClient's list wrapper insists on.
+        response = resource.get(namespace=namespace, serialize=False)
+        return json.loads(response.data)["items"]
+
+    def merge_patch(self, api_version: str, kind: str, name: str, patch: dict, namespace: str | None = None,
+                    subresource: str | None = None) -> dict:
+        """RFC 7386 merge patch (kmock merges dicts, replaces lists, deletes on null)."""
+        return self._patch(api_version, kind, name, patch, namespace, subresource,
+                           "application/merge-patch+json")
+
+    def json_patch(self, api_version: str, kind: str, name: str, operations: list[dict],
+                   namespace: str | None = None, subresource: str | None = None) -> dict:
+        return self._patch(api_version, kind, name, operations, namespace, subresource,
+                           "application/json-patch+json")
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
+        resource = self.client.resources.get(api_version=api_version, kind=kind)
+        resource.delete(name=name, namespace=namespace)
+
+    def _patch(self, api_version: str, kind: str, name: str, body: object, namespace: str | None,
+               subresource: str | None, content_type: str) -> dict:
+        resource = self.client.resources.get(api_version=api_version, kind=kind)
+        target = resource.subresources[subresource] if subresource else resource
+        return target.patch(body=body, name=name, namespace=namespace, content_type=content_type).to_dict()
+
+    # --- the emulator itself, for kmock reactions and assertions on what it received ---
+
+    def on_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the emulator's loop: kmock objects are not thread-safe."""
+        async def call() -> T:
+            return fn(*args)
+
+        return self.on_loop_async(call)
+
+    def on_loop_async(self, fn: Callable[[], Any]) -> Any:
+        if self._loop is None:
+            raise RuntimeError("the Kubernetes emulator is not running")
+        return asyncio.run_coroutine_threadsafe(fn(), self._loop).result(_START_SECONDS)
+
+    # --- internals (on the emulator's loop) ---
+
+    async def _main(self) -> None:
+        try:
+            self._loop = asyncio.get_running_loop()
+            self._done = asyncio.Event()
+            self.emulator = kmock.KubernetesEmulator()
+            with warnings.catch_warnings():  # kmock 0.8 reads it with a deprecated importlib call
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.emulator.resources.load_bundled()
+            for declare in self._pending:
+                declare(self.emulator)
+            async with self.emulator:
+                await self._open_server()
+                self._started.set()
+                await self._done.wait()
+                await self._close_server()
+        except BaseException as exc:
+            self._failure = exc
+            raise
+        finally:
+            self._started.set()
+
+    async def _open_server(self) -> None:
+        assert self.emulator is not None
+        self._server = kmock.Server(self.emulator, host="127.0.0.1", port=self.port or None,
+                                    server_cls=_QuickStopServer)
+        await self._server.__aenter__()
+        self.port = self._server.port
+
+    async def _close_server(self) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.__aexit__(None, None, None)
+
+    def _write_kubeconfig(self) -> None:
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
+            "users": [{"name": "tests", "user": {}}],
+            "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tests"}}],
+            "current-context": "emulator",
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(doc))
