@@ -23,7 +23,8 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """One `modelrollout serve` process; logs go to a file the test can read."""
+    """One `modelrollout serve` process (or another command answering /v2/health/*);
+    logs go to a file the test can read."""
 
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None,
                  command: list[str] | None = None, port: int | None = None) -> None:
@@ -50,7 +51,7 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.logs()}")
+                raise RuntimeError(f"{self.proc.args[1]} exited with {self.proc.returncode}:\n{self.logs()}")
             try:
                 if httpx.get(self.url + path, timeout=1.0).status_code == 200:
                     return
@@ -60,7 +61,8 @@ class ServerProcess:
         raise TimeoutError(f"{self.url}{path} not 200 within {timeout}s:\n{self.logs()}")
 
     def logs(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def terminate(self) -> None:

@@ -277,7 +277,7 @@ def _bytes_head(size: int = 9) -> bytes:
 @pytest.mark.parametrize("body, header_length, why", [
     (b"", None, "malformed JSON"),
     (b"<html>502 Bad Gateway</html>", None, "malformed JSON"),
-    (b"[1, 2]", None, "no 'outputs' list"),
+    (b"[1, 2]", None, "must be a JSON object"),
     (b'{"outputs": {"p": 1}}', None, "no 'outputs' list"),
     (b'{"outputs": [{"datatype": "FP32"}]}', None, "not an object with a 'name'"),
     (b'{"outputs": [{"name": "p", "datatype": "FP8", "shape": [1], "data": [1]}]}', None, "unknown datatype"),
@@ -298,11 +298,11 @@ def _bytes_head(size: int = 9) -> bytes:
     (b"{}" + b"\0" * 12, -1, "not a number"),
     (_good_head() + b"\0" * 12, 10_000, "past the body"),
     (_good_head() + b"\0" * 8, len(_good_head()), "does not fit"),
-    (_good_head(8) + b"\0" * 8, len(_good_head(8)), "do not make 3 values"),
+    (_good_head(8) + b"\0" * 8, len(_good_head(8)), "needs 12"),
     (_good_head() + b"\0" * 16, len(_good_head()), "4 bytes after the last binary output"),
-    (_bytes_head() + b"\x05\0\0\0abcde", len(_bytes_head()), "holds 1 of 2 BYTES"),
+    (_bytes_head() + b"\x05\0\0\0abcde", len(_bytes_head()), "needs 2 BYTES elements, got 1"),
     (_bytes_head() + b"\x09\0\0\0abcde", len(_bytes_head()), "runs past"),
-    (_bytes_head(3) + b"\x05\0\0", len(_bytes_head(3)), "cannot hold 2 BYTES"),
+    (_bytes_head(3) + b"\x05\0\0", len(_bytes_head(3)), "hold at most 0"),
 ])
 def test_an_unreadable_answer_is_an_error(body, header_length, why):
     good = json_answer(CLASSIFIER)

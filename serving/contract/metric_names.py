@@ -7,6 +7,12 @@ request id or a user id.
 
 PREFIX = "modelrollout_"
 
+# Latency histogram buckets of the server and the gateway, 100 µs to 10 s: tiny models
+# answer in well under a millisecond, so the low end needs resolution.
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+)
+
 # Server (modelrollout serve)
 SERVER_REQUESTS = PREFIX + "server_requests"  # counter; model, version, code
 SERVER_REQUEST_DURATION = PREFIX + "server_request_duration_seconds"  # histogram; model, version

@@ -20,6 +20,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..contract.routes import REVISION_HEADER, RouteTable
+from ..hosting import BodyTooLarge, ClientGone, read_body
 from .balancer import Balancer
 from .metrics import GatewayMetrics
 from .mirror import Mirror
@@ -55,14 +56,6 @@ class RouteSource(Protocol):
 
     async def follow(self, state: RouteState) -> None:
         """Apply every later change to ``state`` until cancelled."""
-
-
-class PayloadTooLarge(Exception):
-    pass
-
-
-class ClientGone(Exception):
-    pass
 
 
 class GatewayApp:
@@ -107,8 +100,8 @@ class GatewayApp:
         if route is None:
             return await _answer(send, 404, _error(f"unknown model '{model}'"), request_id)
         try:
-            body = await _read_body(receive, headers, self.settings.max_body_bytes)
-        except PayloadTooLarge as exc:
+            body = await read_body(receive, headers.get("content-length"), self.settings.max_body_bytes)
+        except BodyTooLarge as exc:
             return await _answer(send, 413, _error(str(exc)), request_id)
         except ClientGone:
             return
@@ -176,26 +169,6 @@ class GatewayApp:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.mirror.close()
         self.balancer.close()
-
-
-async def _read_body(receive, headers: dict[str, str], limit: int) -> bytes:
-    length = headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"request body of {length} bytes is over the limit of {limit} bytes")
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone()
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _answer(

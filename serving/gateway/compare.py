@@ -21,7 +21,6 @@ class ids or two strings is not a distance.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass
@@ -29,7 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
+# The server's codecs read response tensors as they read request tensors; their
+# BadRequest here means an unreadable answer.
+from ..server.codec_binary import tensor_from_bytes
+from ..server.codec_json import flatten, loads
 from ..server.dtypes import BY_V2, DType
+from ..server.errors import BadRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,43 +160,16 @@ def _outputs(answer: Answer) -> dict[str, _Output]:
 
 def _loads(raw: memoryview) -> object:
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        data = bytes(raw)
-        # Python's json writes NaN and Infinity literals, which orjson refuses.
-        if b"NaN" not in data and b"Infinity" not in data:
-            raise _Unreadable(f"malformed JSON: {exc}") from None
-        try:
-            return json.loads(data)
-        except (ValueError, RecursionError) as exc2:
-            raise _Unreadable(f"malformed JSON: {exc2}") from None
+        return loads(raw)
+    except BadRequest as exc:
+        raise _Unreadable(exc.message) from None
 
 
 def _from_bytes(name: str, dtype: DType, count: int, raw: memoryview) -> np.ndarray:
-    if dtype.kind == "bytes":
-        # Every element has a 4-byte length: refuse a count the bytes cannot hold before
-        # allocating for it.
-        if count * _LEN.size > len(raw):
-            raise _Unreadable(f"output '{name}': {len(raw)} bytes cannot hold {count} BYTES elements")
-        items: list[bytes] = []
-        offset = 0
-        while offset < len(raw):
-            if offset + _LEN.size > len(raw):
-                raise _Unreadable(f"output '{name}': truncated BYTES element length")
-            (size,) = _LEN.unpack_from(raw, offset)
-            offset += _LEN.size
-            if offset + size > len(raw):
-                raise _Unreadable(f"output '{name}': BYTES element runs past its data")
-            items.append(bytes(raw[offset : offset + size]))
-            offset += size
-        if len(items) != count:
-            raise _Unreadable(f"output '{name}': binary data holds {len(items)} of {count} BYTES elements")
-        return _object_array(items)
-    if len(raw) != count * dtype.numpy.itemsize:
-        raise _Unreadable(
-            f"output '{name}': {len(raw)} bytes of {dtype.v2} do not make {count} values"
-        )
-    return np.frombuffer(raw, dtype=dtype.numpy.newbyteorder("<"))
+    try:
+        return tensor_from_bytes(name, dtype.v2, (count,), raw)
+    except BadRequest as exc:
+        raise _Unreadable(exc.message.replace("input '", "output '", 1)) from None
 
 
 def _from_json(name: str, dtype: DType, count: int, data: object) -> np.ndarray:
@@ -212,7 +189,7 @@ def _from_json(name: str, dtype: DType, count: int, data: object) -> np.ndarray:
                 raise ValueError("true/false expected")
         else:
             flat: list = []
-            _flatten(data, flat)
+            flatten(data, flat)
             if not all(isinstance(item, str) for item in flat):
                 raise ValueError("strings expected")
             # As bytes, so a JSON answer and a binary one with the same strings are equal.
@@ -235,14 +212,6 @@ def _ints(dtype: DType, values: np.ndarray, data: list) -> np.ndarray:
         if values.min() < info.min or values.max() > info.max:
             raise ValueError(f"values outside the range of {dtype.v2}")
     return values.astype(dtype.numpy)
-
-
-def _flatten(data: list, out: list) -> None:
-    for item in data:
-        if isinstance(item, list):
-            _flatten(item, out)
-        else:
-            out.append(item)
 
 
 def _object_array(items: list) -> np.ndarray:

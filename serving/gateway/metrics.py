@@ -6,9 +6,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..contract import metric_names as names
 
-LATENCY_BUCKETS = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-)
 DIFF_BUCKETS = (0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100)
 
 
@@ -21,7 +18,7 @@ class GatewayMetrics:
         )
         self.duration = Histogram(
             names.GATEWAY_REQUEST_DURATION, "Request duration at the gateway, body read to response",
-            ["model", "revision", "role"], buckets=LATENCY_BUCKETS, registry=r,
+            ["model", "revision", "role"], buckets=names.LATENCY_BUCKETS, registry=r,
         )
         self.upstream_failures = Counter(
             names.GATEWAY_UPSTREAM_FAILURES, "Failures of a revision seen by the gateway",
@@ -56,7 +53,7 @@ class GatewayMetrics:
         )
         self.shadow_duration = Histogram(
             names.SHADOW_DURATION, "Duration of mirrored requests to the shadow",
-            ["model", "revision"], buckets=LATENCY_BUCKETS, registry=r,
+            ["model", "revision"], buckets=names.LATENCY_BUCKETS, registry=r,
         )
         self._children: dict[tuple, object] = {}
 

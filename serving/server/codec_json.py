@@ -91,7 +91,7 @@ def _exact_ints(data: list, array: np.ndarray) -> np.ndarray:
 
 def _bytes_array(data: list) -> np.ndarray:
     flat: list = []
-    _flatten(data, flat)
+    flatten(data, flat)
     for item in flat:
         if not isinstance(item, str):
             raise ValueError(f"strings expected, got {type(item).__name__}")
@@ -100,10 +100,11 @@ def _bytes_array(data: list) -> np.ndarray:
     return array
 
 
-def _flatten(data: list, out: list) -> None:
+def flatten(data: list, out: list) -> None:
+    """Append the leaves of nested lists to ``out``, in row-major order."""
     for item in data:
         if isinstance(item, list):
-            _flatten(item, out)
+            flatten(item, out)
         else:
             out.append(item)
 

@@ -17,6 +17,7 @@ import zlib
 import onnxruntime as ort
 import orjson
 
+from .. import hosting
 from ..contract.metric_names import FAILURE_REASONS
 from .batching import Timings
 from .codec import decode_request
@@ -36,10 +37,6 @@ _ORT_BAD_INPUT = (ort.capi.onnxruntime_pybind11_state.InvalidArgument,)
 _BINARY_HEADER_BYTES = BINARY_HEADER.encode()
 _JSON_TYPE = (b"content-type", b"application/json")
 _BINARY_TYPE = (b"content-type", b"application/octet-stream")
-
-
-class ClientGone(Exception):
-    """The client closed the connection before its body arrived."""
 
 
 def request_id_of(given: str | None) -> str:
@@ -75,7 +72,7 @@ class InferEndpoint:
         extra_headers: dict[str, str] = {}
         try:
             status, payload, header_length = await self._infer(receive, headers, request_id, name, version)
-        except ClientGone:
+        except hosting.ClientGone:
             metrics.inflight.dec()
             return
         except asyncio.CancelledError:
@@ -185,24 +182,10 @@ def check_model(settings: ServerSettings, name: str, version: str | None) -> Non
 
 
 async def read_body(receive, headers: dict[str, str], limit: int) -> bytes:
-    length = headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"request body of {length} bytes is over the limit of {limit} bytes")
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone()
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    try:
+        body = await hosting.read_body(receive, headers.get("content-length"), limit)
+    except hosting.BodyTooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
     encoding = headers.get("content-encoding", "identity").lower()
     if encoding in ("gzip", "deflate"):
         return _decompress(body, encoding, limit)

@@ -6,10 +6,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..contract import metric_names as names
 
-# Latency buckets from 100 µs to 10 s: tiny models answer in well under a millisecond.
-LATENCY_BUCKETS = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
@@ -25,11 +21,11 @@ class ServerMetrics:
         )
         self.request_duration = Histogram(
             names.SERVER_REQUEST_DURATION, "Inference request duration, body read to response",
-            ["model", "version"], buckets=LATENCY_BUCKETS, registry=r,
+            ["model", "version"], buckets=names.LATENCY_BUCKETS, registry=r,
         ).labels(**labels)
         stage = Histogram(
             names.SERVER_STAGE_DURATION, "Time spent per stage of an inference request",
-            ["model", "version", "stage"], buckets=LATENCY_BUCKETS, registry=r,
+            ["model", "version", "stage"], buckets=names.LATENCY_BUCKETS, registry=r,
         )
         self.stage = {s: stage.labels(stage=s, **labels) for s in names.STAGES}
         self.batch_size = Histogram(
