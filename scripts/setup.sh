@@ -4,6 +4,11 @@
 # virtualenv in .venv with modelrollout and its test tools installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The repository's operator/ folder would shadow the standard library's operator module
+# for any Python started here with the current folder on sys.path (python -m, -c, stdin):
+# Python commands below run with -P (3.11+), after a version check made from /.
+(cd / && python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)') || {
+    echo "setup: modelrollout needs Python 3.11+, found $(python3 --version 2>&1)" >&2; exit 1; }
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -11,7 +16,7 @@ as_root() {
 }
 
 missing=()
-python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+python3 -P -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
@@ -19,13 +24,7 @@ if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-python3 - <<'PY'
-import sys
-if sys.version_info < (3, 11):
-    sys.exit(f"modelrollout needs Python 3.11+, this is {sys.version.split()[0]}")
-PY
-
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[all,test]'
+[ -x .venv/bin/python ] || python3 -P -m venv .venv
+.venv/bin/python -P -m pip install -q --upgrade pip
+.venv/bin/python -P -m pip install -q -e '.[all,test]'
 echo "setup: done (.venv ready)"

@@ -1,0 +1,289 @@
+"""The ModelDeployment spec as frozen dataclasses, parsed once at the edge. Pure.
+
+parse_spec() turns the spec dict (as the API server stores it) into a Spec or raises
+InvalidSpec with the field path and what to fix: the operator reports that in the
+InvalidSpec condition instead of guessing. Field names follow Argo Rollouts and
+Flagger where they exist.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+ROUTING_KINDS = ("builtin", "gatewayAPI", "replicas")
+STEP_KINDS = ("setWeight", "pause", "analysis")
+BUILTIN_METRICS = ("error-rate", "latency-p99")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class InvalidSpec(ValueError):
+    """What is wrong in the spec, with the path of the field: ``spec.strategy.canary.steps[2]``."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    uri: str
+    version: str
+    sha256: str | None = None
+    name: str | None = None  # the name in /v2/models/{name}; default: metadata.name
+
+
+@dataclass(frozen=True)
+class Batching:
+    max_batch_size: int = 0
+    max_queue_delay_us: int = 500
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    image: str
+    resources: dict = field(default_factory=dict)
+    env: tuple[dict, ...] = ()
+    batching: Batching = Batching()
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str  # one of STEP_KINDS
+    weight: int | None = None  # setWeight
+    pause_seconds: float | None = None  # pause; None: until a person resumes or promotes
+    metrics: tuple[str, ...] = ()  # analysis: names from spec.analysis.metrics
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    query: str | None = None  # PromQL template; None for the builtin metrics
+    min: float | None = None  # thresholdRange
+    max: float | None = None
+    failure_limit: int = 0  # failed measurements tolerated before the metric fails
+    count: int = 1  # measurements needed for a verdict
+    interval_seconds: float | None = None  # default: analysis.interval
+    min_samples: int = 1  # fewer samples behind a measurement: inconclusive, never passed
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    interval_seconds: float = 30.0
+    prometheus_address: str | None = None
+    metrics: tuple[MetricSpec, ...] = ()
+    consecutive_error_limit: int = 4  # Prometheus unreachable this many times in a row: pause
+
+    def metric(self, name: str) -> MetricSpec | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
+
+@dataclass(frozen=True)
+class Spec:
+    model: ModelSpec
+    server: ServerSpec
+    routing: str  # one of ROUTING_KINDS
+    routing_options: dict
+    steps: tuple[Step, ...]
+    analysis: AnalysisSpec
+    replicas: int = 1
+    progress_deadline_seconds: int = 600
+    revision_history_limit: int = 10
+    smoke_request: dict | None = None  # a golden V2 request; default: built from metadata
+
+
+def parse_duration(text: object, path: str) -> float:
+    """"30s", "5m", "1h30m", "250ms" -> seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool) and text >= 0:
+        return float(text)
+    match = _DURATION.match(text) if isinstance(text, str) and text else None
+    if match is None or not any(match.groups()):
+        raise InvalidSpec(path, f"{text!r} is not a duration like 30s, 5m, 1h30m or 250ms")
+    hours, minutes, seconds, millis = (int(g) if g else 0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds + millis / 1000
+
+
+def parse_spec(doc: object) -> Spec:
+    spec = _mapping(doc, "spec")
+    analysis = _analysis(spec.get("analysis"), "spec.analysis")
+    routing, routing_options = _one_of(spec.get("trafficRouting", {"builtin": {}}),
+                                       "spec.trafficRouting", ROUTING_KINDS)
+    steps = _steps(spec.get("strategy"), analysis)
+    smoke = spec.get("smokeTest")
+    smoke_request = None
+    if smoke is not None:
+        smoke_request = _mapping(_mapping(smoke, "spec.smokeTest").get("request"), "spec.smokeTest.request")
+    return Spec(
+        model=_model(spec.get("model"), "spec.model"),
+        server=_server(spec.get("server"), "spec.server"),
+        routing=routing,
+        routing_options=routing_options,
+        steps=steps,
+        analysis=analysis,
+        replicas=_int(spec.get("replicas", 1), "spec.replicas", low=0),
+        progress_deadline_seconds=_int(spec.get("progressDeadlineSeconds", 600),
+                                       "spec.progressDeadlineSeconds", low=1),
+        revision_history_limit=_int(spec.get("revisionHistoryLimit", 10), "spec.revisionHistoryLimit", low=0),
+        smoke_request=smoke_request,
+    )
+
+
+def _model(doc: object, path: str) -> ModelSpec:
+    model = _mapping(doc, path)
+    uri = _string(model.get("uri"), f"{path}.uri")
+    if not re.match(r"^(https?://|file://|/|pvc://)", uri):
+        raise InvalidSpec(f"{path}.uri", f"{uri!r} must start with http://, https://, file://, pvc:// or /")
+    sha256 = model.get("sha256")
+    if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256)):
+        raise InvalidSpec(f"{path}.sha256", "must be 64 hexadecimal characters")
+    name = model.get("name")
+    if name is not None:
+        name = _string(name, f"{path}.name")
+    return ModelSpec(uri=uri, version=_string(model.get("version"), f"{path}.version"),
+                     sha256=sha256.lower() if sha256 else None, name=name)
+
+
+def _server(doc: object, path: str) -> ServerSpec:
+    server = _mapping(doc, path)
+    env = server.get("env", [])
+    if not isinstance(env, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("name"), str) for e in env
+    ):
+        raise InvalidSpec(f"{path}.env", "must be a list of {name, value} entries")
+    batching = _mapping(server.get("batching", {}), f"{path}.batching")
+    return ServerSpec(
+        image=_string(server.get("image"), f"{path}.image"),
+        resources=_mapping(server.get("resources", {}), f"{path}.resources"),
+        env=tuple(env),
+        batching=Batching(
+            max_batch_size=_int(batching.get("maxBatchSize", 0), f"{path}.batching.maxBatchSize", low=0),
+            max_queue_delay_us=_int(batching.get("maxQueueDelayMicroseconds", 500),
+                                    f"{path}.batching.maxQueueDelayMicroseconds", low=0),
+        ),
+    )
+
+
+def _steps(doc: object, analysis: AnalysisSpec) -> tuple[Step, ...]:
+    strategy = _mapping(doc, "spec.strategy")
+    kind, canary = _one_of(strategy, "spec.strategy", ("canary",))
+    steps_doc = canary.get("steps")
+    if not isinstance(steps_doc, list) or not steps_doc:
+        raise InvalidSpec("spec.strategy.canary.steps", "must be a non-empty list")
+    steps = []
+    for i, item in enumerate(steps_doc):
+        path = f"spec.strategy.canary.steps[{i}]"
+        step_kind, body = _one_of(item, path, STEP_KINDS)
+        if step_kind == "setWeight":
+            steps.append(Step("setWeight", weight=_int(body, f"{path}.setWeight", low=0, high=100)))
+        elif step_kind == "pause":
+            pause = _mapping(body, f"{path}.pause")
+            duration = pause.get("duration")
+            steps.append(Step("pause", pause_seconds=None if duration is None
+                              else parse_duration(duration, f"{path}.pause.duration")))
+        else:
+            names = _mapping(body, f"{path}.analysis").get("metrics")
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+                raise InvalidSpec(f"{path}.analysis.metrics", "must be a non-empty list of metric names")
+            for name in names:
+                if analysis.metric(name) is None:
+                    known = ", ".join(m.name for m in analysis.metrics) or "none"
+                    raise InvalidSpec(f"{path}.analysis.metrics",
+                                      f"'{name}' is not defined in spec.analysis.metrics (defined: {known})")
+            steps.append(Step("analysis", metrics=tuple(names)))
+    return tuple(steps)
+
+
+def _analysis(doc: object, path: str) -> AnalysisSpec:
+    if doc is None:
+        return AnalysisSpec()
+    analysis = _mapping(doc, path)
+    interval = parse_duration(analysis.get("interval", "30s"), f"{path}.interval")
+    prometheus = _mapping(analysis.get("prometheus", {}), f"{path}.prometheus")
+    address = prometheus.get("address")
+    if address is not None and not (isinstance(address, str) and re.match(r"^https?://", address)):
+        raise InvalidSpec(f"{path}.prometheus.address", "must be an http(s):// URL")
+    metrics_doc = analysis.get("metrics", [])
+    if not isinstance(metrics_doc, list):
+        raise InvalidSpec(f"{path}.metrics", "must be a list")
+    metrics = tuple(_metric(m, f"{path}.metrics[{i}]") for i, m in enumerate(metrics_doc))
+    names = [m.name for m in metrics]
+    if len(set(names)) != len(names):
+        raise InvalidSpec(f"{path}.metrics", f"metric names must be unique, got {names}")
+    if metrics and address is None:
+        raise InvalidSpec(f"{path}.prometheus.address", "is required when metrics are defined")
+    return AnalysisSpec(
+        interval_seconds=interval,
+        prometheus_address=address,
+        metrics=metrics,
+        consecutive_error_limit=_int(analysis.get("consecutiveErrorLimit", 4),
+                                     f"{path}.consecutiveErrorLimit", low=1),
+    )
+
+
+def _metric(doc: object, path: str) -> MetricSpec:
+    metric = _mapping(doc, path)
+    name = _string(metric.get("name"), f"{path}.name")
+    query = metric.get("query")
+    if query is None and name not in BUILTIN_METRICS:
+        raise InvalidSpec(f"{path}.query", f"is required: '{name}' is not a builtin metric "
+                                           f"({', '.join(BUILTIN_METRICS)})")
+    if query is not None:
+        query = _string(query, f"{path}.query")
+    threshold = _mapping(metric.get("thresholdRange", {}), f"{path}.thresholdRange")
+    low, high = threshold.get("min"), threshold.get("max")
+    for bound, value in (("min", low), ("max", high)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise InvalidSpec(f"{path}.thresholdRange.{bound}", "must be a number")
+    if low is None and high is None:
+        raise InvalidSpec(f"{path}.thresholdRange", "needs min, max or both")
+    if low is not None and high is not None and low > high:
+        raise InvalidSpec(f"{path}.thresholdRange", f"min {low} is above max {high}")
+    interval = metric.get("interval")
+    return MetricSpec(
+        name=name,
+        query=query,
+        min=None if low is None else float(low),
+        max=None if high is None else float(high),
+        failure_limit=_int(metric.get("failureLimit", 0), f"{path}.failureLimit", low=0),
+        count=_int(metric.get("count", 1), f"{path}.count", low=1),
+        interval_seconds=None if interval is None else parse_duration(interval, f"{path}.interval"),
+        min_samples=_int(metric.get("minSamples", 1), f"{path}.minSamples", low=1),
+    )
+
+
+def _one_of(doc: object, path: str, kinds: tuple[str, ...]) -> tuple[str, dict | int]:
+    mapping = _mapping(doc, path)
+    present = [k for k in mapping if k in kinds]
+    unknown = [k for k in mapping if k not in kinds]
+    if unknown:
+        raise InvalidSpec(
+            path, f"unknown field(s) {', '.join(unknown)}; use exactly one of {', '.join(kinds)}"
+        )
+    if len(present) != 1:
+        raise InvalidSpec(path, f"needs exactly one of {', '.join(kinds)}, got {len(present)}")
+    kind = present[0]
+    body = mapping[kind]
+    return kind, ({} if body is None else body)
+
+
+def _mapping(doc: object, path: str) -> dict:
+    if not isinstance(doc, dict):
+        raise InvalidSpec(path, "is required and must be an object" if doc is None else "must be an object")
+    return doc
+
+
+def _string(value: object, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidSpec(path, "is required and must be a non-empty string")
+    return value
+
+
+def _int(value: object, path: str, low: int | None = None, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSpec(path, f"must be an integer, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"from {low}" + (f" to {high}" if high is not None else " up")
+        raise InvalidSpec(path, f"must be {bounds}, got {value}")
+    return value
