@@ -26,6 +26,8 @@ INVALID_SPEC = "InvalidSpec"
 # Reasons (CamelCase facts)
 NEW_REVISION = "NewRevision"
 CANDIDATE_NOT_READY = "CandidateNotReady"
+CANDIDATE_READY = "CandidateReady"
+STEP_DONE = "StepDone"
 SMOKE_TEST_FAILED = "SmokeTestFailed"
 WEIGHT_SET = "WeightSet"
 PAUSED_BY_STEP = "PausedByStep"
@@ -87,12 +89,14 @@ class HistoryEntry:
 @dataclass(frozen=True)
 class RolloutStatus:
     phase: str = PROGRESSING
+    reason: str = ""  # why the phase is what it is (one of the reasons above)
     message: str = ""
     stable_revision: str | None = None
     candidate_revision: str | None = None
     current_step: int = 0  # index into spec steps of the step being worked on
     step_started_at: str | None = None  # when current_step began (pause and analysis timing)
     candidate_since: str | None = None  # when the candidate appeared (progress deadline)
+    gate_passed: bool = False  # candidate fully ready and smoke test answered: traffic may move
     traffic: Traffic = Traffic()
     paused_by_user: bool = False
     aborted_revision: str | None = None  # candidate that was aborted; stays until spec changes
@@ -140,12 +144,14 @@ def status_from_doc(doc: dict | None) -> RolloutStatus:
     traffic = plain.get("traffic") or {}
     return RolloutStatus(
         phase=plain.get("phase", PROGRESSING),
+        reason=plain.get("reason", ""),
         message=plain.get("message", ""),
         stable_revision=plain.get("stable_revision"),
         candidate_revision=plain.get("candidate_revision"),
         current_step=int(plain.get("current_step", 0)),
         step_started_at=plain.get("step_started_at"),
         candidate_since=plain.get("candidate_since"),
+        gate_passed=bool(plain.get("gate_passed", False)),
         traffic=Traffic(int(traffic.get("stable", 100)), int(traffic.get("candidate", 0)),
                         int(traffic.get("mirror", 0))),
         paused_by_user=bool(plain.get("paused_by_user", False)),

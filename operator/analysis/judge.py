@@ -1,0 +1,66 @@
+"""Measurements and verdicts of analysis metrics. Pure.
+
+A measurement is one query result: Successful (inside thresholdRange), Failed (outside),
+Inconclusive (fewer samples than minSamples behind it: an idle canary proves nothing),
+or Error (Prometheus could not answer). A metric's verdict over its measurements comes
+from a closed set, never a bool:
+
+- Failed       more failed measurements than failureLimit
+- Inconclusive any inconclusive measurement, or consecutiveErrorLimit errors in a row
+- Successful   ``count`` successful measurements and not failed
+- Running      none of the above yet: measure again at the next interval
+
+Nothing but Successful lets a rollout move on.
+"""
+
+from __future__ import annotations
+
+from ..spec import MetricSpec
+from ..status import Measurement
+
+SUCCESSFUL = "Successful"
+FAILED = "Failed"
+INCONCLUSIVE = "Inconclusive"
+ERROR = "Error"
+RUNNING = "Running"
+
+
+def measurement_of(
+    metric: MetricSpec, at: str, value: float | None, samples: int, error: str | None = None
+) -> Measurement:
+    """One query result judged against the metric's thresholds."""
+    if error is not None:
+        return Measurement(metric.name, at, None, ERROR, error)
+    if value is None or samples < metric.min_samples:
+        return Measurement(metric.name, at, value, INCONCLUSIVE,
+                           f"{samples} samples, fewer than minSamples {metric.min_samples}")
+    if value != value:  # NaN: a ratio over no requests
+        return Measurement(metric.name, at, None, INCONCLUSIVE, "no data (NaN)")
+    if (metric.min is not None and value < metric.min) or (metric.max is not None and value > metric.max):
+        return Measurement(metric.name, at, value, FAILED, f"{value:g} outside {_range(metric)}")
+    return Measurement(metric.name, at, value, SUCCESSFUL, f"{value:g} inside {_range(metric)}")
+
+
+def verdict(metric: MetricSpec, measurements: tuple[Measurement, ...], error_limit: int) -> str:
+    """The metric's verdict over its measurements, in the order they were taken."""
+    mine = [m for m in measurements if m.metric == metric.name]
+    if sum(m.phase == FAILED for m in mine) > metric.failure_limit:
+        return FAILED
+    if any(m.phase == INCONCLUSIVE for m in mine):
+        return INCONCLUSIVE
+    errors_in_a_row = 0
+    for m in reversed(mine):
+        if m.phase != ERROR:
+            break
+        errors_in_a_row += 1
+    if errors_in_a_row >= error_limit:
+        return INCONCLUSIVE
+    if sum(m.phase == SUCCESSFUL for m in mine) >= metric.count:
+        return SUCCESSFUL
+    return RUNNING
+
+
+def _range(metric: MetricSpec) -> str:
+    low = "-inf" if metric.min is None else f"{metric.min:g}"
+    high = "+inf" if metric.max is None else f"{metric.max:g}"
+    return f"[{low}, {high}]"

@@ -1,0 +1,201 @@
+"""The rollout engine driven tick by tick, as Flagger drives advanceCanary."""
+
+from __future__ import annotations
+
+import pytest
+from modelrollout.operator.actions import EnsureRevision, ScaleRevision, SetTraffic
+from modelrollout.operator.status import (
+    DEGRADED,
+    HEALTHY,
+    PAUSED,
+    PROGRESSING,
+    status_from_doc,
+    status_to_doc,
+)
+
+from tests.operator_fixtures import Rollout
+
+
+@pytest.fixture
+def rollout() -> Rollout:
+    """v1.0.0 deployed and stable; v2.0.0 just applied."""
+    r = Rollout()
+    r.tick()
+    r.new_version("2.0.0")
+    return r
+
+
+def test_first_deployment_becomes_stable_at_full_traffic():
+    r = Rollout().tick()
+    assert r.status.phase == HEALTHY and r.status.stable_revision == r.revision
+    assert r.traffic() == (100, 0)
+    assert EnsureRevision(r.revision, 2) in r.actions and SetTraffic(r.revision, None, 100, 0) in r.actions
+
+
+def test_canary_promotes_step_by_step(rollout):
+    stable = rollout.status.stable_revision
+    rollout.tick()
+    assert rollout.status.candidate_revision == rollout.revision and rollout.traffic() == (100, 0)
+    assert EnsureRevision(stable, 2) in rollout.actions  # stable keeps full capacity
+    rollout.tick()
+    assert rollout.status.phase == PROGRESSING and rollout.traffic() == (100, 0)  # not ready yet
+    rollout.make_candidate_ready()
+    rollout.smoke = True
+    rollout.tick()  # gate passes
+    assert rollout.status.gate_passed and rollout.traffic() == (100, 0)
+    rollout.tick()  # setWeight 10
+    assert rollout.traffic() == (90, 10) and rollout.set_traffic()[-1].candidate_weight == 10
+    rollout.tick()  # analysis: nothing due before one interval
+    assert rollout.status.current_step == 1 and not rollout.status.analysis
+    for _ in range(2):  # count 2: two good measurements, 30 s apart
+        rollout.wait(30)
+        rollout.tick()
+    assert rollout.status.current_step == 2 and rollout.traffic() == (90, 10)
+    rollout.tick()  # setWeight 50
+    assert rollout.traffic() == (50, 50)
+    rollout.tick()
+    rollout.wait(299)
+    rollout.tick()
+    assert rollout.status.current_step == 3  # 5 min pause not over
+    rollout.wait(2)
+    rollout.tick()
+    rollout.tick()  # setWeight 100
+    assert rollout.traffic() == (0, 100)
+    rollout.tick()  # after the last step: promote
+    assert rollout.status.phase == HEALTHY and rollout.status.stable_revision == rollout.revision
+    assert rollout.status.candidate_revision is None and rollout.traffic() == (100, 0)
+    assert ScaleRevision(stable, 0) in rollout.actions
+    last = rollout.status.history[-1]
+    assert last.result == "Promoted" and last.model_version == "2.0.0"
+
+
+def to_analysis(r: Rollout) -> Rollout:
+    r.tick()
+    r.make_candidate_ready()
+    r.smoke = True
+    r.tick()
+    r.tick()  # setWeight 10
+    return r
+
+
+def test_failed_analysis_aborts_to_stable_in_one_write(rollout):
+    to_analysis(rollout)
+    stable, candidate = rollout.status.stable_revision, rollout.status.candidate_revision
+    rollout.wait(30)
+    rollout.tick(value=0.2)  # error rate 20%
+    assert rollout.status.phase == DEGRADED and rollout.status.reason == "AnalysisFailed"
+    assert rollout.actions[0] == SetTraffic(stable, None, 100, 0)  # traffic first
+    assert ScaleRevision(candidate, 0) in rollout.actions
+    assert rollout.traffic() == (100, 0) and "0.2 outside" in rollout.status.message
+    assert rollout.events() == ["AnalysisFailed"]
+    rollout.tick()  # stays aborted while the spec is unchanged
+    assert rollout.status.phase == DEGRADED and rollout.traffic() == (100, 0)
+    assert rollout.status.history[-1].result == "Aborted"
+
+
+def test_idle_candidate_is_inconclusive_and_never_promotes(rollout):
+    to_analysis(rollout)
+    for _ in range(20):
+        rollout.wait(30)
+        rollout.tick(value=0.0, samples=3)  # 3 requests: below minSamples 10
+    assert rollout.status.phase == PAUSED and rollout.status.reason == "AnalysisInconclusive"
+    assert rollout.status.current_step == 1 and rollout.traffic() == (90, 10)
+
+
+def test_prometheus_unreachable_pauses_after_the_error_limit(rollout):
+    to_analysis(rollout)
+    for i in range(4):
+        rollout.wait(30)
+        rollout.tick(error="connection refused")
+        assert rollout.status.phase == (PAUSED if i == 3 else PROGRESSING)
+    assert rollout.status.current_step == 1 and rollout.traffic() == (90, 10)
+    rollout.tick(command="resume")  # measure afresh
+    for _ in range(2):
+        rollout.wait(30)
+        rollout.tick()
+    assert rollout.status.current_step == 2
+
+
+def test_candidate_not_ready_within_the_deadline_aborts(rollout):
+    rollout.tick()
+    rollout.wait(599)
+    rollout.tick()
+    assert rollout.status.phase == PROGRESSING
+    rollout.wait(2)
+    rollout.tick()
+    assert rollout.status.phase == DEGRADED and rollout.status.reason == "ProgressDeadlineExceeded"
+
+
+def test_failed_smoke_test_aborts_before_any_traffic(rollout):
+    rollout.tick()
+    rollout.make_candidate_ready()
+    rollout.smoke = "output 'probabilities' missing"
+    rollout.tick()
+    assert rollout.status.phase == DEGRADED and "probabilities" in rollout.status.message
+    assert all(a.candidate_weight == 0 for a in rollout.set_traffic())
+
+
+def test_crash_loop_aborts(rollout):
+    to_analysis(rollout)
+    rollout.crash_looping = True
+    rollout.tick()
+    assert rollout.status.reason == "CandidateCrashLoop" and rollout.traffic() == (100, 0)
+
+
+def test_manual_pause_resume_promote_abort_and_retry(rollout):
+    to_analysis(rollout)
+    rollout.tick(command="pause")
+    rollout.wait(120)
+    rollout.tick()
+    assert rollout.status.phase == PAUSED and rollout.status.current_step == 1 and not rollout.status.analysis
+    rollout.tick(command="resume")
+    assert rollout.status.phase == PROGRESSING
+    rollout.tick(command="promote")  # skip the analysis step
+    assert rollout.status.current_step == 2
+    rollout.tick(command="abort")
+    assert rollout.status.phase == DEGRADED and rollout.status.reason == "AbortedByUser"
+    rollout.tick(command="retry")
+    assert rollout.status.candidate_revision == rollout.revision and rollout.status.current_step == 0
+    rollout.make_candidate_ready()
+    rollout.tick()
+    rollout.tick(command="promote-full")
+    assert rollout.status.phase == HEALTHY and rollout.status.stable_revision == rollout.revision
+
+
+def test_promote_never_sends_traffic_to_a_candidate_that_is_not_ready(rollout):
+    rollout.tick()
+    rollout.tick(command="promote-full")
+    rollout.tick(command="promote")
+    assert rollout.status.candidate_revision is not None and rollout.traffic() == (100, 0)
+
+
+def test_a_newer_spec_replaces_the_candidate_in_flight(rollout):
+    to_analysis(rollout)
+    old = rollout.status.candidate_revision
+    rollout.new_version("3.0.0")
+    rollout.tick()
+    assert rollout.status.candidate_revision == rollout.revision != old
+    assert rollout.traffic() == (100, 0) and ScaleRevision(old, 0) in rollout.actions
+
+
+def test_spec_back_to_stable_calls_the_rollout_off(rollout):
+    to_analysis(rollout)
+    rollout.new_version("1.0.0")
+    rollout.tick()
+    assert rollout.status.phase == HEALTHY and rollout.status.candidate_revision is None
+    assert rollout.traffic() == (100, 0)
+
+
+def test_a_restart_resumes_from_the_stored_status_without_moving_traffic(rollout):
+    to_analysis(rollout)
+    rollout.wait(30)
+    rollout.tick()
+    stored = status_to_doc(rollout.status)
+    before = rollout.traffic()
+    rollout.status = status_from_doc(stored)  # a new operator process reads the status back
+    rollout.tick()
+    assert rollout.traffic() == before and rollout.status.current_step == 1
+    assert rollout.set_traffic()[-1].candidate_weight == before[1]
+    rollout.wait(30)
+    rollout.tick()
+    assert rollout.status.current_step == 2  # the measurement taken before the restart counted
