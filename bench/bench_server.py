@@ -651,14 +651,19 @@ def render(info: dict, args, entries: list[Entry], started, finished) -> str:
         "",
         *verdicts(entries),
         "",
-        "## wrk output of every measured run",
-        "",
+        *wrk_appendix(entries),
     ]
+    return "\n".join(lines)
+
+
+def wrk_appendix(entries) -> list[str]:
+    """The wrk output of every measured run, for the report's end."""
+    lines = ["## wrk output of every measured run", ""]
     for e in entries:
         for s in e.slices:
             lines.append(f"### {e.scenario} / {e.contender} / round {s.round + 1}\n")
             lines.append(f"```\n{s.text.strip()}\n```\n")
-    return "\n".join(lines)
+    return lines
 
 
 def slice_seconds(args) -> int:
