@@ -61,7 +61,7 @@ from bench_server import (
 )
 from modelrollout.serving.contract.metric_names import GATEWAY_REQUEST_DURATION
 from modelrollout.serving.examples import build_mlp
-from profile_server import python_thread_names, summarise, thread_cpu
+from profile_server import print_thread_cpu, python_thread_names, summarise, thread_cpu
 
 
 def user_system(pid: int) -> tuple[float, float]:
@@ -275,14 +275,8 @@ def main() -> int:
         print(f"through the gateway, wrk -c{args.concurrency}: {parsed['rps']:.0f} req/s, "
               f"p50 {parsed['p50_ms']:.3f} ms, p99 {parsed['p99_ms']:.3f} ms, "
               f"non-2xx {parsed['non2xx']}")
-        gateway_total = 0.0
         print("gateway CPU per thread (CPU-seconds per wall second):")
-        for tid in sorted(t1, key=lambda t: -(t1[t] - t0.get(t, 0.0))):
-            used = (t1[tid] - t0.get(tid, 0.0)) / wall
-            gateway_total += used
-            if used >= 0.01:
-                label = names.get(tid, "non-Python thread" if len(names) > 1 else "other thread")
-                print(f"  tid {tid:7d} {label:28} {used:.2f}")
+        gateway_total = print_thread_cpu(t0, t1, wall, names)
         server_cpu = (srv1 - srv0) / wall
         wrk_cpu = (kids1 - kids0) / wall  # wrk runs and py-spy (when used) are our children
         rest = max(0.0, (busy1 - busy0) / wall - gateway_total - server_cpu - wrk_cpu)

@@ -59,6 +59,18 @@ def thread_cpu(pid: int) -> dict[int, float]:
     return out
 
 
+def print_thread_cpu(t0: dict[int, float], t1: dict[int, float], wall: float, names: dict[int, str]) -> float:
+    """Print each thread's CPU-seconds per wall second, busiest first; return the total."""
+    total = 0.0
+    for tid in sorted(t1, key=lambda t: -(t1[t] - t0.get(t, 0.0))):
+        used = (t1[tid] - t0.get(tid, 0.0)) / wall
+        total += used
+        if used >= 0.01:
+            label = names.get(tid, "non-Python thread" if len(names) > 1 else "other thread")
+            print(f"  tid {tid:7d} {label:28} {used:.2f}")
+    return total
+
+
 def python_thread_names(py_spy: str | None, pid: int) -> dict[int, str]:
     if not py_spy:
         return {pid: "MainThread"}
@@ -169,14 +181,8 @@ def main() -> int:
         print(f"wrk -c{args.concurrency}: {parsed['rps']:.0f} req/s, "
               f"p50 {parsed['p50_ms']:.3f} ms, p99 {parsed['p99_ms']:.3f} ms, "
               f"non-2xx {parsed['non2xx']}")
-        server_total = 0.0
         print("server CPU per thread (CPU-seconds per wall second):")
-        for tid in sorted(t1, key=lambda t: -(t1[t] - t0.get(t, 0.0))):
-            used = (t1[tid] - t0.get(tid, 0.0)) / wall
-            server_total += used
-            if used >= 0.01:
-                label = names.get(tid, "non-Python thread" if len(names) > 1 else "other thread")
-                print(f"  tid {tid:7d} {label:28} {used:.2f}")
+        server_total = print_thread_cpu(t0, t1, wall, names)
         wrk_cpu = (kids1 - kids0) / wall  # wrk runs and py-spy (when used) are our children
         print(f"  server total {server_total:.2f}; wrk{' + py-spy' if spy else ''} {wrk_cpu:.2f}; "
               f"rest of machine {max(0.0, (busy1 - busy0) / wall - server_total - wrk_cpu):.2f}")
