@@ -20,6 +20,7 @@ revision names its Kubernetes Service (``service: iris-a41f03``) instead of endp
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 ROLES = ("stable", "candidate", "shadow")
 REVISION_HEADER = "x-modelrollout-revision"  # response header naming the serving revision
@@ -50,7 +51,7 @@ class Revision:
     # endpoints; the gateway fills endpoints in from that Service's EndpointSlices.
     service: str | None = None
 
-    @property
+    @cached_property  # asked on every request; a revision never changes once built
     def ready_endpoints(self) -> tuple[Endpoint, ...]:
         return tuple(e for e in self.endpoints if e.ready)
 
@@ -83,6 +84,14 @@ class ModelRoute:
 
     def revision(self, name: str) -> Revision | None:
         return next((r for r in self.revisions if r.name == name), None)
+
+    @cached_property
+    def served(self) -> tuple[Revision, ...]:
+        """The revisions that take weighted traffic (not shadows), candidate first: the
+        order the gateway lays out its sticky buckets in."""
+        order = {"candidate": 0, "stable": 1}
+        return tuple(sorted((r for r in self.revisions if r.role != "shadow"),
+                            key=lambda r: order.get(r.role, 2)))
 
 
 @dataclass(frozen=True)

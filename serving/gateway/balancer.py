@@ -53,6 +53,8 @@ class Balancer:
         self, endpoints: tuple[Endpoint, ...], exclude: EndpointPool | None = None
     ) -> EndpointPool | None:
         """A pool for one of ``endpoints`` (ready ones), or None when there is none to try."""
+        if len(endpoints) == 1 and exclude is None:  # the common case: one pod, nothing to weigh
+            return self.pool(endpoints[0])
         now = self._clock()
         candidates = [e for e in endpoints if (e.host, e.port) != _key(exclude)]
         if not candidates:

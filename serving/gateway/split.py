@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from ..contract.routes import ModelRoute, Revision
 
 BUCKETS = 10_000
-_ORDER = {"candidate": 0, "stable": 1}
 
 
 @dataclass(frozen=True)
@@ -47,9 +46,7 @@ def choose(
             wanted = route.revision(rule.revision)
             if wanted is not None and wanted.role != "shadow":
                 return _serve(route, wanted, "match")
-    served = sorted(
-        (r for r in route.revisions if r.role != "shadow"), key=lambda r: _ORDER.get(r.role, 2)
-    )
+    served = route.served
     key = _sticky_key(route, headers, cookies or {})
     if key is not None:
         bucket, reason = bucket_of(key), "sticky"
@@ -58,7 +55,7 @@ def choose(
     return _serve(route, _by_bucket(served, bucket), reason)
 
 
-def _by_bucket(served: list[Revision], bucket: int) -> Revision:
+def _by_bucket(served: tuple[Revision, ...], bucket: int) -> Revision:
     upper = 0
     for revision in served:
         upper += revision.weight * (BUCKETS // 100)
