@@ -98,7 +98,8 @@ def parse_duration(text: object, path: str) -> float:
     """"30s", "5m", "1h30m", "250ms" -> seconds."""
     if isinstance(text, (int, float)) and not isinstance(text, bool) and text >= 0:
         return float(text)
-    match = _DURATION.match(text) if isinstance(text, str) and text else None
+    # fullmatch: "5m\n" is not a duration (the API server's Go regexp refuses it too).
+    match = _DURATION.fullmatch(text) if isinstance(text, str) and text else None
     if match is None or not any(match.groups()):
         raise InvalidSpec(path, f"{text!r} is not a duration like 30s, 5m, 1h30m or 250ms")
     hours, minutes, seconds, millis = (int(g) if g else 0 for g in match.groups())

@@ -112,7 +112,7 @@ def test_durations(text, seconds):
     assert parse_duration(text, "x") == seconds
 
 
-@pytest.mark.parametrize("text", ["", "5", "m", "5 m", "-1s", "1d", True, None])
+@pytest.mark.parametrize("text", ["", "5", "m", "5 m", "-1s", "1d", "5m\n", True, None])
 def test_bad_durations_are_refused(text):
     with pytest.raises(InvalidSpec):
         parse_duration(text, "x")
