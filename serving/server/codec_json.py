@@ -100,11 +100,18 @@ def _bytes_array(data: list) -> np.ndarray:
     return array
 
 
-def flatten(data: list, out: list) -> None:
+MAX_NESTING = 64  # numpy's own limit on dimensions
+
+
+def flatten(data: list, out: list, depth: int = 0) -> None:
     """Append the leaves of nested lists to ``out``, in row-major order."""
+    # A bound of our own, not the interpreter's recursion limit: that one differs between
+    # processes, and the same request must get the same answer everywhere.
+    if depth > MAX_NESTING:
+        raise ValueError(f"lists nested deeper than {MAX_NESTING} levels")
     for item in data:
         if isinstance(item, list):
-            flatten(item, out)
+            flatten(item, out, depth + 1)
         else:
             out.append(item)
 
