@@ -30,6 +30,10 @@ class RouteState:
         for model, route in table.models.items():
             for revision in route.revisions:
                 self._metrics.weight.labels(model, revision.name, revision.role).set(revision.weight)
+                # Counters a rollout is judged by start at 0, so rate() and increase() count
+                # a revision's first requests too (a series that appears at 5 reads as +0).
+                self._metrics.requests.labels(model, revision.name, revision.role, "200")
+                self._metrics.fallbacks.labels(model, revision.name, revision.role)
         named = {
             (e.host, e.port)
             for route in table.models.values() for r in route.revisions for e in r.endpoints
