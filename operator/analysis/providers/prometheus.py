@@ -1,0 +1,74 @@
+"""Prometheus instant queries over httpx, turned into analysis measurements.
+
+Two questions a provider answers (Flagger's RunQuery and IsOnline): what does this
+PromQL give now, and can Prometheus be reached at all. A query that returns no series,
+or NaN, is "no data": the judge makes it Inconclusive. An unreachable or failing
+Prometheus is an Error measurement, counted towards the consecutive-error limit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+
+from ...spec import MetricSpec
+from ...status import Measurement
+from ..judge import measurement_of
+from ..queries import query_for, render
+
+
+class PrometheusError(Exception):
+    """Prometheus could not answer; the message says why (never the URL's credentials)."""
+
+
+class PrometheusProvider:
+    def __init__(self, address: str, client: httpx.AsyncClient, timeout_seconds: float = 5.0) -> None:
+        self.address = address.rstrip("/")
+        self._client = client
+        self._timeout = timeout_seconds
+
+    async def is_online(self) -> bool:
+        try:
+            response = await self._client.get(f"{self.address}/-/ready", timeout=self._timeout)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def query(self, promql: str) -> float | None:
+        """The single value of an instant query; None for no series or NaN."""
+        try:
+            response = await self._client.get(
+                f"{self.address}/api/v1/query", params={"query": promql}, timeout=self._timeout
+            )
+        except httpx.HTTPError as exc:
+            raise PrometheusError(f"Prometheus unreachable: {type(exc).__name__}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            raise PrometheusError(f"Prometheus answered {response.status_code} without JSON") from None
+        if response.status_code != 200 or body.get("status") != "success":
+            raise PrometheusError(f"Prometheus refused the query: {body.get('error', response.status_code)}")
+        result = body.get("data", {}).get("result", [])
+        if not result:
+            return None
+        if len(result) > 1:
+            raise PrometheusError(f"query returned {len(result)} series; aggregate it to one (sum, max...)")
+        value = float(result[0]["value"][1])
+        return None if math.isnan(value) else value
+
+    async def measure(
+        self, metric: MetricSpec, model: str, namespace: str, revision: str, interval_seconds: float, at: str
+    ) -> Measurement:
+        """One measurement of ``metric`` for ``revision``: its value, judged, with the
+        number of requests behind it when the metric has a samples query."""
+        query = query_for(metric)
+        place = (model, namespace, revision, interval_seconds)
+        try:
+            value = await self.query(render(query.value, *place))
+            samples = metric.min_samples  # custom queries: a value is taken as enough
+            if query.samples is not None:
+                samples = int(await self.query(render(query.samples, *place)) or 0)
+        except PrometheusError as exc:
+            return measurement_of(metric, at, None, 0, str(exc))
+        return measurement_of(metric, at, value, samples)

@@ -1,0 +1,91 @@
+"""The Prometheus provider against a real Prometheus, and against none."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from modelrollout.operator.analysis.judge import ERROR, FAILED, INCONCLUSIVE, SUCCESSFUL
+from modelrollout.operator.analysis.providers.prometheus import PrometheusError, PrometheusProvider
+from modelrollout.operator.spec import MetricSpec
+
+from tests.processes import free_port
+from tests.prometheus_process import PrometheusProcess
+
+BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
+ERROR_RATE = MetricSpec("error-rate", max=0.05, min_samples=10)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+async def measure_all(address: str, metrics, revision: str):
+    async with httpx.AsyncClient() as client:
+        provider = PrometheusProvider(address, client, timeout_seconds=2)
+        online = await provider.is_online()
+        results = [await provider.measure(m, "tiny", "default", revision, 15, "t") for m in metrics]
+        return online, results
+
+
+def test_measurements_from_a_real_prometheus(tmp_path, tiny_server, start_gateway):
+    routes = {"models": {"tiny": {"revisions": [
+        {"name": "v1", "role": "stable", "weight": 50, "endpoints": [f"127.0.0.1:{tiny_server.port}"]},
+        {"name": "v2", "role": "candidate", "weight": 50, "endpoints": [f"127.0.0.1:{free_port()}"]},
+        {"name": "v3", "role": "shadow", "weight": 0, "endpoints": []},
+    ]}}}
+    gateway = start_gateway(routes, args=["--eject-after-failures", "100000"])
+    prometheus = PrometheusProcess(tmp_path / "prometheus", [f"127.0.0.1:{gateway.port}"])
+    try:
+        deadline = time.monotonic() + 15
+        while not prometheus.query('up{job="modelrollout"} == 1'):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        with httpx.Client(base_url=gateway.url) as client:
+            sent, until = 0, time.monotonic() + 4
+            while time.monotonic() < until and sent < 5000:
+                client.post("/v2/models/tiny/infer", json=BODY)
+                sent += 1
+        served = 'sum(modelrollout_gateway_requests_total{model="tiny",revision="v1"})'
+        deadline = time.monotonic() + 10
+        while not (r := prometheus.query(served)) or float(r[0]["value"][1]) != sent:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        latency = MetricSpec("latency-p99", max=1.0, min_samples=10)
+        custom = MetricSpec("served", query='sum(modelrollout_gateway_requests_total{model="{{model}}"})',
+                            min=1)
+        online, (v1_errors, v1_latency, v1_custom) = run(measure_all(prometheus.url,
+                                                                     [ERROR_RATE, latency, custom], "v1"))
+        assert online
+        assert v1_errors.phase == SUCCESSFUL and v1_errors.value == pytest.approx(0.0)
+        assert v1_latency.phase == SUCCESSFUL and 0 < v1_latency.value < 0.25
+        assert v1_custom.phase == SUCCESSFUL and v1_custom.value >= sent
+        _, (v2_errors,) = run(measure_all(prometheus.url, [ERROR_RATE], "v2"))
+        assert v2_errors.phase == FAILED and v2_errors.value == pytest.approx(1.0)
+        _, (v3_errors,) = run(measure_all(prometheus.url, [ERROR_RATE], "v3"))  # no traffic
+        assert v3_errors.phase == INCONCLUSIVE
+    finally:
+        prometheus.stop()
+
+
+def test_unreachable_prometheus_is_an_error_measurement():
+    online, (measurement,) = run(measure_all(f"http://127.0.0.1:{free_port()}", [ERROR_RATE], "v1"))
+    assert not online
+    assert measurement.phase == ERROR and "unreachable" in measurement.message
+
+
+def test_a_query_that_prometheus_refuses_says_why(tmp_path):
+    prometheus = PrometheusProcess(tmp_path / "prometheus", [])
+    try:
+        async def scenario():
+            async with httpx.AsyncClient() as client:
+                provider = PrometheusProvider(prometheus.url, client)
+                with pytest.raises(PrometheusError, match="refused the query"):
+                    await provider.query("sum(rate(x[")
+                assert await provider.query("vector(1) / 0 * 0") is None  # NaN: no data
+                assert await provider.query("vector(0.25)") == 0.25
+        run(scenario())
+    finally:
+        prometheus.stop()
