@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import statistics
@@ -38,7 +37,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 from bench_gateway import (
     CONCURRENCIES,
     MODEL,
@@ -50,8 +48,7 @@ from bench_gateway import (
     table,
     upstream_server,
 )
-from bench_server import HOST, MODELS, Server, check_answer, free_port, run_rounds
-from modelrollout.serving.examples import build_mlp
+from bench_server import HOST, MODELS, Server, check_answer, free_port, run_rounds, write_model_and_body
 
 VARIANTS = ("direct", "gateway", "gateway-nowatch", "bare-asgi", "raw-protocol", "nginx")
 
@@ -190,12 +187,7 @@ def main() -> int:
     entries: list[Entry] = []
     try:
         sizes = MODELS[MODEL]
-        model_path = work / "tiny.onnx"
-        model_path.write_bytes(build_mlp(sizes, seed=0))
-        body = work / "tiny.json"
-        data = [round(float(v), 6) for v in np.random.default_rng(1).standard_normal(sizes[0])]
-        body.write_text(json.dumps({"inputs": [
-            {"name": "input", "shape": [1, sizes[0]], "datatype": "FP32", "data": data}]}))
+        _, model_path, body = write_model_and_body(work, MODEL)
 
         def start(proc: Server) -> Server:
             processes.append(proc)

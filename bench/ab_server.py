@@ -25,7 +25,6 @@ Example (from the repository root):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import shutil
@@ -33,7 +32,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 from bench_server import (
     BATCH_METRIC,
     MODELS,
@@ -45,8 +43,8 @@ from bench_server import (
     free_port,
     modelrollout_server,
     run_rounds,
+    write_model_and_body,
 )
-from modelrollout.serving.examples import build_mlp
 
 NOSPIN = """\
 import onnxruntime as _ort
@@ -93,13 +91,7 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ab-server-"))
-    sizes = MODELS[args.model]
-    model = work / "model.onnx"
-    model.write_bytes(build_mlp(sizes, seed=0))
-    body = work / "body.json"
-    data = [round(float(v), 6) for v in np.random.default_rng(1).standard_normal(sizes[0])]
-    body.write_text(json.dumps({"inputs": [
-        {"name": "input", "shape": [1, sizes[0]], "datatype": "FP32", "data": data}]}))
+    _, model, body = write_model_and_body(work, args.model)
     servers: list[Server] = []
     entries: list[Entry] = []
     try:

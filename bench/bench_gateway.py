@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 from bench_server import (
     BENCH,
     HOST,
@@ -68,10 +67,10 @@ from bench_server import (
     run_wrk,
     scrape,
     slice_seconds,
+    write_model_and_body,
     wrk_appendix,
 )
 from modelrollout.serving.contract.metric_names import GATEWAY_REQUEST_DURATION
-from modelrollout.serving.examples import build_mlp
 
 MODEL = "tiny"
 CONCURRENCIES = (1, 8)
@@ -592,14 +591,7 @@ def main() -> int:
     entries: list[Entry] = []
     try:
         sizes = MODELS[MODEL]
-        model_path = work / "tiny.onnx"
-        model_path.write_bytes(build_mlp(sizes, seed=0))
-        rng = np.random.default_rng(1)  # the same body as bench_server.py's tiny model
-        body = work / "tiny.json"
-        body.write_text(json.dumps({"inputs": [{
-            "name": "input", "shape": [1, sizes[0]], "datatype": "FP32",
-            "data": [round(float(v), 6) for v in rng.standard_normal(sizes[0])],
-        }]}))
+        _, model_path, body = write_model_and_body(work, MODEL)  # bench_server.py's tiny body
 
         def start(proc: Server) -> Server:
             processes.append(proc)

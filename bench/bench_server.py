@@ -85,6 +85,22 @@ STOP_TIMEOUT_S = 10.0
 # --------------------------------------------------------------------------- processes
 
 
+def write_model_and_body(work: Path, name: str, rng=None) -> tuple[bytes, Path, Path]:
+    """Build model ``name`` of MODELS into ``work`` with a batch-1 V2 JSON request body for
+    it; (model bytes, model path, body path). ``rng`` defaults to the seed every script uses."""
+    sizes = MODELS[name]
+    model_bytes = build_mlp(sizes, seed=0)
+    model = work / f"{name}.onnx"
+    model.write_bytes(model_bytes)
+    rng = rng if rng is not None else np.random.default_rng(1)
+    body = work / f"{name}.json"
+    body.write_text(json.dumps({"inputs": [{
+        "name": "input", "shape": [1, sizes[0]], "datatype": "FP32",
+        "data": [round(float(v), 6) for v in rng.standard_normal(sizes[0])],
+    }]}))
+    return model_bytes, model, body
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
@@ -707,16 +723,8 @@ def main() -> int:
     rng = np.random.default_rng(1)
     paths, bodies, model_bytes = {}, {}, {}
     try:
-        for name, sizes in MODELS.items():
-            model_bytes[name] = build_mlp(sizes, seed=0)
-            paths[name] = work / f"{name}.onnx"
-            paths[name].write_bytes(model_bytes[name])
-            doc = {"inputs": [{
-                "name": "input", "shape": [1, sizes[0]], "datatype": "FP32",
-                "data": [round(float(v), 6) for v in rng.standard_normal(sizes[0])],
-            }]}
-            bodies[name] = work / f"{name}.json"
-            bodies[name].write_bytes(json.dumps(doc).encode())
+        for name in MODELS:
+            model_bytes[name], paths[name], bodies[name] = write_model_and_body(work, name, rng)
 
         # (a) raw session.run in this process, before any server runs.
         print("raw onnxruntime session.run (in-process, 1 thread):", flush=True)

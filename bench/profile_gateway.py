@@ -47,7 +47,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from bench_gateway import CLK, MODEL, gateway_process, route_file, upstream_server
 from bench_server import (
     MODELS,
@@ -58,9 +57,9 @@ from bench_server import (
     run_wrk,
     scrape,
     wait_for_quiet,
+    write_model_and_body,
 )
 from modelrollout.serving.contract.metric_names import GATEWAY_REQUEST_DURATION
-from modelrollout.serving.examples import build_mlp
 from profile_server import print_thread_cpu, python_thread_names, summarise, thread_cpu
 
 
@@ -221,12 +220,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="profile-gateway-"))
     sizes = MODELS[MODEL]
-    model = work / "model.onnx"
-    model.write_bytes(build_mlp(sizes, seed=0))
-    body = work / "body.json"
-    data = [round(float(v), 6) for v in np.random.default_rng(1).standard_normal(sizes[0])]
-    body.write_text(json.dumps({"inputs": [
-        {"name": "input", "shape": [1, sizes[0]], "datatype": "FP32", "data": data}]}))
+    _, model, body = write_model_and_body(work, MODEL)
 
     server = upstream_server(model, work / "server.log")
     gateway = None

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import re
 import subprocess
@@ -42,8 +41,8 @@ from bench_server import (
     modelrollout_server,
     run_wrk,
     wait_for_quiet,
+    write_model_and_body,
 )
-from modelrollout.serving.examples import build_mlp
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -134,15 +133,7 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="profile-server-"))
-    sizes = MODELS[args.model]
-    model = work / "model.onnx"
-    model.write_bytes(build_mlp(sizes, seed=0))
-    body = work / "body.json"
-    import numpy as np
-
-    data = [round(float(v), 6) for v in np.random.default_rng(1).standard_normal(sizes[0])]
-    body.write_text(json.dumps({"inputs": [
-        {"name": "input", "shape": [1, sizes[0]], "datatype": "FP32", "data": data}]}))
+    _, model, body = write_model_and_body(work, args.model)
 
     env = None
     if args.switch_interval is not None:
