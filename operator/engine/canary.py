@@ -58,8 +58,8 @@ def decide_canary(spec: Spec, desired: str, status: RolloutStatus, obs, now: dat
     for step in (_first_revision, _spec_back_to_stable, _aborted, _new_candidate):
         result = step(spec, desired, status, obs, at)
         if result is not None:
-            return _finish(spec, *result, at)
-    return _finish(spec, *_progress(spec, status, obs, now, at), at)
+            return _finish(*result, at)
+    return _finish(*_progress(spec, status, obs, now, at), at)
 
 
 # --- which revision is wanted ----------------------------------------------------
@@ -299,7 +299,7 @@ def due_metrics(spec: Spec, status: RolloutStatus, now: datetime) -> tuple[str, 
 # --- helpers -------------------------------------------------------------------------
 
 
-def _finish(spec: Spec, status: RolloutStatus, actions: list, at: str) -> Result:
+def _finish(status: RolloutStatus, actions: list, at: str) -> Result:
     return with_conditions(status, at), actions
 
 

@@ -20,13 +20,14 @@ import time
 from dataclasses import dataclass
 
 from ..contract.routes import ModelRoute, Revision
+from ..server.codec_binary import HEADER
 from .compare import Answer, Comparison, compare_answers
 from .metrics import GatewayMetrics
 from .proxy import Outcome, Proxy
 
 log = logging.getLogger("modelrollout.gateway")
 
-BINARY_HEADER = b"inference-header-content-length"
+BINARY_HEADER = HEADER.encode()
 # Differences are observed at most this large: anything past the last bucket lands in
 # +Inf all the same, and an infinite one (NaN against a number) would turn the
 # histogram's _sum into inf for the rest of the process's life.
