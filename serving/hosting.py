@@ -9,6 +9,7 @@ unready), after ``drain_seconds`` the listener closes, requests in flight get
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -17,6 +18,14 @@ from types import FrameType
 import uvicorn
 
 log = logging.getLogger("modelrollout")
+
+
+# A client's X-Request-ID is kept only when it is plain enough to log safely.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def is_sane_request_id(given: str | None) -> bool:
+    return bool(given) and _REQUEST_ID.match(given) is not None
 
 
 class BodyTooLarge(Exception):

@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import logging
 import os
-import re
 import time
 from http.cookies import CookieError, SimpleCookie
 from importlib.metadata import version as package_version
@@ -21,7 +20,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..contract.routes import REVISION_HEADER, RouteTable
-from ..hosting import BodyTooLarge, ClientGone, read_body
+from ..hosting import BodyTooLarge, ClientGone, is_sane_request_id, read_body
 from .balancer import Balancer
 from .metrics import GatewayMetrics
 from .mirror import Mirror
@@ -33,7 +32,6 @@ from .state import RouteState
 log = logging.getLogger("modelrollout.gateway")
 
 _PREFIX = "/v2/models/"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # Hop-by-hop headers (RFC 9110 7.6.1) and the ones the gateway sets itself.
 _NOT_FORWARDED = {
     b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te", b"trailer",
@@ -104,7 +102,7 @@ class GatewayApp:
                 content_length = value.decode("latin-1")
             if wants_headers:
                 headers[name.decode("latin-1")] = value.decode("latin-1")
-        request_id = given_id if given_id and _REQUEST_ID.match(given_id) else _new_request_id()
+        request_id = given_id if is_sane_request_id(given_id) else _new_request_id()
         if route is None:
             return await _answer(send, 404, _error(f"unknown model '{model}'"), request_id)
         try:

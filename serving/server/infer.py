@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 import zlib
@@ -19,6 +18,7 @@ import orjson
 
 from .. import hosting
 from ..contract.metric_names import FAILURE_REASONS
+from ..hosting import is_sane_request_id
 from .batching import Timings
 from .codec import decode_request
 from .codec import encode_response as encode
@@ -32,7 +32,6 @@ from .tensors import InferResponse, OutputTensor
 
 log = logging.getLogger("modelrollout.serve")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _ORT_BAD_INPUT = (ort.capi.onnxruntime_pybind11_state.InvalidArgument,)
 _BINARY_HEADER_BYTES = BINARY_HEADER.encode()
 _JSON_TYPE = (b"content-type", b"application/json")
@@ -41,7 +40,7 @@ _BINARY_TYPE = (b"content-type", b"application/octet-stream")
 
 def request_id_of(given: str | None) -> str:
     """The client's X-Request-ID when it is sane (no log injection), else a new one."""
-    if given and _REQUEST_ID.match(given):
+    if is_sane_request_id(given):
         return given
     return uuid.uuid4().hex
 
