@@ -34,6 +34,7 @@ class SetTraffic:
     candidate_revision: str | None
     stable_weight: int
     candidate_weight: int
+    mirror_percent: int = 0  # copies of requests sent to the candidate, answers compared
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 ROUTING_KINDS = ("builtin", "gatewayAPI", "replicas")
-STEP_KINDS = ("setWeight", "pause", "analysis")
+STEP_KINDS = ("setWeight", "setMirror", "pause", "analysis")
 BUILTIN_METRICS = ("error-rate", "latency-p99")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -53,6 +53,7 @@ class ServerSpec:
 class Step:
     kind: str  # one of STEP_KINDS
     weight: int | None = None  # setWeight
+    mirror_percent: int | None = None  # setMirror: copies of requests sent to the candidate
     pause_seconds: float | None = None  # pause; None: until a person resumes or promotes
     metrics: tuple[str, ...] = ()  # analysis: names from spec.analysis.metrics
 
@@ -178,6 +179,10 @@ def _steps(doc: object, analysis: AnalysisSpec) -> tuple[Step, ...]:
         step_kind, body = _one_of(item, path, STEP_KINDS)
         if step_kind == "setWeight":
             steps.append(Step("setWeight", weight=_int(body, f"{path}.setWeight", low=0, high=100)))
+        elif step_kind == "setMirror":
+            percent = _mapping(body, f"{path}.setMirror").get("percent")
+            steps.append(Step("setMirror", mirror_percent=_int(percent, f"{path}.setMirror.percent",
+                                                               low=0, high=100)))
         elif step_kind == "pause":
             pause = _mapping(body, f"{path}.pause")
             duration = pause.get("duration")

@@ -30,6 +30,7 @@ CANDIDATE_READY = "CandidateReady"
 STEP_DONE = "StepDone"
 SMOKE_TEST_FAILED = "SmokeTestFailed"
 WEIGHT_SET = "WeightSet"
+MIRROR_SET = "MirrorSet"
 PAUSED_BY_STEP = "PausedByStep"
 PAUSED_BY_USER = "PausedByUser"
 ANALYSIS_RUNNING = "AnalysisRunning"
@@ -52,7 +53,9 @@ class Traffic:
     mirror: int = 0
 
     def __post_init__(self) -> None:
-        if self.stable + self.candidate != 100 or not (0 <= self.candidate <= 100):
+        if self.stable + self.candidate != 100 or not (0 <= self.candidate <= 100) or not (
+            0 <= self.mirror <= 100
+        ):
             raise ValueError(f"weights must be 0..100 and add up to 100: {self}")
 
 
@@ -107,6 +110,11 @@ class RolloutStatus:
     conditions: tuple[Condition, ...] = ()
     observed_generation: int = 0
     revision_versions: dict = field(default_factory=dict)  # revision -> model version
+    handled_command: str | None = None  # id of the last manual command carried out (status.command)
+    # For people and printer columns; derived, never read back by the engine.
+    stable_version: str | None = None
+    candidate_version: str | None = None
+    ready_replicas: int = 0  # ready replicas of the stable revision
 
     def with_(self, **changes) -> RolloutStatus:
         return replace(self, **changes)
@@ -166,6 +174,10 @@ def status_from_doc(doc: dict | None) -> RolloutStatus:
                          for c in plain.get("conditions") or ()),
         observed_generation=int(plain.get("observed_generation", 0)),
         revision_versions=dict(plain.get("revision_versions") or {}),
+        handled_command=plain.get("handled_command"),
+        stable_version=plain.get("stable_version"),
+        candidate_version=plain.get("candidate_version"),
+        ready_replicas=int(plain.get("ready_replicas") or 0),
     )
 
 

@@ -12,13 +12,15 @@ import copy
 import re
 from pathlib import Path
 
-import celpy
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 from modelrollout.operator import status as st
 from modelrollout.operator.spec import InvalidSpec, parse_duration, parse_spec
+
+from tests.crd_validation import cel_program, cel_violations, to_jsonschema
+from tests.crd_validation import rules as cel_rules
 
 MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 CRD = yaml.safe_load((MANIFESTS / "crd" / "modeldeployments.yaml").read_text())
@@ -30,75 +32,15 @@ EXAMPLES = sorted((MANIFESTS / "examples").glob("*.yaml"))
 BUILTIN = yaml.safe_load((MANIFESTS / "examples" / "canary-builtin.yaml").read_text())
 
 
-def _to_jsonschema(node: object) -> object:
-    """OpenAPI v3 (Kubernetes flavour) -> JSON Schema: drop x-kubernetes-*, turn nullable into a type."""
-    if isinstance(node, list):
-        return [_to_jsonschema(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _to_jsonschema(v) for k, v in node.items()
-           if not k.startswith("x-kubernetes-") and k != "nullable"}
-    if node.get("nullable") and "type" in node:
-        out["type"] = [node["type"], "null"]
-    return out
-
-
-VALIDATOR = jsonschema.Draft202012Validator(_to_jsonschema(SCHEMA))
-SPEC_VALIDATOR = jsonschema.Draft202012Validator(_to_jsonschema(SPEC_SCHEMA))
-STATUS_VALIDATOR = jsonschema.Draft202012Validator(_to_jsonschema(STATUS_SCHEMA))
+VALIDATOR = jsonschema.Draft202012Validator(to_jsonschema(SCHEMA))
+SPEC_VALIDATOR = jsonschema.Draft202012Validator(to_jsonschema(SPEC_SCHEMA))
+STATUS_VALIDATOR = jsonschema.Draft202012Validator(to_jsonschema(STATUS_SCHEMA))
 
 
 def _schema_errors(spec: dict) -> list[str]:
     """Each error as 'path: message', the path dotted like spec.model.uri."""
     return [".".join(["spec", *map(str, e.absolute_path)]) + ": " + e.message
             for e in SPEC_VALIDATOR.iter_errors(spec)]
-
-
-# --- CEL ---------------------------------------------------------------------------------
-
-_CEL = celpy.Environment()
-
-
-def _typed(schema: dict, value: object) -> object:
-    """The value as the API server hands it to CEL: a `number` field is a double even when written 1."""
-    if isinstance(value, dict):
-        props = schema.get("properties", {})
-        return {k: _typed(props.get(k, {}), v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_typed(schema.get("items", {}), v) for v in value]
-    if schema.get("type") == "number" and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-def _rules(schema: dict, path: str = "") -> list[tuple[str, dict]]:
-    """Every x-kubernetes-validations rule of the schema, with the schema path it sits at."""
-    found = [(path, rule) for rule in schema.get("x-kubernetes-validations", [])]
-    for name, sub in schema.get("properties", {}).items():
-        found += _rules(sub, f"{path}.{name}")
-    if "items" in schema:
-        found += _rules(schema["items"], f"{path}[]")
-    return found
-
-
-def _cel_violations(schema: dict, value: object, path: str = "spec") -> list[tuple[str, str]]:
-    """(path, message) of every CEL rule that fails, each evaluated where the API server would."""
-    failed = []
-    for rule in schema.get("x-kubernetes-validations", []):
-        program = _CEL.program(_CEL.compile(rule["rule"]))
-        result = program.evaluate({"self": celpy.json_to_cel(_typed(schema, value))})
-        if not isinstance(result, celpy.celtypes.BoolType):
-            raise AssertionError(f"{path}: rule {rule['rule']!r} did not evaluate to a bool: {result!r}")
-        if not result:
-            failed.append((path, rule["message"]))
-    if isinstance(value, dict):
-        for name, sub in schema.get("properties", {}).items():
-            if name in value:
-                failed += _cel_violations(sub, value[name], f"{path}.{name}")
-    elif isinstance(value, list) and "items" in schema:
-        for i, item in enumerate(value):
-            failed += _cel_violations(schema["items"], item, f"{path}[{i}]")
-    return failed
 
 
 def _changed(change) -> dict:
@@ -123,7 +65,7 @@ def test_each_example_passes_the_schema_the_cel_rules_and_parse_spec(path):
     assert doc["apiVersion"] == "modelrollout.io/v1alpha1" and doc["kind"] == "ModelDeployment"
     assert doc["metadata"]["name"] and doc["metadata"]["namespace"]
     assert [e.message for e in VALIDATOR.iter_errors(doc)] == []
-    assert _cel_violations(SPEC_SCHEMA, doc["spec"]) == []
+    assert cel_violations(SPEC_SCHEMA, doc["spec"]) == []
     parse_spec(doc["spec"])
 
 
@@ -253,7 +195,7 @@ def test_a_cel_rule_rejects_what_the_schema_lets_through_and_so_does_parse_spec(
     change, where, words = CEL_INVALID[case]
     spec = _changed(change)
     assert _schema_errors(spec) == []
-    violations = _cel_violations(SPEC_SCHEMA, spec)
+    violations = cel_violations(SPEC_SCHEMA, spec)
     assert len(violations) == 1 and violations[0][0] == where and words in violations[0][1], violations
     with pytest.raises(InvalidSpec):
         parse_spec(spec)
@@ -261,9 +203,9 @@ def test_a_cel_rule_rejects_what_the_schema_lets_through_and_so_does_parse_spec(
 
 def test_min_equal_to_max_and_integer_bounds_pass_the_threshold_rule():
     spec = _changed(lambda s: s["analysis"]["metrics"][0].update(thresholdRange={"min": 0, "max": 0.0}))
-    assert _cel_violations(SPEC_SCHEMA, spec) == []
+    assert cel_violations(SPEC_SCHEMA, spec) == []
     spec = _changed(lambda s: s["analysis"]["metrics"][0].update(thresholdRange={"min": 1, "max": 2}))
-    assert _cel_violations(SPEC_SCHEMA, spec) == []
+    assert cel_violations(SPEC_SCHEMA, spec) == []
 
 
 ENV_CASES = [
@@ -280,15 +222,15 @@ def test_an_env_entry_has_exactly_one_of_value_and_value_from(env, rejected_at):
     """Stricter than parse_spec, which only checks that each entry has a name."""
     spec = _changed(lambda s: s["server"].update(env=env))
     assert _schema_errors(spec) == []
-    assert [path for path, _ in _cel_violations(SPEC_SCHEMA, spec)] == rejected_at
+    assert [path for path, _ in cel_violations(SPEC_SCHEMA, spec)] == rejected_at
     parse_spec(spec)
 
 
 def test_every_cel_rule_compiles_and_is_exercised_by_a_case():
-    rules = _rules(SPEC_SCHEMA, "spec")
+    rules = cel_rules(SPEC_SCHEMA, "spec")
     assert len(rules) == 9
     for _, rule in rules:
-        _CEL.compile(rule["rule"])
+        cel_program(rule["rule"])
         assert rule["message"]
     exercised = {words for _, _, words in CEL_INVALID.values()} | {"exactly one of value or valueFrom"}
     for path, rule in rules:
@@ -323,8 +265,8 @@ def test_what_status_to_doc_writes_fits_the_status_schema():
 def test_the_printer_columns_point_at_fields_of_the_schema():
     columns = {c["name"]: (c["type"], c["jsonPath"]) for c in VERSION["additionalPrinterColumns"]}
     assert columns == {
-        "Phase": ("string", ".status.phase"), "Stable": ("string", ".status.stableRevision"),
-        "Version": ("string", ".spec.model.version"), "Candidate": ("string", ".status.candidateRevision"),
+        "Phase": ("string", ".status.phase"), "Stable": ("string", ".status.stableVersion"),
+        "Candidate": ("string", ".status.candidateVersion"),
         "Step": ("integer", ".status.currentStep"), "Weight": ("integer", ".status.traffic.candidate"),
         "Ready": ("integer", ".status.readyReplicas"), "Age": ("date", ".metadata.creationTimestamp"),
     }

@@ -199,3 +199,63 @@ def test_a_restart_resumes_from_the_stored_status_without_moving_traffic(rollout
     rollout.wait(30)
     rollout.tick()
     assert rollout.status.current_step == 2  # the measurement taken before the restart counted
+
+
+def test_set_mirror_copies_requests_to_the_candidate_until_promotion():
+    doc = {**Rollout().doc, "strategy": {"canary": {"steps": [
+        {"setMirror": {"percent": 30}}, {"setWeight": 20}, {"pause": {}}]}}}
+    r = Rollout(doc)
+    r.tick()
+    r.new_version("2.0.0")
+    r.tick()
+    r.make_candidate_ready()
+    r.smoke = True
+    r.tick()  # gate
+    r.tick()  # setMirror 30
+    assert r.status.traffic.mirror == 30 and r.traffic() == (100, 0)
+    assert r.set_traffic()[-1].mirror_percent == 30 and "MirrorSet" in r.events()
+    r.tick()  # setWeight 20 keeps the mirror
+    assert r.status.traffic.mirror == 30 and r.set_traffic()[-1] == SetTraffic(
+        r.status.stable_revision, r.revision, 80, 20, 30)
+    r.tick()  # pause, held until a person promotes
+    assert r.set_traffic()[-1].mirror_percent == 30
+    r.tick(command="promote-full")
+    assert r.status.traffic.mirror == 0 and r.set_traffic()[-1].mirror_percent == 0
+
+
+def test_abort_stops_mirroring():
+    steps = [{"setMirror": {"percent": 100}}, {"pause": {}}]
+    doc = {**Rollout().doc, "strategy": {"canary": {"steps": steps}}}
+    r = Rollout(doc)
+    r.tick()
+    r.new_version("2.0.0")
+    r.tick()
+    r.make_candidate_ready()
+    r.smoke = True
+    r.tick()
+    r.tick()
+    assert r.status.traffic.mirror == 100
+    r.tick(command="abort")
+    assert r.status.traffic.mirror == 0 and r.set_traffic()[0] == SetTraffic(
+        r.status.stable_revision, None, 100, 0, 0)
+
+
+def test_an_invalid_spec_is_reported_and_changes_nothing_else(rollout):
+    from datetime import timedelta
+
+    from modelrollout.operator.engine import reject_spec
+
+    rollout.tick()
+    before = rollout.status
+    rejected = reject_spec(before, "spec.replicas: must be from 0 up, got -1", 7, rollout.now)
+    condition = next(c for c in rejected.conditions if c.type == "InvalidSpec")
+    assert (condition.status, condition.reason, condition.observed_generation) == ("True", "SpecInvalid", 7)
+    assert "spec.replicas" in condition.message and rejected.phase == DEGRADED
+    assert (rejected.traffic, rejected.stable_revision, rejected.candidate_revision) == (
+        before.traffic, before.stable_revision, before.candidate_revision)
+    # Once fixed, the next decision clears the condition.
+    rollout.status = rejected
+    rollout.now += timedelta(seconds=1)
+    rollout.tick()
+    condition = next(c for c in rollout.status.conditions if c.type == "InvalidSpec")
+    assert condition.status == "False" and rollout.status.phase != DEGRADED

@@ -14,7 +14,15 @@ from datetime import datetime
 
 from ..actions import Action
 from ..spec import Spec
-from ..status import Measurement, RolloutStatus
+from ..status import (
+    DEGRADED,
+    INVALID_SPEC,
+    SPEC_INVALID,
+    Condition,
+    Measurement,
+    RolloutStatus,
+    set_condition,
+)
 from .canary import decide_canary, due_metrics
 
 COMMANDS = ("promote", "promote-full", "abort", "pause", "resume", "retry")
@@ -26,6 +34,7 @@ class Observations:
 
     generation: int = 0
     stable_ready: bool = True  # every replica of the stable revision is ready
+    stable_ready_replicas: int = 0
     candidate_ready_replicas: int = 0
     candidate_crash_looping: bool = False  # a candidate container restarted repeatedly
     # The smoke inference against the candidate, run by the shell while the gate is
@@ -51,7 +60,21 @@ def revision_of(spec: Spec) -> str:
 
 def decide(spec: Spec, status: RolloutStatus, observations: Observations, now: datetime) -> Decision:
     status, actions = decide_canary(spec, revision_of(spec), status, observations, now)
+    versions = status.revision_versions
+    status = status.with_(stable_version=versions.get(status.stable_revision),
+                          candidate_version=versions.get(status.candidate_revision),
+                          ready_replicas=observations.stable_ready_replicas)
     return Decision(status, tuple(actions))
 
 
-__all__ = ["COMMANDS", "Decision", "Observations", "decide", "due_metrics", "revision_of"]
+def reject_spec(status: RolloutStatus, problem: str, generation: int, now: datetime) -> RolloutStatus:
+    """The status for a spec that cannot be parsed: say what to fix, change nothing else.
+    Traffic and revisions stay as they are: a typo must not move or drop traffic."""
+    at = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    conditions, _ = set_condition(status.conditions, Condition(
+        INVALID_SPEC, "True", SPEC_INVALID, problem, "", generation), at)
+    return status.with_(phase=DEGRADED, reason=SPEC_INVALID, message=f"invalid spec: {problem}",
+                        conditions=conditions, observed_generation=generation)
+
+
+__all__ = ["COMMANDS", "Decision", "Observations", "decide", "due_metrics", "reject_spec", "revision_of"]

@@ -31,6 +31,7 @@ from ..status import (
     CANDIDATE_READY,
     DEGRADED,
     HEALTHY,
+    MIRROR_SET,
     NEW_REVISION,
     PAUSED,
     PAUSED_BY_STEP,
@@ -137,8 +138,9 @@ def _start_candidate(spec, desired, status, at, why) -> Result:
 
 def _progress(spec: Spec, status: RolloutStatus, obs, now: datetime, at: str) -> Result:
     stable, candidate = status.stable_revision, status.candidate_revision
+    traffic = status.traffic
     keep = [EnsureRevision(stable, spec.replicas), EnsureRevision(candidate, spec.replicas),
-            SetTraffic(stable, candidate, status.traffic.stable, status.traffic.candidate)]
+            SetTraffic(stable, candidate, traffic.stable, traffic.candidate, traffic.mirror)]
     if obs.command == "abort":
         return _abort(spec, status, at, ABORTED_BY_USER, "aborted by a person")
     if obs.candidate_crash_looping:
@@ -162,6 +164,8 @@ def _progress(spec: Spec, status: RolloutStatus, obs, now: datetime, at: str) ->
         return _next_step(spec, status, at, keep, "step skipped by a person")
     if step.kind == "setWeight":
         return _set_weight(spec, status, step, at)
+    if step.kind == "setMirror":
+        return _set_mirror(spec, status, step, at)
     if step.kind == "pause":
         return _pause(spec, status, step, obs, now, at, keep)
     return _analysis(spec, status, step, obs, at, keep)
@@ -190,15 +194,30 @@ def _gate(spec, status, obs, now, at, keep) -> Result:
 
 
 def _set_weight(spec, status, step: Step, at) -> Result:
-    weight = step.weight
-    traffic = Traffic(100 - weight, weight)
-    status = replace(status, traffic=traffic, current_step=status.current_step + 1, step_started_at=at,
-                     analysis=(), consecutive_errors=0, phase=PROGRESSING, reason=WEIGHT_SET,
+    weight, mirror = step.weight, status.traffic.mirror
+    status = replace(status, traffic=Traffic(100 - weight, weight, mirror),
+                     current_step=status.current_step + 1, step_started_at=at, analysis=(),
+                     consecutive_errors=0, phase=PROGRESSING, reason=WEIGHT_SET,
                      message=f"candidate at {weight}%")
     return status, [EnsureRevision(status.stable_revision, spec.replicas),
                     EnsureRevision(status.candidate_revision, spec.replicas),
-                    SetTraffic(status.stable_revision, status.candidate_revision, 100 - weight, weight),
+                    SetTraffic(status.stable_revision, status.candidate_revision, 100 - weight, weight,
+                               mirror),
                     RecordEvent("Normal", WEIGHT_SET, f"candidate {status.candidate_revision} at {weight}%")]
+
+
+def _set_mirror(spec, status, step: Step, at) -> Result:
+    percent, traffic = step.mirror_percent, status.traffic
+    status = replace(status, traffic=Traffic(traffic.stable, traffic.candidate, percent),
+                     current_step=status.current_step + 1, step_started_at=at, analysis=(),
+                     consecutive_errors=0, phase=PROGRESSING, reason=MIRROR_SET,
+                     message=f"{percent}% of requests mirrored to the candidate")
+    return status, [EnsureRevision(status.stable_revision, spec.replicas),
+                    EnsureRevision(status.candidate_revision, spec.replicas),
+                    SetTraffic(status.stable_revision, status.candidate_revision, traffic.stable,
+                               traffic.candidate, percent),
+                    RecordEvent("Normal", MIRROR_SET,
+                                f"{percent}% of requests mirrored to candidate {status.candidate_revision}")]
 
 
 def _pause(spec, status, step: Step, obs, now, at, keep) -> Result:

@@ -61,3 +61,15 @@ SHADOW_DURATION = PREFIX + "shadow_request_duration_seconds"  # histogram; model
 UPSTREAM_FAILURE_REASONS = ("no_endpoint", "connect", "timeout", "broken")
 # Result label values of SHADOW_COMPARISONS.
 SHADOW_RESULTS = ("agree", "disagree", "error")
+
+# Operator (labels namespace and name are those of the ModelDeployment)
+ROLLOUT_PHASE = PREFIX + "rollout_phase"  # gauge, 1 for the current phase; namespace, name, phase
+ROLLOUT_STEP = PREFIX + "rollout_step"  # gauge; namespace, name (index of the step being worked on)
+ROLLOUT_WEIGHT = PREFIX + "rollout_weight_percent"  # gauge; namespace, name, role=stable|candidate|mirror
+ANALYSIS_VALUE = PREFIX + "analysis_value"  # gauge, the last measured value; namespace, name, metric
+ANALYSIS_MEASUREMENTS = PREFIX + "analysis_measurements"  # counter; namespace, name, metric, phase
+ROLLOUT_ABORTS = PREFIX + "rollout_aborts"  # counter; namespace, name, reason
+ROLLOUT_PROMOTIONS = PREFIX + "rollout_promotions"  # counter; namespace, name
+ROLLOUT_TIME_TO_PROMOTE = PREFIX + "rollout_time_to_promote_seconds"  # histogram; namespace, name
+RECONCILE_ERRORS = PREFIX + "reconcile_errors"  # counter; namespace, name
+RECONCILE_DURATION = PREFIX + "reconcile_duration_seconds"  # histogram; namespace, name
