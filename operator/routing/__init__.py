@@ -1,0 +1,48 @@
+"""Routing backends: where a SetTraffic decision is written. One file per backend. Pure.
+
+    builtin.py      the route of the model in ModelDeployment ``status.route``, read by
+                    ``modelrollout gateway --kubernetes`` (serving/contract/routes.py schema)
+    gateway_api.py  a Gateway API HTTPRoute with weighted backendRefs and a RequestMirror filter
+    replicas.py     no router: replica counts behind the entry Service approximate the weight
+
+Every backend turns the same two values, a Target (which ModelDeployment) and a
+SetTraffic (the whole split, every part spelled out), into the document it owns; the
+shell (kube/apply.py) writes that document. Names of the child objects live here, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SERVER_PORT = 8080  # the port `modelrollout serve` listens on in a pod (Dockerfile.server)
+PORT_NAME = "http"  # the Service port the gateway looks for in EndpointSlices
+
+
+@dataclass(frozen=True)
+class Target:
+    """The ModelDeployment whose traffic is being routed."""
+
+    name: str  # metadata.name
+    namespace: str
+    model: str  # the served name, /v2/models/{model}
+    options: dict  # spec.trafficRouting.<kind>, as the user wrote it
+    uid: str | None = None  # for ownerReferences; None where the API server sets none
+
+
+def revision_service(name: str, revision: str) -> str:
+    """The Service (and Deployment) of one revision of ModelDeployment ``name``."""
+    return f"{name}-{revision}"
+
+
+def entry_service(name: str) -> str:
+    """The model's entry Service: in-cluster clients that bypass the router reach stable here."""
+    return name
+
+
+def owner_reference(target: Target) -> dict:
+    """Children are owned by the ModelDeployment, so deleting it deletes them."""
+    reference = {"apiVersion": "modelrollout.io/v1alpha1", "kind": "ModelDeployment",
+                 "name": target.name, "controller": True, "blockOwnerDeletion": True}
+    if target.uid:
+        reference["uid"] = target.uid
+    return reference
