@@ -102,8 +102,10 @@ def serve(**kwargs) -> None:
         help="Shadow comparison: absolute tolerance per output value.")
 @option("--shadow-rtol", default=1e-3, type=click.FloatRange(min=0),
         help="Shadow comparison: relative tolerance per output value.")
+@option("--drain-seconds", default=0.0, type=click.FloatRange(min=0),
+        help="After SIGTERM, stay up but unready this long before closing the listener.")
 @option("--grace-seconds", default=30.0, type=click.FloatRange(min=0),
-        help="After SIGTERM, how long in-flight requests may take.")
+        help="After the listener closes, how long in-flight requests may take.")
 def gateway(**kwargs) -> None:
     """Route /v2/models/{name}/... between model revisions: weights, sticky users, header
     rules, and shadow mirroring with per-request output comparison."""
@@ -114,6 +116,28 @@ def gateway(**kwargs) -> None:
         raise click.UsageError("give exactly one route source: --routes FILE or --kubernetes")
     kwargs["namespaces"] = tuple(kwargs["namespaces"])
     run(GatewaySettings(**kwargs))
+
+
+@main.command()
+@option("--namespace", "namespaces", multiple=True,
+        help="Namespace whose ModelDeployments to manage (repeatable); none given: the whole cluster.")
+@option("--kubeconfig", default=None, type=click.Path(path_type=Path, dir_okay=False),
+        help="kubeconfig file (default: in-cluster config, else ~/.kube/config).")
+@option("--tick-seconds", default=2.0, type=click.FloatRange(min=0.1),
+        help="How often each ModelDeployment is reconciled (also at once on every change).")
+@option("--metrics-host", default="127.0.0.1", help="Address of the metrics and liveness endpoints "
+        "(0.0.0.0 in a pod).")
+@option("--metrics-port", default=9180, type=int, help="Prometheus metrics at /metrics.")
+@option("--liveness-port", default=8081, type=int, help="kopf's liveness probe at /healthz.")
+@option("--peering", default=None,
+        help="kopf peering name, to run several replicas of which one is active (see docs/operator.md).")
+@option("--priority", default=0, type=int, help="With --peering: the highest priority replica is active.")
+def operator(**kwargs) -> None:
+    """Reconcile ModelDeployments: canary rollouts gated by health checks and Prometheus."""
+    from modelrollout.operator.main import OperatorSettings, run
+
+    kwargs["namespaces"] = tuple(kwargs["namespaces"])
+    run(OperatorSettings(**kwargs))
 
 
 @main.command("example-model")

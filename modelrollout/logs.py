@@ -18,7 +18,8 @@ def configure(level: str = "INFO") -> None:
             timestamp="time",
             rename_fields={"levelname": "level", "name": "logger"},
             # uvicorn adds an ANSI-coloured copy of its messages; keep only the plain one.
-            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
+            # kopf attaches its settings object and a flag to every record of a resource.
+            reserved_attrs=[*RESERVED_ATTRS, "color_message", "settings", "k8s_skip"],
         )
     )
     root = logging.getLogger()

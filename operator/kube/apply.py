@@ -1,0 +1,185 @@
+"""Carry out a Decision: the actions in order, then the new status in one merge patch.
+
+A failed action raises before the status is written, so the stored status still says
+what was true before and the next reconcile decides again from the same facts. Every
+write is idempotent: an object is created when missing, patched when the hash of what
+the operator wants changed, and left alone otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from ..actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
+from ..engine import Decision
+from ..routing import Target, builtin, gateway_api, revision_service
+from ..spec import Spec
+from ..status import RolloutStatus, status_to_doc
+from .api import GROUP, VERSION, Api
+from .manifests import (
+    DESIRED_HASH,
+    MODEL_DEPLOYMENT_LABEL,
+    REVISION_LABEL,
+    deployment,
+    desired_hash,
+    entry_service_body,
+    revision_service_body,
+    with_hash,
+)
+
+log = logging.getLogger("modelrollout.operator")
+
+COMPONENT = "modelrollout-operator"
+
+
+class Applier:
+    def __init__(self, api: Api, instance: str = COMPONENT) -> None:
+        self.api = api
+        self.instance = instance
+
+    async def apply(self, target: Target, spec: Spec, desired: str, decision: Decision, body: dict,
+                    now: datetime) -> bool:
+        """Carry out ``decision`` for the ModelDeployment ``body``; True when status was written.
+
+        Traffic is written where the engine put it in the list (before the candidate is
+        scaled down on an abort, before the old stable on a promotion), so builtin routing's
+        ``status.route`` is patched on its own at that point, ahead of the rest of the status."""
+        route = None
+        for action in decision.actions:
+            if isinstance(action, EnsureRevision):
+                await self._ensure_revision(target, spec, desired, action)
+            elif isinstance(action, ScaleRevision):
+                await self._scale(target, action.revision, action.replicas)
+            elif isinstance(action, SetTraffic):
+                route = await self._set_traffic(target, spec, action)
+                if route is not None:
+                    await self._write_route(target, body, route)
+            elif isinstance(action, RecordEvent):
+                await self.record_event(body, action, now)
+        await self._forget_old_revisions(target, decision.status, spec.revision_history_limit)
+        return await self.write_status(target, body, decision.status, route)
+
+    async def write_status(self, target: Target, body: dict, status: RolloutStatus,
+                           route: dict | None = None) -> bool:
+        new = status_to_doc(status)
+        if route is not None:
+            new["route"] = route
+        patch = merge_diff(body.get("status") or {}, new)
+        if not patch:
+            return False
+        await asyncio.to_thread(self.api.merge_patch, "ModelDeployment", target.namespace, target.name,
+                                {"status": patch}, "status")
+        return True
+
+    async def _write_route(self, target: Target, body: dict, route: dict) -> None:
+        current = (body.get("status") or {}).get("route") or {}
+        patch = merge_diff(current, route)
+        if patch:
+            await asyncio.to_thread(self.api.merge_patch, "ModelDeployment", target.namespace, target.name,
+                                    {"status": {"route": patch}}, "status")
+            body.setdefault("status", {})["route"] = route  # the final status patch leaves it be
+
+    async def record_event(self, body: dict, event: RecordEvent, now: datetime) -> None:
+        metadata = body.get("metadata") or {}
+        at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        involved = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
+                    "name": metadata.get("name"), "namespace": metadata.get("namespace")}
+        if metadata.get("uid"):
+            involved["uid"] = metadata["uid"]
+        doc = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{metadata.get('name')}.", "namespace": metadata.get("namespace")},
+            "involvedObject": involved, "type": event.type, "reason": event.reason, "message": event.message,
+            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
+            "reportingInstance": self.instance, "firstTimestamp": at, "lastTimestamp": at, "count": 1,
+        }
+        try:
+            await asyncio.to_thread(self.api.create, "Event", metadata.get("namespace"), doc)
+        except Exception as exc:  # noqa: BLE001 - an Event is a courtesy; the status says it too
+            log.warning("could not record event %s: %s", event.reason, exc)
+
+    # --- revisions ---
+
+    async def _ensure_revision(self, target: Target, spec: Spec, desired: str,
+                               action: EnsureRevision) -> None:
+        if action.revision != desired:
+            # The spec describes only the desired revision; an older one can be scaled, not rebuilt.
+            await self._scale(target, action.revision, action.replicas)
+            return
+        await self._ensure("Deployment", target.namespace, deployment(target, spec, desired, action.replicas))
+        await self._ensure("Service", target.namespace, revision_service_body(target, desired))
+
+    async def _scale(self, target: Target, revision: str, replicas: int) -> None:
+        name = revision_service(target.name, revision)
+        current = await asyncio.to_thread(self.api.get, "Deployment", target.namespace, name)
+        if current is None:
+            log.warning("Deployment %s/%s of revision %s is missing; it cannot be rebuilt from the current "
+                        "spec", target.namespace, name, revision)
+            return
+        if (current.get("spec") or {}).get("replicas") != replicas:
+            await asyncio.to_thread(self.api.merge_patch, "Deployment", target.namespace, name,
+                                    {"spec": {"replicas": replicas}})
+
+    async def _ensure(self, kind: str, namespace: str, body: dict) -> None:
+        if DESIRED_HASH not in body["metadata"].get("annotations", {}):
+            body = with_hash(body)
+        name = body["metadata"]["name"]
+        current = await asyncio.to_thread(self.api.get, kind, namespace, name)
+        if current is None:
+            await asyncio.to_thread(self.api.create, kind, namespace, body)
+            return
+        annotations = (current.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(DESIRED_HASH) == desired_hash(body):
+            return
+        metadata = body["metadata"]
+        patch = {"metadata": {key: metadata[key] for key in ("labels", "annotations", "ownerReferences")},
+                 "spec": body["spec"]}
+        await asyncio.to_thread(self.api.merge_patch, kind, namespace, name, patch)
+
+    async def _forget_old_revisions(self, target: Target, status: RolloutStatus, limit: int) -> None:
+        """Delete scaled-down revisions beyond revisionHistoryLimit (newest in history kept)."""
+        keep = {status.stable_revision, status.candidate_revision, status.aborted_revision}
+        keep.update(entry.revision for entry in status.history[-limit:] if limit)
+        deployments = await asyncio.to_thread(self.api.list, "Deployment", target.namespace,
+                                              {MODEL_DEPLOYMENT_LABEL: target.name})
+        for item in deployments:
+            revision = ((item.get("metadata") or {}).get("labels") or {}).get(REVISION_LABEL)
+            if revision in keep or (item.get("spec") or {}).get("replicas"):
+                continue
+            name = item["metadata"]["name"]
+            log.info("deleting revision %s of %s/%s (beyond revisionHistoryLimit %d)", revision,
+                     target.namespace, target.name, limit)
+            await asyncio.to_thread(self.api.delete, "Deployment", target.namespace, name)
+            await asyncio.to_thread(self.api.delete, "Service", target.namespace, name)
+
+    # --- traffic ---
+
+    async def _set_traffic(self, target: Target, spec: Spec, action: SetTraffic) -> dict | None:
+        """Write the split where the routing backend keeps it; builtin's lives in status."""
+        await self._ensure("Service", target.namespace,
+                           entry_service_body(target, action.stable_revision, by_replicas=False))
+        if spec.routing == "builtin":
+            return builtin.route(target, action)
+        if spec.routing == "gatewayAPI":
+            await self._ensure("HTTPRoute", target.namespace, gateway_api.http_route(target, action))
+            return None
+        raise ValueError(f"routing '{spec.routing}' has no backend")
+
+
+def merge_diff(old: dict, new: dict) -> dict:
+    """The RFC 7386 merge patch that turns the keys of ``new`` in ``old`` into ``new``'s values:
+    changed keys only, and null for what a nested object lost. Keys only ``old`` has stay."""
+    patch: dict = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if before == value:
+            continue
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = merge_diff(before, value)
+            nested.update({gone: None for gone in before if gone not in value})
+            patch[key] = nested
+        else:
+            patch[key] = value
+    return patch

@@ -1,0 +1,149 @@
+"""The bodies of the objects the operator owns, built from the spec. Pure.
+
+Per revision (a hash of the model and the pod template, engine.revision_of) one
+Deployment of `modelrollout serve` and one Service, both named ``<name>-<revision>``;
+per ModelDeployment one entry Service named like it. Every body carries the
+ownerReference of its ModelDeployment, and an annotation with the hash of what the
+operator wants, so apply.py writes only when that changed (the API server fills in
+defaults, so comparing whole bodies would write on every reconcile).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ..routing import PORT_NAME, SERVER_PORT, Target, entry_service, owner_reference, revision_service
+from ..spec import Spec
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "modelrollout"}
+MODEL_DEPLOYMENT_LABEL = "modelrollout.io/model-deployment"
+REVISION_LABEL = "modelrollout.io/revision"
+DESIRED_HASH = "modelrollout.io/desired-hash"
+MODEL_VERSION = "modelrollout.io/model-version"
+CONTAINER = "server"
+_CACHE_DIR = "/var/cache/modelrollout"  # a writable emptyDir: the root filesystem is read-only
+_UID = 10001  # Dockerfile.server's user
+DRAIN_SECONDS = 5
+_GRACE_SECONDS = 30  # the server's default --grace-seconds
+
+
+def revision_labels(target: Target, revision: str) -> dict:
+    return {MODEL_DEPLOYMENT_LABEL: target.name, REVISION_LABEL: revision}
+
+
+def deployment(target: Target, spec: Spec, revision: str, replicas: int) -> dict:
+    """The revision's Deployment; ``replicas`` is what the engine asked for."""
+    labels = {**MANAGED_BY, "app.kubernetes.io/name": "modelrollout-server",
+              **revision_labels(target, revision)}
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(target, revision_service(target.name, revision), labels,
+                              {MODEL_VERSION: spec.model.version}),
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 0,  # revisions are ours; ReplicaSets of old templates are noise
+            "selector": {"matchLabels": revision_labels(target, revision)},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {MODEL_VERSION: spec.model.version}},
+                "spec": _pod_spec(target, spec),
+            },
+        },
+    }
+    return with_hash(body)
+
+
+def revision_service_body(target: Target, revision: str) -> dict:
+    name = revision_service(target.name, revision)
+    return _service(target, name, revision_labels(target, revision), {**MANAGED_BY,
+                    **revision_labels(target, revision)})
+
+
+def entry_service_body(target: Target, stable_revision: str, by_replicas: bool) -> dict:
+    """Selects the stable revision, or, when replica counts are the router, every revision."""
+    selector = {MODEL_DEPLOYMENT_LABEL: target.name}
+    if not by_replicas:
+        selector[REVISION_LABEL] = stable_revision
+    return _service(target, entry_service(target.name), selector,
+                    {**MANAGED_BY, MODEL_DEPLOYMENT_LABEL: target.name})
+
+
+def desired_hash(body: dict) -> str:
+    return body["metadata"]["annotations"][DESIRED_HASH]
+
+
+def _pod_spec(target: Target, spec: Spec) -> dict:
+    model = spec.model
+    env = [
+        {"name": "MODELROLLOUT_MODEL_URI", "value": model.uri},
+        {"name": "MODELROLLOUT_MODEL_NAME", "value": target.model},
+        {"name": "MODELROLLOUT_MODEL_VERSION", "value": model.version},
+        {"name": "MODELROLLOUT_HOST", "value": "0.0.0.0"},
+        {"name": "MODELROLLOUT_PORT", "value": str(SERVER_PORT)},
+        {"name": "MODELROLLOUT_CACHE_DIR", "value": _CACHE_DIR},
+        # After SIGTERM the server stays up (unready) while routers stop sending it requests.
+        {"name": "MODELROLLOUT_DRAIN_SECONDS", "value": str(DRAIN_SECONDS)},
+        {"name": "MODELROLLOUT_MAX_BATCH_SIZE", "value": str(spec.server.batching.max_batch_size)},
+        {"name": "MODELROLLOUT_MAX_QUEUE_DELAY_US", "value": str(spec.server.batching.max_queue_delay_us)},
+    ]
+    if model.sha256:
+        env.append({"name": "MODELROLLOUT_SHA256", "value": model.sha256})
+    ours = {e["name"] for e in env}
+    env += [dict(e) for e in spec.server.env if e["name"] not in ours]  # ours win: they wire the pod up
+
+    def probe(path: str, period: int, failures: int) -> dict:
+        return {"httpGet": {"path": path, "port": PORT_NAME}, "periodSeconds": period,
+                "failureThreshold": failures, "timeoutSeconds": 2}
+
+    return {
+        "automountServiceAccountToken": False,  # the server never talks to the API server
+        "terminationGracePeriodSeconds": DRAIN_SECONDS + _GRACE_SECONDS,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": _UID, "runAsGroup": _UID, "fsGroup": _UID,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{
+            "name": CONTAINER,
+            "image": spec.server.image,
+            "env": env,
+            "ports": [{"name": PORT_NAME, "containerPort": SERVER_PORT, "protocol": "TCP"}],
+            "resources": dict(spec.server.resources),
+            # Loading (and downloading) a model can take a while: the startup probe allows
+            # it five minutes before liveness may restart the pod.
+            "startupProbe": probe("/v2/health/live", 5, 60),
+            "livenessProbe": probe("/v2/health/live", 10, 3),
+            "readinessProbe": probe("/v2/health/ready", 2, 2),
+            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]}},
+            "volumeMounts": [{"name": "model-cache", "mountPath": _CACHE_DIR},
+                             {"name": "tmp", "mountPath": "/tmp"}],
+        }],
+        "volumes": [{"name": "model-cache", "emptyDir": {}},
+                    {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}],
+    }
+
+
+def _service(target: Target, name: str, selector: dict, labels: dict) -> dict:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(target, name, labels, {}),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [{"name": PORT_NAME, "port": SERVER_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
+        },
+    }
+    return with_hash(body)
+
+
+def _metadata(target: Target, name: str, labels: dict, annotations: dict) -> dict:
+    return {"name": name, "namespace": target.namespace, "labels": labels, "annotations": annotations,
+            "ownerReferences": [owner_reference(target)]}
+
+
+def with_hash(body: dict) -> dict:
+    """``body`` with the hash of itself in an annotation (apply.py compares hashes, not bodies)."""
+    body["metadata"].setdefault("annotations", {}).pop(DESIRED_HASH, None)
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    body["metadata"]["annotations"][DESIRED_HASH] = digest
+    return body

@@ -1,0 +1,143 @@
+"""Gather one Observations value for a ModelDeployment: the cluster, the candidate, Prometheus.
+
+Read once per reconcile, before the engine decides; nothing here decides anything. Every
+read that fails leaves its observation at the safe value (not ready, no smoke result,
+an Error measurement), so the engine never moves on from what it could not see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+import httpx
+
+from ..analysis.providers.prometheus import PrometheusProvider
+from ..engine import COMMANDS, Observations, due_metrics
+from ..routing import PORT_NAME, Target, revision_service
+from ..smoke import check_answer, smoke_request
+from ..spec import Spec
+from ..status import RolloutStatus
+from .api import Api
+from .manifests import MODEL_DEPLOYMENT_LABEL, REVISION_LABEL
+
+log = logging.getLogger("modelrollout.operator")
+
+CRASH_LOOP_RESTARTS = 3  # restarts of a candidate container that count as a crash loop
+SMOKE_TIMEOUT_SECONDS = 10.0
+
+
+def command_of(body: dict, status: RolloutStatus) -> tuple[str | None, str | None]:
+    """The manual command waiting in ``status.command`` ({action, id}), if not carried out yet.
+    The kubectl plugin writes it to the status subresource, so spec (and GitOps) never change."""
+    command = (body.get("status") or {}).get("command")
+    if not isinstance(command, dict):
+        return None, None
+    action, command_id = command.get("action"), command.get("id")
+    if action not in COMMANDS or not isinstance(command_id, str) or command_id == status.handled_command:
+        return None, None
+    return action, command_id
+
+
+async def observe(api: Api, http: httpx.AsyncClient, target: Target, spec: Spec, status: RolloutStatus,
+                  body: dict, now: datetime) -> Observations:
+    namespace = target.namespace
+    stable, candidate = status.stable_revision, status.candidate_revision
+    stable_ready, stable_ready_replicas = True, 0
+    if stable is not None:
+        stable_ready_replicas = await _ready_replicas(api, namespace, target.name, stable)
+        stable_ready = stable_ready_replicas >= spec.replicas
+    candidate_ready = crash_looping = 0
+    smoke = None
+    if candidate is not None:
+        candidate_ready = await _ready_replicas(api, namespace, target.name, candidate)
+        crash_looping = await _crash_looping(api, target, candidate)
+        if not status.gate_passed and candidate_ready >= spec.replicas:
+            smoke = await _smoke_test(api, http, target, spec, candidate)
+    measurements = ()
+    due = due_metrics(spec, status, now)
+    if due and candidate is not None:
+        provider = PrometheusProvider(spec.analysis.prometheus_address, http)
+        at = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        measurements = tuple(await asyncio.gather(*(
+            provider.measure(metric, target.model, namespace, candidate,
+                             metric.interval_seconds or spec.analysis.interval_seconds, at)
+            for metric in (spec.analysis.metric(name) for name in due)
+        )))
+    command, _ = command_of(body, status)
+    return Observations(
+        generation=int((body.get("metadata") or {}).get("generation") or 0),
+        stable_ready=stable_ready,
+        stable_ready_replicas=stable_ready_replicas,
+        candidate_ready_replicas=candidate_ready,
+        candidate_crash_looping=bool(crash_looping),
+        smoke_test=smoke,
+        measurements=measurements,
+        command=command,
+    )
+
+
+async def _ready_replicas(api: Api, namespace: str, name: str, revision: str) -> int:
+    deployment = await asyncio.to_thread(api.get, "Deployment", namespace, revision_service(name, revision))
+    if deployment is None:
+        return 0
+    return int((deployment.get("status") or {}).get("readyReplicas") or 0)
+
+
+async def _crash_looping(api: Api, target: Target, revision: str) -> bool:
+    pods = await asyncio.to_thread(api.list, "Pod", target.namespace,
+                                   {MODEL_DEPLOYMENT_LABEL: target.name, REVISION_LABEL: revision})
+    for pod in pods:
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") == "CrashLoopBackOff" or (
+                int(container.get("restartCount") or 0) >= CRASH_LOOP_RESTARTS and not container.get("ready")
+            ):
+                return True
+    return False
+
+
+async def candidate_address(api: Api, target: Target, revision: str) -> str | None:
+    """host:port of a ready endpoint of the revision's Service, from its EndpointSlices."""
+    slices = await asyncio.to_thread(api.list, "EndpointSlice", target.namespace,
+                                     {"kubernetes.io/service-name": revision_service(target.name, revision)})
+    for endpoint_slice in slices:
+        ports = endpoint_slice.get("ports") or []
+        port = next((p.get("port") for p in ports if p.get("name") == PORT_NAME), None)
+        if port is None and ports:
+            port = ports[0].get("port")
+        for endpoint in endpoint_slice.get("endpoints") or []:
+            if (endpoint.get("conditions") or {}).get("ready") is False or not endpoint.get("addresses"):
+                continue
+            host = endpoint["addresses"][0]
+            return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return None
+
+
+async def _smoke_test(api: Api, http: httpx.AsyncClient, target: Target, spec: Spec,
+                      revision: str) -> bool | str | None:
+    """True when the candidate answered one inference correctly, else what went wrong;
+    None when there is no ready endpoint to ask yet (the gate stays closed)."""
+    address = await candidate_address(api, target, revision)
+    if address is None:
+        return None
+    base = f"http://{address}/v2/models/{target.model}"
+    try:
+        metadata_response = await http.get(base, timeout=SMOKE_TIMEOUT_SECONDS)
+        if metadata_response.status_code != 200:
+            return f"metadata request answered HTTP {metadata_response.status_code}"
+        metadata = metadata_response.json()
+        request = spec.smoke_request or smoke_request(metadata)
+        response = await http.post(f"{base}/infer", json=request, timeout=SMOKE_TIMEOUT_SECONDS)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+    except httpx.HTTPError as exc:
+        log.info("smoke test of %s could not reach %s: %s", revision, address, type(exc).__name__)
+        return None  # not an answer: ask again next reconcile (the deadline still runs)
+    except ValueError as exc:
+        return str(exc)
+    problem = check_answer(metadata, response.status_code, answer)
+    return True if problem is None else problem

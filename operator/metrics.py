@@ -1,0 +1,75 @@
+"""The operator's own Prometheus metrics (names: serving/contract/metric_names.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from modelrollout.serving.contract import metric_names as names
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from .status import PHASES, RolloutStatus
+
+_PROMOTE_BUCKETS = (30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400)
+
+
+class OperatorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ("namespace", "name")
+        self.phase = Gauge(names.ROLLOUT_PHASE, "1 for the rollout's current phase", [*labels, "phase"],
+                           registry=self.registry)
+        self.step = Gauge(names.ROLLOUT_STEP, "Index of the canary step being worked on", labels,
+                          registry=self.registry)
+        self.weight = Gauge(names.ROLLOUT_WEIGHT, "Traffic percentage by role", [*labels, "role"],
+                            registry=self.registry)
+        self.analysis_value = Gauge(names.ANALYSIS_VALUE, "Last measured value of an analysis metric",
+                                    [*labels, "metric"], registry=self.registry)
+        self.measurements = Counter(names.ANALYSIS_MEASUREMENTS, "Analysis measurements by verdict",
+                                    [*labels, "metric", "phase"], registry=self.registry)
+        self.aborts = Counter(names.ROLLOUT_ABORTS, "Rollouts aborted, by reason", [*labels, "reason"],
+                              registry=self.registry)
+        self.promotions = Counter(names.ROLLOUT_PROMOTIONS, "Candidates promoted", labels,
+                                  registry=self.registry)
+        self.time_to_promote = Histogram(names.ROLLOUT_TIME_TO_PROMOTE,
+                                         "From a candidate's appearance to its promotion", labels,
+                                         buckets=_PROMOTE_BUCKETS, registry=self.registry)
+        self.errors = Counter(names.RECONCILE_ERRORS, "Reconciles that failed and will be retried", labels,
+                              registry=self.registry)
+        self.duration = Histogram(names.RECONCILE_DURATION, "Time of one reconcile", labels,
+                                  registry=self.registry)
+
+    def observe(self, namespace: str, name: str, before: RolloutStatus, after: RolloutStatus) -> None:
+        """Gauges from the new status; counters from what changed between the two."""
+        for phase in PHASES:
+            self.phase.labels(namespace, name, phase).set(1 if after.phase == phase else 0)
+        self.step.labels(namespace, name).set(after.current_step)
+        for role, value in (("stable", after.traffic.stable), ("candidate", after.traffic.candidate),
+                            ("mirror", after.traffic.mirror)):
+            self.weight.labels(namespace, name, role).set(value)
+        taken = {(m.metric, m.at) for m in before.analysis}
+        for measurement in after.analysis:
+            if (measurement.metric, measurement.at) in taken:
+                continue
+            self.measurements.labels(namespace, name, measurement.metric, measurement.phase).inc()
+            if measurement.value is not None:
+                self.analysis_value.labels(namespace, name, measurement.metric).set(measurement.value)
+        recorded = {(h.revision, h.at) for h in before.history}
+        for entry in (h for h in after.history if (h.revision, h.at) not in recorded):
+            if entry.result == "Promoted":
+                self.promotions.labels(namespace, name).inc()
+                if before.candidate_since:
+                    self.time_to_promote.labels(namespace, name).observe(
+                        (_parse(entry.at) - _parse(before.candidate_since)).total_seconds())
+            else:
+                self.aborts.labels(namespace, name, after.reason or "Unknown").inc()
+
+    def forget(self, namespace: str, name: str) -> None:
+        """A deleted ModelDeployment leaves no gauges behind."""
+        for gauge in (self.phase, self.step, self.weight, self.analysis_value):
+            for labels in list(gauge._metrics):  # noqa: SLF001 - prometheus_client has no filtered remove
+                if labels[:2] == (namespace, name):
+                    gauge.remove(*labels)
+
+
+def _parse(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,97 @@
+"""One reconcile of one ModelDeployment: read, parse, observe, decide, apply. Nothing else.
+
+The ModelDeployment is read afresh every time (state lives in its status, never in this
+process), so a restarted operator carries on from exactly where the last one wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+from .actions import RecordEvent
+from .engine import decide, reject_spec, revision_of
+from .kube.api import Api
+from .kube.apply import Applier
+from .kube.observe import command_of, observe
+from .metrics import OperatorMetrics
+from .routing import Target, builtin, gateway_api
+from .spec import InvalidSpec, Spec, parse_spec
+from .status import SPEC_INVALID, status_from_doc
+
+log = logging.getLogger("modelrollout.operator")
+
+_OPTION_CHECKS = {"builtin": builtin.validate_options, "gatewayAPI": gateway_api.validate_options}
+
+
+@dataclass
+class Shell:
+    """What every reconcile shares: the API, an HTTP client, the metrics."""
+
+    api: Api
+    applier: Applier
+    http: httpx.AsyncClient
+    metrics: OperatorMetrics
+
+
+async def reconcile(shell: Shell, namespace: str, name: str) -> None:
+    started = time.perf_counter()
+    try:
+        await _reconcile(shell, namespace, name)
+    except Exception:
+        shell.metrics.errors.labels(namespace, name).inc()
+        raise
+    finally:
+        shell.metrics.duration.labels(namespace, name).observe(time.perf_counter() - started)
+
+
+async def _reconcile(shell: Shell, namespace: str, name: str) -> None:
+    body = await asyncio.to_thread(shell.api.get, "ModelDeployment", namespace, name)
+    if body is None:
+        return  # deleted meanwhile; the children go with it (ownerReferences)
+    now = datetime.now(UTC)
+    status = status_from_doc(body.get("status") or {})
+    metadata = body.get("metadata") or {}
+    try:
+        spec = parse(body)
+    except InvalidSpec as exc:
+        problem = str(exc)
+        new = reject_spec(status, problem, int(metadata.get("generation") or 0), now)
+        if status.reason != SPEC_INVALID or status.message != new.message:
+            log.warning("ModelDeployment %s/%s has an invalid spec: %s", namespace, name, problem)
+            await shell.applier.record_event(body, RecordEvent("Warning", SPEC_INVALID, problem), now)
+        await shell.applier.write_status(target_of(body, None), body, new)
+        return
+    target = target_of(body, spec)
+    observations = await observe(shell.api, shell.http, target, spec, status, body, now)
+    decision = decide(spec, status, observations, now)
+    _, command_id = command_of(body, status)
+    if command_id is not None:
+        log.info("ModelDeployment %s/%s: carrying out command %s", namespace, name, observations.command)
+        decision = type(decision)(decision.status.with_(handled_command=command_id), decision.actions)
+    await shell.applier.apply(target, spec, revision_of(spec), decision, body, now)
+    shell.metrics.observe(namespace, name, status, decision.status)
+
+
+def parse(body: dict) -> Spec:
+    """The spec, with the routing backend's options checked too."""
+    spec = parse_spec(body.get("spec"))
+    check = _OPTION_CHECKS.get(spec.routing)
+    if check is None:
+        raise InvalidSpec(f"spec.trafficRouting.{spec.routing}",
+                          "is not supported by this operator version yet; use builtin or gatewayAPI")
+    check(spec.routing_options)
+    return spec
+
+
+def target_of(body: dict, spec: Spec | None) -> Target:
+    metadata = body.get("metadata") or {}
+    name = metadata["name"]
+    return Target(name=name, namespace=metadata["namespace"],
+                  model=(spec.model.name if spec and spec.model.name else name),
+                  options=spec.routing_options if spec else {}, uid=metadata.get("uid"))

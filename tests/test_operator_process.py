@@ -1,0 +1,143 @@
+"""The real operator process (kopf) against the emulated API server, without pods.
+
+What the operator writes for a first revision, how it reports a spec it cannot use,
+and that a killed operator changes nothing when it comes back. Rollouts with real
+server processes are in test_e2e_*.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from modelrollout.harness.components import OperatorProcess
+from modelrollout.harness.emulator import KubeEmulator
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+CRD = yaml.safe_load((ROOT / "manifests/crd/modeldeployments.yaml").read_text())
+MD = "modelrollout.io/v1alpha1"
+MODEL = {
+    "apiVersion": MD, "kind": "ModelDeployment",
+    "metadata": {"name": "iris", "namespace": "ml", "uid": "uid-iris"},
+    "spec": {
+        "model": {"uri": "file:///models/iris/1/model.onnx", "version": "1.0.0"},
+        "replicas": 2,
+        "server": {"image": "modelrollout-server:test"},
+        "strategy": {"canary": {"steps": [{"setWeight": 50}]}},
+    },
+}
+
+
+@pytest.fixture
+def kube(tmp_path) -> Iterator[KubeEmulator]:
+    with KubeEmulator(tmp_path) as emulator:
+        emulator.define_crd(CRD)
+        yield emulator
+
+
+@pytest.fixture
+def operator(kube, tmp_path) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(kube.kubeconfig, "ml", tmp_path / "operator.log", tick_seconds=0.3)
+    process.wait_healthy()
+    yield process
+    process.stop()
+
+
+def eventually(check: Callable[[], object], timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except (AssertionError, KeyError, TypeError):
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout}s")
+        time.sleep(0.2)
+
+
+def status(kube: KubeEmulator, name: str = "iris") -> dict:
+    return kube.get(MD, "ModelDeployment", name, "ml").get("status") or {}
+
+
+def condition(doc: dict, kind: str) -> dict:
+    return next(c for c in doc.get("conditions", []) if c["type"] == kind)
+
+
+def test_first_revision_gets_its_deployment_services_route_and_event(kube, operator):
+    kube.create(copy.deepcopy(MODEL))
+    doc = eventually(lambda: status(kube).get("route") and status(kube))
+    revision = doc["stableRevision"]
+    assert doc["traffic"] == {"stable": 100, "candidate": 0, "mirror": 0}
+    assert doc["route"]["revisions"] == [{"name": revision, "role": "stable", "weight": 100,
+                                          "service": f"iris-{revision}"}]
+    deployment = kube.get("apps/v1", "Deployment", f"iris-{revision}", "ml")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["metadata"]["ownerReferences"][0]["uid"] == "uid-iris"
+    services = {s["metadata"]["name"]: s["spec"]["selector"] for s in kube.list("v1", "Service", "ml")}
+    assert services[f"iris-{revision}"]["modelrollout.io/revision"] == revision
+    assert services["iris"]["modelrollout.io/revision"] == revision  # the entry Service: stable
+    # Pods are not ready (no kubelet here): the rollout is not called healthy.
+    assert doc["phase"] == "Progressing" and condition(doc, "Available")["status"] == "False"
+    metrics = httpx.get(operator.metrics_url).text
+    assert 'modelrollout_rollout_phase{name="iris",namespace="ml",phase="Progressing"} 1.0' in metrics
+    assert 'modelrollout_rollout_weight_percent{name="iris",namespace="ml",role="stable"} 100.0' in metrics
+
+
+def test_a_ready_stable_turns_healthy_and_status_stops_changing(kube, operator):
+    kube.create(copy.deepcopy(MODEL))
+    revision = eventually(lambda: status(kube).get("stableRevision"))
+    kube.merge_patch("apps/v1", "Deployment", f"iris-{revision}", {"status": {"readyReplicas": 2}}, "ml",
+                     subresource="status")
+    eventually(lambda: status(kube)["phase"] == "Healthy")
+    settled = status(kube)
+    time.sleep(1.5)  # five ticks
+    assert status(kube) == settled
+    assert condition(settled, "Available")["status"] == "True"
+
+
+def test_an_invalid_spec_is_reported_and_other_models_go_on(kube, operator):
+    bad = copy.deepcopy(MODEL)
+    bad["metadata"]["name"] = "broken"
+    bad["spec"]["strategy"]["canary"]["steps"] = [{"analysis": {"metrics": ["error-rate"]}}]
+    kube.create(bad)
+    kube.create(copy.deepcopy(MODEL))
+    doc = eventually(lambda: status(kube, "broken").get("conditions") and status(kube, "broken"))
+    invalid = condition(doc, "InvalidSpec")
+    assert invalid["status"] == "True" and invalid["reason"] == "SpecInvalid"
+    assert "spec.strategy.canary.steps[0].analysis.metrics" in invalid["message"]
+    assert "'error-rate' is not defined in spec.analysis.metrics" in invalid["message"]
+    assert doc["phase"] == "Degraded" and "route" not in doc
+    names = [d["metadata"]["name"] for d in kube.list("apps/v1", "Deployment", "ml")]
+    assert not [n for n in names if n.startswith("broken")]
+    eventually(lambda: status(kube).get("route"))  # the valid one is reconciled meanwhile
+    events = [e for e in kube.list("v1", "Event", "ml") if e["involvedObject"]["name"] == "broken"]
+    assert [e["reason"] for e in events] == ["SpecInvalid"]
+    # Fixed: the condition clears.
+    kube.merge_patch(MD, "ModelDeployment", "broken",
+                     {"spec": {"strategy": {"canary": {"steps": [{"setWeight": 10}]}}}}, "ml")
+    eventually(lambda: condition(status(kube, "broken"), "InvalidSpec")["status"] == "False")
+
+
+def test_a_killed_operator_comes_back_without_changing_anything(kube, operator):
+    kube.create(copy.deepcopy(MODEL))
+    eventually(lambda: status(kube).get("route"))
+    time.sleep(0.6)
+    before = status(kube)
+    deployments = kube.list("apps/v1", "Deployment", "ml")
+    operator.kill()
+    operator.restart()
+    time.sleep(1.5)
+    assert status(kube) == before
+    assert kube.list("apps/v1", "Deployment", "ml") == deployments
+    assert operator.stop() == 0  # SIGTERM: a clean exit
