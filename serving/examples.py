@@ -53,3 +53,38 @@ def write_iris_example(folder: Path, seed: int = 0) -> Path:
         '{"description": "example 4-feature, 3-class MLP built by modelrollout"}\n'
     )
     return folder
+
+
+def build_faulty_mlp(sizes: list[int], seed: int = 0, fail_above: float = 0.5, opset: int = 17) -> bytes:
+    """build_mlp's model with a fault: inference fails (the server answers 500) for a
+    single-row request whose first feature is above ``fail_above``.
+
+    A model that breaks only on some real inputs, as models do: a request of zeros (the
+    operator's smoke test) is answered, live traffic is not. The fault is a Reshape whose
+    first dimension becomes 3 when the feature is high, which a 1-row input cannot take.
+    """
+    base = onnx.load_from_string(build_mlp(sizes, seed=seed, opset=opset))
+    graph = base.graph
+    graph.node[-1].output[0] = "healthy"  # the softmax
+    constants = {
+        "starts": np.array([0, 0], np.int64), "ends": np.array([1, 1], np.int64),
+        "limit": np.array(fail_above, np.float32), "two": np.array(2, np.int64),
+        "one": np.array(1, np.int64), "flat": np.array([1], np.int64), "rest": np.array([-1], np.int64),
+        "zero": np.array(0, np.float32),
+    }
+    graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in constants.items())
+    graph.node.extend([
+        helper.make_node("Slice", ["input", "starts", "ends"], ["first"]),
+        helper.make_node("Greater", ["first", "limit"], ["high"]),
+        helper.make_node("Cast", ["high"], ["high_int"], to=TensorProto.INT64),
+        helper.make_node("Mul", ["high_int", "two"], ["extra"]),
+        helper.make_node("Add", ["extra", "one"], ["rows"]),
+        helper.make_node("Reshape", ["rows", "flat"], ["rows_1d"]),
+        helper.make_node("Concat", ["rows_1d", "rest"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["input", "shape"], ["reshaped"]),
+        helper.make_node("ReduceSum", ["reshaped"], ["total"], keepdims=0),
+        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+        helper.make_node("Add", ["healthy", "nothing"], ["probabilities"]),
+    ])
+    onnx.checker.check_model(base)
+    return base.SerializeToString()

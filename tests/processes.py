@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,10 @@ from pathlib import Path
 
 import httpx
 
+from modelrollout.harness.ports import free_port
+
 MODELROLLOUT = shutil.which("modelrollout", path=os.path.dirname(sys.executable)) or "modelrollout"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["MODELROLLOUT", "ServerProcess", "free_port"]
 
 
 class ServerProcess:

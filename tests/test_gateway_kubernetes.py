@@ -28,7 +28,7 @@ from modelrollout.serving.gateway.metrics import GatewayMetrics
 from modelrollout.serving.gateway.state import RouteState
 from modelrollout.serving.gateway.watch import KubernetesRoutes, KubernetesRoutesError, build_route_table
 
-from tests.kube_emulator import KubeEmulator
+from modelrollout.harness.emulator import KubeEmulator
 from tests.models import fp32_request, reference, tiny_mlp, write
 from tests.processes import MODELROLLOUT, ServerProcess, free_port
 

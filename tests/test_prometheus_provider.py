@@ -11,8 +11,8 @@ from modelrollout.operator.analysis.judge import ERROR, FAILED, INCONCLUSIVE, SU
 from modelrollout.operator.analysis.providers.prometheus import PrometheusError, PrometheusProvider
 from modelrollout.operator.spec import MetricSpec
 
+from modelrollout.harness.prometheus import PrometheusProcess
 from tests.processes import free_port
-from tests.prometheus_process import PrometheusProcess
 
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
 ERROR_RATE = MetricSpec("error-rate", max=0.05, min_samples=10)

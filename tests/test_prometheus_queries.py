@@ -8,8 +8,8 @@ import httpx
 import pytest
 from modelrollout.operator.analysis.queries import BUILTIN, render
 
+from modelrollout.harness.prometheus import PrometheusProcess
 from tests.processes import free_port
-from tests.prometheus_process import PrometheusProcess
 
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
 

@@ -1,4 +1,5 @@
-"""A Kubernetes API for the tests: kmock's KubernetesEmulator served over HTTP on 127.0.0.1.
+"""A Kubernetes API for the harness (tests and `modelrollout demo`): kmock's
+KubernetesEmulator served over HTTP on 127.0.0.1.
 
     with KubeEmulator(tmp_path) as kube:            # serving, with tmp_path/kubeconfig written
         kube.define_crd(crd_document)               # or kube.define(api_version, plural, kind)
@@ -14,6 +15,11 @@ processes they start (the gateway, the operator) all reach it over real HTTP. Ob
 created, read, patched and deleted with the official ``kubernetes`` client (its
 DynamicClient), the same wire path as the code under test.
 
+It is only the API server: objects are stored and served, nothing acts on them. No
+controller turns a Deployment into Pods and no kubelet runs them (``harness/kubelet.py``
+does both for ``modelrollout serve`` pods), no endpoints controller writes EndpointSlices
+(the same stand-in does), no scheduler, no garbage collector. See docs/harness.md.
+
 What kmock 0.8 is, so tests stay inside what works:
 
 - It knows the built-in resources of a recent K3s (its bundled ``resources.json.gz``)
@@ -28,6 +34,14 @@ What kmock 0.8 is, so tests stay inside what works:
   410 Gone (inject one with a kmock reaction).
 - Per DESIGN.md it also replaces lists on strategic-merge patches, answers 404 to PUT
   and to server-side apply, and collects no garbage by ownerReferences.
+- It validates nothing: no OpenAPI schema, no CRD schema or CEL rules, no admission
+  (defaults are not filled in either: a Deployment reads back exactly as written), and
+  it checks no credentials (no RBAC).
+- It does honour finalizers: DELETE of an object with finalizers only sets its
+  deletionTimestamp, and an object with a deletionTimestamp and no finalizers left is
+  removed on its next write (so patching a deletionTimestamp in deletes it).
+- ``metadata.generateName`` is not supported: the create answers 500, yet stores the
+  object without a name.
 
 Added here: ``outage()`` takes the HTTP server down and brings it back on the same port
 with the same objects, and stopping cuts open watches at once instead of waiting out

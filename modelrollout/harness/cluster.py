@@ -1,0 +1,132 @@
+"""The whole system on one machine, as the tests and `modelrollout demo` run it.
+
+    with LocalCluster(folder) as cluster:             # API server, kubelet, Prometheus,
+        cluster.apply(model_deployment)               # gateway and operator, all started
+        cluster.wait_for(lambda s: s.get("phase") == "Healthy")
+        httpx.post(f"{cluster.gateway.url}/v2/models/iris/infer", json=...)
+
+- the API server: kmock's KubernetesEmulator (emulator.py) with the ModelDeployment CRD
+  declared (its schema is not enforced: see docs/harness.md);
+- the kubelet stand-in (kubelet.py): Deployments become real `modelrollout serve`
+  processes, with Pods, Deployment status and EndpointSlices kept true;
+- real Prometheus scraping every pod, the gateway and the operator through file SD;
+- `modelrollout gateway --kubernetes` and `modelrollout operator`, real processes reading
+  the emulated API over HTTP with a kubeconfig, exactly as they would a cluster's.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Self
+
+import yaml
+
+from .components import GatewayProcess, OperatorProcess
+from .emulator import KubeEmulator
+from .kubelet import Kubelet
+from .prometheus import PrometheusProcess
+
+CRD_PATH = Path(__file__).resolve().parents[2] / "manifests" / "crd" / "modeldeployments.yaml"
+API_VERSION = "modelrollout.io/v1alpha1"
+KIND = "ModelDeployment"
+
+
+class LocalCluster:
+    def __init__(self, folder: Path, namespace: str = "ml", tick_seconds: float = 0.5) -> None:
+        self.folder = folder
+        self.namespace = namespace
+        self.tick_seconds = tick_seconds
+        self.kube: KubeEmulator | None = None
+        self.kubelet: Kubelet | None = None
+        self.prometheus: PrometheusProcess | None = None
+        self.gateway: GatewayProcess | None = None
+        self.operator: OperatorProcess | None = None
+
+    def start(self) -> Self:
+        if not CRD_PATH.exists():
+            raise RuntimeError(f"the ModelDeployment CRD is not at {CRD_PATH}: "
+                               "run from a modelrollout checkout")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.kube = KubeEmulator(self.folder).start()
+            self.kube.define_crd(yaml.safe_load(CRD_PATH.read_text()))
+            file_sd = self.folder / "scrape-targets.json"
+            self.kubelet = Kubelet(self.kube.kubeconfig, self.folder / "kubelet", [self.namespace],
+                                   file_sd=file_sd).start()
+            self.prometheus = PrometheusProcess(self.folder / "prometheus", file_sd=file_sd)
+            self.gateway = GatewayProcess(self.kube.kubeconfig, self.namespace, self.folder / "gateway.log")
+            self.operator = OperatorProcess(self.kube.kubeconfig, self.namespace,
+                                            self.folder / "operator.log", self.tick_seconds)
+            self.gateway.wait_healthy()
+            self.operator.wait_healthy()
+            self.kubelet.add_scrape_target(f"127.0.0.1:{self.gateway.port}", {"job": "modelrollout-gateway"})
+            self.kubelet.add_scrape_target(f"127.0.0.1:{self.operator.metrics_port}",
+                                           {"job": "modelrollout-operator"})
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        for part in (self.operator, self.gateway):
+            if part is not None:
+                part.stop()
+        if self.kubelet is not None:
+            self.kubelet.close()
+        if self.prometheus is not None:
+            self.prometheus.stop()
+        if self.kube is not None:
+            self.kube.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # --- ModelDeployments ---
+
+    def apply(self, doc: dict) -> None:
+        """Create the ModelDeployment, or replace its spec as `kubectl apply` would."""
+        doc = copy.deepcopy(doc)
+        doc.setdefault("metadata", {})["namespace"] = self.namespace
+        name = doc["metadata"]["name"]
+        if self.get(name) is None:
+            self.kube.create(doc)
+        else:
+            # A JSON patch replaces the whole spec: a merge patch would keep keys left out.
+            replace = [{"op": "replace", "path": "/spec", "value": doc["spec"]}]
+            self.kube.json_patch(API_VERSION, KIND, name, replace, self.namespace)
+
+    def get(self, name: str) -> dict | None:
+        try:
+            return self.kube.get(API_VERSION, KIND, name, self.namespace)
+        except Exception as exc:  # noqa: BLE001 - the dynamic client's NotFoundError
+            if getattr(exc, "status", None) == 404:
+                return None
+            raise
+
+    def status(self, name: str) -> dict:
+        return (self.get(name) or {}).get("status") or {}
+
+    def command(self, name: str, action: str, command_id: str) -> None:
+        """What `kubectl modelrollout <action>` writes."""
+        command = {"action": action, "id": command_id}
+        self.kube.merge_patch(API_VERSION, KIND, name, {"status": {"command": command}}, self.namespace,
+                              subresource="status")
+
+    def wait_for(self, name: str, check: Callable[[dict], object], timeout: float = 60.0,
+                 what: str = "condition") -> dict:
+        """Poll the status until ``check(status)`` is true; the status that passed."""
+        deadline = time.monotonic() + timeout
+        status: dict = {}
+        while time.monotonic() < deadline:
+            status = self.status(name)
+            if check(status):
+                return status
+            time.sleep(0.2)
+        raise TimeoutError(f"{what} not reached within {timeout}s; last status: {status}\n"
+                           f"operator log tail:\n{self.operator.logs()[-3000:] if self.operator else ''}")

@@ -1,0 +1,145 @@
+"""End to end: the operator, gateway, servers and Prometheus as real processes on one
+machine (modelrollout.harness.LocalCluster), real client traffic through the gateway."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from modelrollout.harness.cluster import LocalCluster
+from tests.e2e import Traffic, model_deployment, wait_serving, write_models
+
+pytestmark = pytest.mark.slow
+
+INTERVAL = 3.0
+PLUGIN = os.path.join(os.path.dirname(sys.executable), "kubectl-modelrollout")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[LocalCluster]:
+    with LocalCluster(tmp_path_factory.mktemp("cluster"), tick_seconds=0.5) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return write_models(tmp_path_factory.mktemp("models"))
+
+
+def deploy(cluster: LocalCluster, models, name: str, version: str, steps: list, **analysis) -> None:
+    cluster.apply(model_deployment(name, models[version], version, cluster.prometheus.url, steps,
+                                   interval=f"{INTERVAL:g}s", **analysis))
+
+
+def healthy_on(version: str):
+    return lambda s: s.get("phase") == "Healthy" and s.get("stableVersion") == version
+
+
+def test_a_canary_promotes_step_by_step_with_no_failed_request(cluster, models):
+    steps = [{"setWeight": 30}, {"analysis": {"metrics": ["error-rate"]}},
+             {"setWeight": 60}, {"analysis": {"metrics": ["error-rate"]}}]
+    deploy(cluster, models, "iris-a", "1.0.0", steps)
+    cluster.wait_for("iris-a", healthy_on("1.0.0"), what="v1 healthy")
+    wait_serving(cluster.gateway.url, "iris-a")
+    traffic = Traffic(cluster.gateway.url, "iris-a").start()
+    try:
+        time.sleep(1)
+        deploy(cluster, models, "iris-a", "2.0.0", steps)
+        weights = []
+
+        def promoted(status: dict) -> bool:
+            weight = (status.get("traffic") or {}).get("candidate")
+            if weight is not None and (not weights or weights[-1] != weight):
+                weights.append(weight)
+            return healthy_on("2.0.0")(status)
+
+        final = cluster.wait_for("iris-a", promoted, timeout=90, what="v2 promoted")
+        time.sleep(1)
+    finally:
+        results = traffic.stop()
+    assert [w for w in weights if w] == [30, 60]  # every step, in order, nothing skipped
+    assert final["traffic"] == {"stable": 100, "candidate": 0, "mirror": 0}
+    assert final["history"][-1]["result"] == "Promoted" and final["history"][-1]["modelVersion"] == "2.0.0"
+    failed = [r for r in results if r[1] != 200]
+    assert len(results) > 200 and failed == []
+    served = {revision for _, _, revision in results}
+    assert {final["stableRevision"], *final["revisionVersions"]} >= served and len(served) == 2
+
+
+def test_b_a_broken_candidate_is_rolled_back_within_two_intervals(cluster, models):
+    steps = [{"setWeight": 20}, {"analysis": {"metrics": ["error-rate"]}}, {"setWeight": 100}]
+    deploy(cluster, models, "iris-b", "2.0.0", steps)
+    cluster.wait_for("iris-b", healthy_on("2.0.0"), what="v2 healthy")
+    wait_serving(cluster.gateway.url, "iris-b")
+    traffic = Traffic(cluster.gateway.url, "iris-b").start()
+    try:
+        deploy(cluster, models, "iris-b", "3.0.0", steps)
+        weighted = cluster.wait_for("iris-b", lambda s: (s.get("traffic") or {}).get("candidate") == 20,
+                                    timeout=60, what="v3 at 20%")
+        moved_at = time.monotonic()
+        final = cluster.wait_for("iris-b", lambda s: s.get("phase") == "Degraded", timeout=30,
+                                 what="rollback")
+        rolled_back_after = time.monotonic() - moved_at
+        time.sleep(1)
+    finally:
+        results = traffic.stop()
+    assert final["reason"] == "AnalysisFailed" and "error-rate" in final["message"]
+    assert final["traffic"]["candidate"] == 0 and final["stableVersion"] == "2.0.0"
+    assert final["history"][-1]["result"] == "Aborted"
+    # Two analysis intervals, plus the time the status takes to be read here.
+    assert rolled_back_after <= 2 * INTERVAL + 1.5, rolled_back_after
+    # Only requests sent to the candidate can fail: bounded by its weight.
+    errors = sum(1 for r in results if r[1] != 200)
+    assert 0 < errors <= 0.2 * len(results)
+    assert all(r[2] == weighted["candidateRevision"] for r in results if r[1] != 200)
+
+
+def test_c_an_idle_candidate_is_inconclusive_and_never_promotes(cluster, models):
+    steps = [{"setWeight": 50}, {"analysis": {"metrics": ["error-rate"]}}]
+    deploy(cluster, models, "iris-c", "1.0.0", steps)
+    cluster.wait_for("iris-c", healthy_on("1.0.0"), what="v1 healthy")
+    deploy(cluster, models, "iris-c", "2.0.0", steps)  # nobody sends a request
+    paused = cluster.wait_for("iris-c", lambda s: s.get("phase") == "Paused", timeout=60, what="pause")
+    assert paused["reason"] == "AnalysisInconclusive"
+    assert paused["analysis"][-1]["phase"] == "Inconclusive"
+    time.sleep(3 * INTERVAL)
+    later = cluster.status("iris-c")
+    assert later["phase"] == "Paused" and later["stableVersion"] == "1.0.0"
+    assert later["traffic"]["candidate"] == 50  # held where it was, not promoted
+
+
+def test_g_pause_promote_and_abort_through_the_kubectl_plugin(cluster, models):
+    steps = [{"setWeight": 10}, {"pause": {"duration": "10m"}}, {"setWeight": 40}, {"pause": {}},
+             {"setWeight": 80}, {"pause": {}}]
+    deploy(cluster, models, "iris-g", "1.0.0", steps)
+    cluster.wait_for("iris-g", healthy_on("1.0.0"), what="v1 healthy")
+    deploy(cluster, models, "iris-g", "2.0.0", steps)
+    cluster.wait_for("iris-g", lambda s: s.get("traffic", {}).get("candidate") == 10
+                     and s.get("currentStep") == 1, timeout=60, what="first pause")
+    spec_before = cluster.get("iris-g")["spec"]
+
+    def plugin(*args: str) -> str:
+        done = subprocess.run([PLUGIN, *args, "iris-g", "-n", "ml",
+                               "--kubeconfig", str(cluster.kube.kubeconfig)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    plugin("pause")
+    assert cluster.status("iris-g")["phase"] == "Paused"
+    assert cluster.status("iris-g")["reason"] == "PausedByUser"
+    plugin("resume")
+    out = plugin("promote")  # skips the 10-minute pause
+    assert "promote: done" in out
+    cluster.wait_for("iris-g", lambda s: s.get("traffic", {}).get("candidate") == 40, what="40%")
+    assert "Traffic:    stable 60%, candidate 40%" in plugin("status")
+    out = plugin("abort")
+    final = cluster.status("iris-g")
+    assert final["phase"] == "Degraded" and final["reason"] == "AbortedByUser"
+    assert final["traffic"]["candidate"] == 0 and final["stableVersion"] == "1.0.0"
+    assert cluster.get("iris-g")["spec"] == spec_before  # nothing for GitOps to see
