@@ -102,8 +102,6 @@ def serve(**kwargs) -> None:
         help="Shadow comparison: absolute tolerance per output value.")
 @option("--shadow-rtol", default=1e-3, type=click.FloatRange(min=0),
         help="Shadow comparison: relative tolerance per output value.")
-@option("--drain-seconds", default=0.0, type=click.FloatRange(min=0),
-        help="After SIGTERM, stay up but unready this long before closing the listener.")
 @option("--grace-seconds", default=30.0, type=click.FloatRange(min=0),
         help="After the listener closes, how long in-flight requests may take.")
 def gateway(**kwargs) -> None:
@@ -138,6 +136,17 @@ def operator(**kwargs) -> None:
 
     kwargs["namespaces"] = tuple(kwargs["namespaces"])
     run(OperatorSettings(**kwargs))
+
+
+@main.command()
+@option("--folder", default=Path("modelrollout-demo"), type=click.Path(path_type=Path, file_okay=False),
+        help="Where the models, the cluster's logs, the chart and the summary go.")
+def demo(folder: Path) -> None:
+    """Roll a model v1 -> v2 (promoted) and v2 -> v3 (broken: rolled back by itself) on
+    this machine, no cluster needed; writes a chart and a summary into FOLDER."""
+    from modelrollout.demo import run
+
+    run(folder)
 
 
 @main.command("example-model")

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from modelrollout.harness.cluster import LocalCluster
-from tests.e2e import Traffic, model_deployment, wait_serving, write_models
+from modelrollout.harness.traffic import Traffic, wait_serving
+from tests.e2e import model_deployment, write_models
 
 pytestmark = pytest.mark.slow
 
@@ -65,9 +66,9 @@ def test_a_canary_promotes_step_by_step_with_no_failed_request(cluster, models):
     assert [w for w in weights if w] == [30, 60]  # every step, in order, nothing skipped
     assert final["traffic"] == {"stable": 100, "candidate": 0, "mirror": 0}
     assert final["history"][-1]["result"] == "Promoted" and final["history"][-1]["modelVersion"] == "2.0.0"
-    failed = [r for r in results if r[1] != 200]
+    failed = [r for r in results if r.status != 200]
     assert len(results) > 200 and failed == []
-    served = {revision for _, _, revision in results}
+    served = {r.revision for r in results}
     assert {final["stableRevision"], *final["revisionVersions"]} >= served and len(served) == 2
 
 
@@ -94,9 +95,9 @@ def test_b_a_broken_candidate_is_rolled_back_within_two_intervals(cluster, model
     # Two analysis intervals, plus the time the status takes to be read here.
     assert rolled_back_after <= 2 * INTERVAL + 1.5, rolled_back_after
     # Only requests sent to the candidate can fail: bounded by its weight.
-    errors = sum(1 for r in results if r[1] != 200)
+    errors = sum(1 for r in results if r.status != 200)
     assert 0 < errors <= 0.2 * len(results)
-    assert all(r[2] == weighted["candidateRevision"] for r in results if r[1] != 200)
+    assert all(r.revision == weighted["candidateRevision"] for r in results if r.status != 200)
 
 
 def test_c_an_idle_candidate_is_inconclusive_and_never_promotes(cluster, models):
@@ -111,6 +112,61 @@ def test_c_an_idle_candidate_is_inconclusive_and_never_promotes(cluster, models)
     later = cluster.status("iris-c")
     assert later["phase"] == "Paused" and later["stableVersion"] == "1.0.0"
     assert later["traffic"]["candidate"] == 50  # held where it was, not promoted
+
+
+def test_d_a_killed_operator_resumes_at_the_same_step_without_moving_traffic(cluster, models):
+    steps = [{"setWeight": 25}, {"pause": {"duration": "8s"}}, {"setWeight": 50},
+             {"analysis": {"metrics": ["error-rate"]}}]
+    deploy(cluster, models, "iris-d", "1.0.0", steps)
+    cluster.wait_for("iris-d", healthy_on("1.0.0"), what="v1 healthy")
+    wait_serving(cluster.gateway.url, "iris-d")
+    traffic = Traffic(cluster.gateway.url, "iris-d").start()
+    try:
+        deploy(cluster, models, "iris-d", "2.0.0", steps)
+        cluster.wait_for("iris-d", lambda s: s.get("currentStep") == 1 and s["traffic"]["candidate"] == 25,
+                         timeout=60, what="the pause at 25%")
+        cluster.operator.kill()
+        while_dead = time.monotonic()
+        before = cluster.status("iris-d")
+        time.sleep(10)  # longer than the pause: nobody may move on meanwhile
+        assert cluster.status("iris-d") == before
+        during = [r for r in traffic.results if r.at > while_dead]
+        candidate_share = sum(r.revision == before["candidateRevision"] for r in during) / len(during)
+        assert 0.1 < candidate_share < 0.45  # the gateway kept the 25% split
+        cluster.operator.restart()
+        final = cluster.wait_for("iris-d", healthy_on("2.0.0"), timeout=60, what="v2 promoted")
+        time.sleep(1)
+    finally:
+        results = traffic.stop()
+    assert final["history"][-1]["result"] == "Promoted"
+    assert [r for r in results if r.status != 200] == []
+
+
+def test_e_prometheus_down_pauses_the_rollout_and_never_promotes(cluster, models):
+    steps = [{"setWeight": 20}, {"analysis": {"metrics": ["error-rate"]}}]
+    deploy(cluster, models, "iris-e", "1.0.0", steps, consecutiveErrorLimit=2)
+    cluster.wait_for("iris-e", healthy_on("1.0.0"), what="v1 healthy")
+    wait_serving(cluster.gateway.url, "iris-e")
+    traffic = Traffic(cluster.gateway.url, "iris-e").start()
+    try:
+        deploy(cluster, models, "iris-e", "2.0.0", steps, consecutiveErrorLimit=2)
+        cluster.wait_for("iris-e", lambda s: s.get("traffic", {}).get("candidate") == 20, timeout=60,
+                         what="20%")
+        cluster.prometheus.stop()
+        try:
+            paused = cluster.wait_for("iris-e", lambda s: s.get("phase") == "Paused", timeout=30,
+                                      what="inconclusive pause")
+            time.sleep(3 * INTERVAL)
+            later = cluster.status("iris-e")
+        finally:
+            cluster.prometheus.start()
+    finally:
+        traffic.stop()
+    assert paused["reason"] == "AnalysisInconclusive"
+    assert [m["phase"] for m in paused["analysis"]][-2:] == ["Error", "Error"]
+    assert "Prometheus unreachable" in paused["analysis"][-1]["message"]
+    assert later["phase"] == "Paused" and later["stableVersion"] == "1.0.0"
+    assert later["traffic"]["candidate"] == 20
 
 
 def test_g_pause_promote_and_abort_through_the_kubectl_plugin(cluster, models):

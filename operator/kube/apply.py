@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from datetime import datetime
 
 from ..actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
@@ -90,7 +91,9 @@ class Applier:
             involved["uid"] = metadata["uid"]
         doc = {
             "apiVersion": "v1", "kind": "Event",
-            "metadata": {"generateName": f"{metadata.get('name')}.", "namespace": metadata.get("namespace")},
+            # A name of our own, as kubectl's events have: not every API server does generateName.
+            "metadata": {"name": f"{metadata.get('name')}.{uuid.uuid4().hex[:16]}",
+                         "namespace": metadata.get("namespace")},
             "involvedObject": involved, "type": event.type, "reason": event.reason, "message": event.message,
             "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
             "reportingInstance": self.instance, "firstTimestamp": at, "lastTimestamp": at, "count": 1,

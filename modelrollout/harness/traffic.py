@@ -1,0 +1,80 @@
+"""Client traffic through the gateway from a thread: bounded in count and time, every
+answer recorded (when, status, which revision served it, how long it took)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+
+@dataclass(frozen=True)
+class Result:
+    at: float  # time.monotonic() when the answer came
+    status: int  # HTTP status; 0 when the request failed without one
+    revision: str | None  # X-Modelrollout-Revision
+    seconds: float
+
+
+def wait_serving(url: str, model: str, timeout: float = 30.0) -> None:
+    """Until the gateway answers for ``model``: it learns of new endpoints from its watch,
+    a moment after the operator sees them ready."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.post(f"{url}/v2/models/{model}/infer", json=_request([0.0] * 4), timeout=5)
+            if answer.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"the gateway did not serve {model} within {timeout}s")
+
+
+@dataclass
+class Traffic:
+    url: str
+    model: str
+    rate_per_second: float = 50.0
+    max_requests: int = 20_000
+    max_seconds: float = 240.0
+    results: list[Result] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Traffic:
+        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[Result]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        return self.results
+
+    def _run(self) -> None:
+        rng = random.Random(0)
+        started = time.monotonic()
+        pause = 1.0 / self.rate_per_second
+        with httpx.Client(timeout=10.0) as client:
+            while not self._stop.is_set() and len(self.results) < self.max_requests:
+                if time.monotonic() - started > self.max_seconds:
+                    break
+                body = _request([round(rng.random(), 3) for _ in range(4)])
+                sent = time.monotonic()
+                try:
+                    response = client.post(f"{self.url}/v2/models/{self.model}/infer", json=body)
+                    status, revision = response.status_code, response.headers.get("x-modelrollout-revision")
+                except httpx.HTTPError:
+                    status, revision = 0, None
+                now = time.monotonic()
+                self.results.append(Result(now, status, revision, now - sent))
+                self._stop.wait(max(0.0, pause - (now - sent)))
+
+
+def _request(row: list[float]) -> dict:
+    return {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": row}]}
