@@ -59,7 +59,7 @@ def test_a_canary_promotes_step_by_step_with_no_failed_request(cluster, models):
                 weights.append(weight)
             return healthy_on("2.0.0")(status)
 
-        final = cluster.wait_for("iris-a", promoted, timeout=90, what="v2 promoted")
+        final = cluster.wait_for("iris-a", promoted, timeout=180, what="v2 promoted")
         time.sleep(1)
     finally:
         results = traffic.stop()
@@ -81,9 +81,9 @@ def test_b_a_broken_candidate_is_rolled_back_within_two_intervals(cluster, model
     try:
         deploy(cluster, models, "iris-b", "3.0.0", steps)
         weighted = cluster.wait_for("iris-b", lambda s: (s.get("traffic") or {}).get("candidate") == 20,
-                                    timeout=60, what="v3 at 20%")
+                                    timeout=120, what="v3 at 20%")
         moved_at = time.monotonic()
-        final = cluster.wait_for("iris-b", lambda s: s.get("phase") == "Degraded", timeout=30,
+        final = cluster.wait_for("iris-b", lambda s: s.get("phase") == "Degraded", timeout=60,
                                  what="rollback")
         rolled_back_after = time.monotonic() - moved_at
         time.sleep(1)
@@ -105,7 +105,7 @@ def test_c_an_idle_candidate_is_inconclusive_and_never_promotes(cluster, models)
     deploy(cluster, models, "iris-c", "1.0.0", steps)
     cluster.wait_for("iris-c", healthy_on("1.0.0"), what="v1 healthy")
     deploy(cluster, models, "iris-c", "2.0.0", steps)  # nobody sends a request
-    paused = cluster.wait_for("iris-c", lambda s: s.get("phase") == "Paused", timeout=60, what="pause")
+    paused = cluster.wait_for("iris-c", lambda s: s.get("phase") == "Paused", timeout=120, what="pause")
     assert paused["reason"] == "AnalysisInconclusive"
     assert paused["analysis"][-1]["phase"] == "Inconclusive"
     time.sleep(3 * INTERVAL)
@@ -124,7 +124,7 @@ def test_d_a_killed_operator_resumes_at_the_same_step_without_moving_traffic(clu
     try:
         deploy(cluster, models, "iris-d", "2.0.0", steps)
         cluster.wait_for("iris-d", lambda s: s.get("currentStep") == 1 and s["traffic"]["candidate"] == 25,
-                         timeout=60, what="the pause at 25%")
+                         timeout=120, what="the pause at 25%")
         cluster.operator.kill()
         while_dead = time.monotonic()
         before = cluster.status("iris-d")
@@ -134,7 +134,7 @@ def test_d_a_killed_operator_resumes_at_the_same_step_without_moving_traffic(clu
         candidate_share = sum(r.revision == before["candidateRevision"] for r in during) / len(during)
         assert 0.1 < candidate_share < 0.45  # the gateway kept the 25% split
         cluster.operator.restart()
-        final = cluster.wait_for("iris-d", healthy_on("2.0.0"), timeout=60, what="v2 promoted")
+        final = cluster.wait_for("iris-d", healthy_on("2.0.0"), timeout=180, what="v2 promoted")
         time.sleep(1)
     finally:
         results = traffic.stop()
@@ -150,11 +150,11 @@ def test_e_prometheus_down_pauses_the_rollout_and_never_promotes(cluster, models
     traffic = Traffic(cluster.gateway.url, "iris-e").start()
     try:
         deploy(cluster, models, "iris-e", "2.0.0", steps, consecutiveErrorLimit=2)
-        cluster.wait_for("iris-e", lambda s: s.get("traffic", {}).get("candidate") == 20, timeout=60,
+        cluster.wait_for("iris-e", lambda s: s.get("traffic", {}).get("candidate") == 20, timeout=120,
                          what="20%")
         cluster.prometheus.stop()
         try:
-            paused = cluster.wait_for("iris-e", lambda s: s.get("phase") == "Paused", timeout=30,
+            paused = cluster.wait_for("iris-e", lambda s: s.get("phase") == "Paused", timeout=60,
                                       what="inconclusive pause")
             time.sleep(3 * INTERVAL)
             later = cluster.status("iris-e")
@@ -176,7 +176,7 @@ def test_g_pause_promote_and_abort_through_the_kubectl_plugin(cluster, models):
     cluster.wait_for("iris-g", healthy_on("1.0.0"), what="v1 healthy")
     deploy(cluster, models, "iris-g", "2.0.0", steps)
     cluster.wait_for("iris-g", lambda s: s.get("traffic", {}).get("candidate") == 10
-                     and s.get("currentStep") == 1, timeout=60, what="first pause")
+                     and s.get("currentStep") == 1, timeout=120, what="first pause")
     spec_before = cluster.get("iris-g")["spec"]
 
     def plugin(*args: str) -> str:

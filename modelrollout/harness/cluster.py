@@ -118,7 +118,7 @@ class LocalCluster:
         self.kube.merge_patch(API_VERSION, KIND, name, {"status": {"command": command}}, self.namespace,
                               subresource="status")
 
-    def wait_for(self, name: str, check: Callable[[dict], object], timeout: float = 60.0,
+    def wait_for(self, name: str, check: Callable[[dict], object], timeout: float = 120.0,
                  what: str = "condition") -> dict:
         """Poll the status until ``check(status)`` is true; the status that passed."""
         deadline = time.monotonic() + timeout
