@@ -82,7 +82,8 @@ def slices(kube: KubeEmulator, service: str) -> list[dict]:
 
 
 def container(pod: dict) -> dict:
-    (status,) = pod["status"]["containerStatuses"]
+    """The status of the pod's one container ({} before the first status is written)."""
+    (status,) = (pod.get("status") or {}).get("containerStatuses") or [{}]
     return status
 
 
@@ -134,7 +135,7 @@ def test_a_deployment_runs_as_ready_processes_behind_pods_slices_and_scrape_targ
                       "availableReplicas": 2, "unavailableReplicas": 0}
 
     listed = wait_for(lambda: pods(kube, name),
-                      lambda found: len(found) == 2 and all(container(p)["ready"] for p in found),
+                      lambda found: len(found) == 2 and all(container(p).get("ready") for p in found),
                       5, "two ready Pods")
     ports = set()
     for pod in listed:
@@ -190,8 +191,8 @@ def test_a_deployment_runs_as_ready_processes_behind_pods_slices_and_scrape_targ
 
     # A crash: restarted on the same port, restartCount grows, ready again.
     kubelet.kill(kept.name)
-    eventually(lambda: container(pods(kube, name)[0])["restartCount"] == 1, 10, "restartCount 1")
-    pod = wait_for(lambda: pods(kube, name)[0], lambda p: container(p)["ready"], 15, "ready again")
+    eventually(lambda: container(pods(kube, name)[0]).get("restartCount") == 1, 10, "restartCount 1")
+    pod = wait_for(lambda: pods(kube, name)[0], lambda p: container(p).get("ready"), 15, "ready again")
     assert container(pod)["lastState"]["terminated"]["exitCode"] == 128 + 9
     assert answers(kept.port)
     eventually(lambda: status_of(kube, name).get("readyReplicas") == 1, 5, "Deployment ready again")
@@ -219,7 +220,7 @@ def test_a_process_that_keeps_exiting_reaches_crash_loop_back_off_and_a_missing_
     kube.create(missing_service)
 
     def crash_looping(listed: list[dict]) -> bool:
-        return bool(listed) and (container(listed[0])["state"].get("waiting") or {}).get(
+        return bool(listed) and (container(listed[0]).get("state", {}).get("waiting") or {}).get(
             "reason") == "CrashLoopBackOff"
 
     # It exits at once, then waits 1 + 2 + 4 s between restarts.
@@ -295,7 +296,8 @@ def test_processes_live_through_an_api_outage_and_objects_catch_up(kube: KubeEmu
         assert during.name == pod.name  # still its pod, restarted or about to be
     (after,) = kubelet.wait_ready(name, 1, timeout=30)
     assert after.restarts == 1
-    eventually(lambda: container(pods(kube, name)[0])["restartCount"] == 1, 10, "the restart reaches the API")
+    eventually(lambda: container(pods(kube, name)[0]).get("restartCount") == 1, 10,
+               "the restart reaches the API")
 
 
 @pytest.mark.slow

@@ -322,8 +322,9 @@ class Kubelet:
                     pod.log_file = None
                 pod.ready = False
                 pod.terminating = pod.finished = True
-        self._release()
-        if self.file_sd is not None:
+        if self._thread is not None:  # never started: nothing was written
+            self._release()
+        if self.file_sd is not None and self._thread is not None:
             self._write_file_sd()  # only what add_scrape_target listed is left
         self._probe.close()
         self._forget_api()
@@ -484,7 +485,7 @@ class Kubelet:
         if now - pod.started_at >= BACKOFF_RESET_SECONDS:
             pod.crashes = 0
         pod.crashes += 1
-        pod.backoff_seconds = min(BACKOFF_FIRST_SECONDS * 2 ** (pod.crashes - 1), BACKOFF_MAX_SECONDS)
+        pod.backoff_seconds = _backoff(pod.crashes)
         pod.restart_at = now + pod.backoff_seconds
         log.warning("pod %s exited with %s; restarting in %.0f s (log: %s)", pod.name, code,
                     pod.backoff_seconds, pod.log_path)
@@ -497,12 +498,23 @@ class Kubelet:
         banner = f"--- harness: pod {pod.name}, restart {pod.restarts}, port {pod.port}\n"
         pod.log_file.write(banner.encode())
         pod.log_file.flush()
-        pod.proc = subprocess.Popen([*self.command, *pod.template.args], env=env, stdin=subprocess.DEVNULL,
-                                    stdout=pod.log_file, stderr=subprocess.STDOUT,
-                                    start_new_session=True)  # a terminal's Ctrl-C reaches the harness only
         pod.started_at = time.monotonic()
         pod.started_at_wall = _now()
         pod.ready = False
+        try:
+            # A session of its own: a terminal's Ctrl-C reaches the harness, which stops the pods.
+            pod.proc = subprocess.Popen([*self.command, *pod.template.args], env=env,
+                                        stdin=subprocess.DEVNULL, stdout=pod.log_file,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:  # like a container that cannot start: back off and retry
+            log.error("pod %s: cannot start %s: %s", pod.name, self.command[0], exc)
+            pod.log_file.write(f"--- harness: cannot start: {exc}\n".encode())
+            pod.log_file.close()
+            pod.log_file = None
+            pod.crashes += 1
+            pod.last_exit = 128
+            pod.backoff_seconds = _backoff(pod.crashes)
+            pod.restart_at = time.monotonic() + pod.backoff_seconds
 
     def _start_pod(self, namespace: str, deployment: str, template: _Template) -> _Pod:
         taken = {p.suffix for p in self._pods.values() if p.namespace == namespace}
@@ -539,7 +551,8 @@ class Kubelet:
         if "httpGet" in probe:
             path = (probe.get("httpGet") or {}).get("path") or "/"
             try:
-                return self._probe.get(f"http://127.0.0.1:{pod.port}{path}").status_code == 200
+                # As the kubelet: 2xx and 3xx are success (redirects are not followed).
+                return 200 <= self._probe.get(f"http://127.0.0.1:{pod.port}{path}").status_code < 400
             except httpx.HTTPError:
                 return False
         if "tcpSocket" in probe:
@@ -660,8 +673,9 @@ class Kubelet:
             if current is None:
                 if pod.in_api:
                     continue  # removed by someone else: its process is being stopped
+                # status too: an API server that ignores it on create gets it patched below.
                 body = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
-                        "spec": {**pod.template.pod_spec, "nodeName": NODE_NAME}}
+                        "spec": {**pod.template.pod_spec, "nodeName": NODE_NAME}, "status": status}
                 if self._api_write(api.create, "pods", namespace, body) is _FAILED:
                     continue
                 pod.in_api = True
@@ -766,7 +780,9 @@ class Kubelet:
         try:
             return call(*args)
         except ApiException as exc:
-            log.warning("API %s %s refused: %s %s", call.__name__, args[:3], exc.status, exc.reason)
+            # 404: deleted since the list (the operator removing a revision); the next poll knows.
+            log.log(logging.DEBUG if exc.status == 404 else logging.WARNING, "API %s %s refused: %s %s",
+                    call.__name__, args[:3], exc.status, exc.reason)
             return _FAILED
 
     # --- Prometheus file SD ---
@@ -825,6 +841,11 @@ def _modelrollout_executable() -> str:
 
 def _name(obj: dict) -> str:
     return (obj.get("metadata") or {}).get("name") or ""
+
+
+def _backoff(crashes: int) -> float:
+    """Seconds to wait before restarting after ``crashes`` consecutive exits: 1, 2, 4 ... 10."""
+    return min(BACKOFF_FIRST_SECONDS * 2 ** (crashes - 1), BACKOFF_MAX_SECONDS)
 
 
 def _digest(template: dict) -> str:
