@@ -10,10 +10,12 @@ they differ only in what sits in front of it:
   (``RouteFile.follow`` patched to wait forever through a sitecustomize.py on PYTHONPATH):
   no watchfiles thread;
 * bare-asgi     - a pass-through ASGI app (drop hop-by-hop headers, forward, answer) run by
-  ``serving.hosting.run``, i.e. the same uvicorn/uvloop/httptools set-up as the gateway but
-  none of its routing, request ids, metrics or timeouts;
+  ``serving.hosting.run``, i.e. the uvicorn/uvloop/httptools set-up the gateway ran under
+  before it got its own front end (serving/gateway/frontend.py), without its routing,
+  request ids, metrics or timeouts;
 * raw-protocol  - no ASGI server at all: an ``asyncio.Protocol`` on uvloop parsing requests
-  with ``httptools.HttpRequestParser`` and writing the upstream's answer back itself;
+  with ``httptools.HttpRequestParser`` and writing the upstream's answer back itself (the
+  sketch that frontend.py grew from);
 * nginx         - as in bench_gateway.py (reference);
 * direct        - wrk straight to the server.
 

@@ -16,11 +16,12 @@ the gateway under wrk load, and reports for the measured window:
   of the server (``strace -c`` during one more wrk run each; strace slows them down, so
   only the counts mean something).
 
-``--in-process N`` instead runs no process at all: it calls the gateway's ASGI app N times
-in this process, with ``EndpointPool.request`` replaced by a stub that builds the
-upstream request and enters the timeout like the real one but does no I/O, next to a bare
-pass-through ASGI app with the same stub, and prints µs per call and a cProfile of the
-gateway's calls: the cost of the gateway's own Python per request, without sockets.
+``--in-process N`` instead runs no process at all: it calls the gateway's request handler
+(``GatewayApp.handle``, what the HTTP front end calls) N times in this process, with
+``EndpointPool.request`` replaced by a stub that builds the upstream request and enters
+the timeout like the real one but does no I/O, next to a bare pass-through handler with
+the same stub, and prints µs per call and a cProfile of the gateway's calls: the cost of
+the gateway's own Python per request, without sockets or HTTP parsing.
 
 Usage (from the repository root):
 
@@ -112,11 +113,11 @@ def strace_counts(strace: str, pids: list[int], target_url: str, body: Path, con
 
 
 def in_process(calls: int, top: int) -> None:
-    """The gateway's ASGI app vs a bare pass-through app, in this process, no sockets."""
+    """The gateway's handler vs a bare pass-through handler, in this process, no sockets."""
     import uvloop
-    from modelrollout.serving import hosting
     from modelrollout.serving.contract.routes import parse_route_table
     from modelrollout.serving.gateway.app import GatewayApp
+    from modelrollout.serving.gateway.frontend import Response
     from modelrollout.serving.gateway.settings import GatewaySettings
     from modelrollout.serving.gateway.upstream import EndpointPool, UpstreamResponse
 
@@ -128,17 +129,18 @@ def in_process(calls: int, top: int) -> None:
     ], b"x" * 150)
 
     async def stub_request(self, method, path, headers, body, timeout_seconds):
-        # EndpointPool.request without the socket: build the request, enter the timeout.
+        # EndpointPool.request without the socket: build the request, arm and stop the timer.
         head = [method, b" ", path, b" HTTP/1.1\r\nhost: ", self._host_header,
                 b"\r\ncontent-length: ", str(len(body)).encode(), b"\r\n"]
         for name, value in headers:
-            head += [name, b": ", value, b"\r\n"]
-        head.append(b"\r\n")
-        b"".join(head) + body  # noqa: B018 - the work being measured
+            head += (name, b": ", value, b"\r\n")
+        head += (b"\r\n", body)
+        b"".join(head)  # noqa: B018 - the work being measured
         self.outstanding += 1
         try:
-            async with asyncio.timeout(timeout_seconds):
-                return answer
+            timer = asyncio.get_running_loop().call_later(timeout_seconds, print)
+            timer.cancel()
+            return answer
         finally:
             self.outstanding -= 1
 
@@ -147,44 +149,38 @@ def in_process(calls: int, top: int) -> None:
            b"upgrade", b"host", b"content-length"}
     pool = EndpointPool("127.0.0.1", 9)
 
-    async def bare(scope, receive, send) -> None:
-        data = await hosting.read_body(receive, None, 1 << 24)
-        headers = [(k, v) for k, v in scope["headers"] if k not in hop]
-        response = await pool.request(scope["method"].encode(), scope["raw_path"], headers, data, 30.0)
+    async def bare(method, path, query, headers, data) -> Response:
+        forwarded = [(k, v) for k, v in headers if k not in hop]
+        response = await pool.request(method, path, forwarded, data, 30.0)
         out = [(k, v) for k, v in response.headers if k not in hop and k != b"date"]
-        out.append((b"content-length", str(len(response.body)).encode()))
-        await send({"type": "http.response.start", "status": response.status, "headers": out})
-        await send({"type": "http.response.body", "body": response.body})
+        return Response(response.status, out, response.body)
 
-    scope = {"type": "http", "method": "POST", "path": "/v2/models/m/infer",
-             "raw_path": b"/v2/models/m/infer", "query_string": b"",
-             "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"),
-                         (b"content-type", b"application/json"),
-                         (b"content-length", str(len(body)).encode())]}
-    message = {"type": "http.request", "body": body, "more_body": False}
-
-    async def receive():
-        return message
-
-    async def send(_message) -> None:
-        return None
+    request = (b"POST", b"/v2/models/m/infer", b"",
+               [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"),
+                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+               body)
 
     async def run() -> None:
         app = GatewayApp(GatewaySettings(), [])
         app.routes.update(parse_route_table({"models": {"m": {"revisions": [
             {"name": "stable", "role": "stable", "weight": 100, "endpoints": ["127.0.0.1:9"]}]}}}),
             "bench")
-        for label, fn in (("gateway app", app), ("bare pass-through", bare)) * 2:
+        async def gateway(*args) -> Response:
+            response = await app.handle(*args)
+            response.after()  # metrics (and mirroring), which the front end runs after writing
+            return response
+
+        for label, fn in (("gateway handler", gateway), ("bare pass-through", bare)) * 2:
             for _ in range(2000):
-                await fn(scope, receive, send)
+                await fn(*request)
             started = time.perf_counter()
             for _ in range(calls):
-                await fn(scope, receive, send)
+                await fn(*request)
             print(f"{label:18} {(time.perf_counter() - started) / calls * 1e6:6.2f} µs per call")
         profile = cProfile.Profile()
         profile.enable()
         for _ in range(calls):
-            await app(scope, receive, send)
+            await gateway(*request)
         profile.disable()
         text = io.StringIO()
         pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(top)

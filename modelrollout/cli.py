@@ -102,6 +102,8 @@ def serve(**kwargs) -> None:
         help="Shadow comparison: absolute tolerance per output value.")
 @option("--shadow-rtol", default=1e-3, type=click.FloatRange(min=0),
         help="Shadow comparison: relative tolerance per output value.")
+@option("--drain-seconds", default=0.0, type=click.FloatRange(min=0),
+        help="After SIGTERM, stay up but unready this long before closing the listener.")
 @option("--grace-seconds", default=30.0, type=click.FloatRange(min=0),
         help="After the listener closes, how long in-flight requests may take.")
 def gateway(**kwargs) -> None:

@@ -1,5 +1,7 @@
-"""What the server and the gateway share as HTTP processes: reading an ASGI request body
-under a size limit, and running under uvicorn with Kubernetes-friendly shutdown.
+"""What the server and the gateway share as HTTP processes: request ids, the shutdown
+semantics below, and for the server, reading an ASGI request body under a size limit and
+running under uvicorn. (The gateway has its own HTTP front end, gateway/frontend.py,
+with the same shutdown semantics.)
 
 Shutdown: on SIGTERM (or SIGINT) ``on_shutdown`` runs at once (the process turns
 unready), after ``drain_seconds`` the listener closes, requests in flight get
@@ -26,6 +28,14 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 def is_sane_request_id(given: str | None) -> bool:
     return bool(given) and _REQUEST_ID.match(given) is not None
+
+
+def announce_shutdown(sig: int, drain_seconds: float) -> None:
+    """The log line of the first SIGTERM/SIGINT, once ``on_shutdown`` has run."""
+    log.info(
+        "shutdown requested: unready now, draining",
+        extra={"signal": signal.Signals(sig).name, "drain_seconds": drain_seconds},
+    )
 
 
 class BodyTooLarge(Exception):
@@ -73,10 +83,7 @@ class GracefulServer(uvicorn.Server):
             return
         self._on_shutdown()
         self._exit_at = time.monotonic() + self._drain_seconds
-        log.info(
-            "shutdown requested: unready now, draining",
-            extra={"signal": signal.Signals(sig).name, "drain_seconds": self._drain_seconds},
-        )
+        announce_shutdown(sig, self._drain_seconds)
 
     async def on_tick(self, counter: int) -> bool:
         if self._exit_at is not None and time.monotonic() >= self._exit_at:

@@ -69,6 +69,8 @@ class Balancer:
         return tied[turn % len(tied)]
 
     def succeeded(self, pool: EndpointPool) -> None:
+        if not self._health:  # the common case: nothing has failed yet
+            return
         health = self._health.get((pool.host, pool.port))
         if health is not None:
             health.consecutive_failures = 0

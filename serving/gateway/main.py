@@ -1,8 +1,8 @@
-"""Run `modelrollout gateway` (shutdown behaviour: serving/hosting.py)."""
+"""Run `modelrollout gateway` (HTTP and shutdown behaviour: frontend.py)."""
 
 from __future__ import annotations
 
-from .. import hosting
+from . import frontend
 from .app import GatewayApp, RouteSource
 from .route_file import RouteFile
 from .settings import GatewaySettings
@@ -22,4 +22,6 @@ def run(settings: GatewaySettings) -> None:
     def on_shutdown() -> None:
         app.draining = True
 
-    hosting.run(app, settings.host, settings.port, settings.grace_seconds, on_shutdown)
+    frontend.run(app, settings.host, settings.port, max_body_bytes=settings.max_body_bytes,
+                 grace_seconds=settings.grace_seconds, on_shutdown=on_shutdown,
+                 drain_seconds=settings.drain_seconds)

