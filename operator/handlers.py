@@ -31,6 +31,9 @@ class Loops:
         self.tick_seconds = tick_seconds
         self._loops: dict[tuple[str, str], tuple[asyncio.Task, asyncio.Event]] = {}
 
+    def __len__(self) -> int:
+        return len(self._loops)
+
     def seen(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         if key in self._loops:
@@ -87,4 +90,4 @@ def register(registry: kopf.OperatorRegistry, loops: Loops) -> None:
 
     @kopf.on.probe(id="reconcile-loops", registry=registry)
     def count_loops(**_) -> int:
-        return len(loops._loops)  # noqa: SLF001 - the probe reports this module's own state
+        return len(loops)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from modelrollout.serving.contract import metric_names as names
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .status import PHASES, RolloutStatus
+from .status import PHASES, RolloutStatus, parse_time
 
 _PROMOTE_BUCKETS = (30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400)
 
@@ -59,7 +57,7 @@ class OperatorMetrics:
                 self.promotions.labels(namespace, name).inc()
                 if before.candidate_since:
                     self.time_to_promote.labels(namespace, name).observe(
-                        (_parse(entry.at) - _parse(before.candidate_since)).total_seconds())
+                        (parse_time(entry.at) - parse_time(before.candidate_since)).total_seconds())
             else:
                 self.aborts.labels(namespace, name, after.reason or "Unknown").inc()
 
@@ -69,7 +67,3 @@ class OperatorMetrics:
             for labels in list(gauge._metrics):  # noqa: SLF001 - prometheus_client has no filtered remove
                 if labels[:2] == (namespace, name):
                     gauge.remove(*labels)
-
-
-def _parse(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import httpx
@@ -73,7 +73,7 @@ async def _reconcile(shell: Shell, namespace: str, name: str) -> None:
     _, command_id = command_of(body, status)
     if command_id is not None:
         log.info("ModelDeployment %s/%s: carrying out command %s", namespace, name, observations.command)
-        decision = type(decision)(decision.status.with_(handled_command=command_id), decision.actions)
+        decision = replace(decision, status=decision.status.with_(handled_command=command_id))
     await shell.applier.apply(target, spec, revision_of(spec), decision, body, now)
     shell.metrics.observe(namespace, name, status, decision.status)
 

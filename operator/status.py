@@ -8,6 +8,19 @@ in this file, and no reason's value ends in "Reason".
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+
+# Every time written in status: UTC, microseconds.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def format_time(now: datetime) -> str:
+    return now.strftime(TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
 
 # Phases
 HEALTHY = "Healthy"

@@ -9,7 +9,7 @@ from modelrollout.operator.actions import RecordEvent, SetTraffic
 from modelrollout.operator.analysis.judge import measurement_of
 from modelrollout.operator.engine import Observations, decide, due_metrics, revision_of
 from modelrollout.operator.spec import parse_spec
-from modelrollout.operator.status import RolloutStatus
+from modelrollout.operator.status import RolloutStatus, format_time
 
 SPEC = {
     "model": {"uri": "https://models.example.com/iris/1.0.0/model.onnx", "version": "1.0.0"},
@@ -57,7 +57,7 @@ class Rollout:
     # one reconcile
     def tick(self, command: str | None = None, value: float | None = 0.001, samples: int = 100,
              error: str | None = None) -> Rollout:
-        at = self.now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        at = format_time(self.now)
         measurements = tuple(
             measurement_of(self.spec.analysis.metric(name), at, value, samples, error)
             for name in due_metrics(self.spec, self.status, self.now)

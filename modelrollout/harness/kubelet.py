@@ -91,15 +91,15 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from modelrollout.operator.kube.manifests import MODEL_DEPLOYMENT_LABEL, REVISION_LABEL
+from modelrollout.serving.contract.endpoint_slices import SERVICE_NAME_LABEL
+
 from .ports import free_port
 
 log = logging.getLogger("modelrollout.harness.kubelet")
 
 PORT_ANNOTATION = "modelrollout.io/harness-port"
 FINALIZER = "harness.modelrollout.io/process"  # holds a deleted Pod until its process has exited
-MODEL_DEPLOYMENT_LABEL = "modelrollout.io/model-deployment"  # as operator/kube/manifests.py writes
-REVISION_LABEL = "modelrollout.io/revision"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 SLICE_MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 SLICE_MANAGER = "harness-kubelet.modelrollout.io"
 CONTAINER = "server"

@@ -21,6 +21,7 @@ from ..status import (
     Condition,
     Measurement,
     RolloutStatus,
+    format_time,
     set_condition,
 )
 from .canary import decide_canary, due_metrics
@@ -70,7 +71,7 @@ def decide(spec: Spec, status: RolloutStatus, observations: Observations, now: d
 def reject_spec(status: RolloutStatus, problem: str, generation: int, now: datetime) -> RolloutStatus:
     """The status for a spec that cannot be parsed: say what to fix, change nothing else.
     Traffic and revisions stay as they are: a typo must not move or drop traffic."""
-    at = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    at = format_time(now)
     conditions, _ = set_condition(status.conditions, Condition(
         INVALID_SPEC, "True", SPEC_INVALID, problem, "", generation), at)
     return status.with_(phase=DEGRADED, reason=SPEC_INVALID, message=f"invalid spec: {problem}",

@@ -16,7 +16,7 @@ to go on to the next.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from ..actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
 from ..analysis.judge import FAILED, INCONCLUSIVE, SUCCESSFUL, verdict
@@ -46,6 +46,8 @@ from ..status import (
     HistoryEntry,
     RolloutStatus,
     Traffic,
+    format_time,
+    parse_time,
 )
 from .conditions import with_conditions
 
@@ -53,7 +55,7 @@ Result = tuple[RolloutStatus, list]
 
 
 def decide_canary(spec: Spec, desired: str, status: RolloutStatus, obs, now: datetime) -> Result:
-    at = _iso(now)
+    at = format_time(now)
     status = replace(status, observed_generation=obs.generation)
     status = replace(status, revision_versions={**status.revision_versions, desired: spec.model.version})
     for step in (_first_revision, _spec_back_to_stable, _aborted, _new_candidate):
@@ -174,7 +176,7 @@ def _progress(spec: Spec, status: RolloutStatus, obs, now: datetime, at: str) ->
 def _gate(spec, status, obs, now, at, keep) -> Result:
     ready = obs.candidate_ready_replicas >= spec.replicas
     if not ready:
-        deadline = _parse(status.candidate_since) + timedelta(seconds=spec.progress_deadline_seconds)
+        deadline = parse_time(status.candidate_since) + timedelta(seconds=spec.progress_deadline_seconds)
         if now >= deadline:
             return _abort(spec, status, at, PROGRESS_DEADLINE_EXCEEDED,
                           f"candidate not ready within progressDeadlineSeconds "
@@ -226,7 +228,7 @@ def _pause(spec, status, step: Step, obs, now, at, keep) -> Result:
             return _next_step(spec, status, at, keep, "resumed by a person")
         message = f"paused at step {status.current_step} until a person resumes or promotes"
         return replace(status, phase=PAUSED, reason=PAUSED_BY_STEP, message=message), keep
-    ends = _parse(status.step_started_at) + timedelta(seconds=step.pause_seconds)
+    ends = parse_time(status.step_started_at) + timedelta(seconds=step.pause_seconds)
     if now >= ends:
         return _next_step(spec, status, at, keep, "pause over")
     left = (ends - now).total_seconds()
@@ -309,7 +311,7 @@ def due_metrics(spec: Spec, status: RolloutStatus, now: datetime) -> tuple[str, 
         interval = metric.interval_seconds or spec.analysis.interval_seconds
         taken = [m.at for m in status.analysis if m.metric == name]
         # The first measurement waits one interval too: the candidate needs traffic first.
-        since = _parse(taken[-1] if taken else status.step_started_at)
+        since = parse_time(taken[-1] if taken else status.step_started_at)
         if now >= since + timedelta(seconds=interval):
             due.append(name)
     return tuple(due)
@@ -324,13 +326,3 @@ def _finish(status: RolloutStatus, actions: list, at: str) -> Result:
 
 def _bounded(history: tuple, limit: int) -> tuple:
     return history[-limit:] if limit else ()
-
-
-def _iso(now: datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse(text: str | None) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-

@@ -12,13 +12,14 @@ import logging
 from datetime import datetime
 
 import httpx
+from modelrollout.serving.contract.endpoint_slices import SERVICE_NAME_LABEL, endpoints_by_service
 
 from ..analysis.providers.prometheus import PrometheusProvider
 from ..engine import COMMANDS, Observations, due_metrics
-from ..routing import PORT_NAME, Target, revision_service
+from ..routing import Target, revision_service
 from ..smoke import check_answer, smoke_request
 from ..spec import Spec
-from ..status import RolloutStatus
+from ..status import RolloutStatus, format_time
 from .api import Api
 from .manifests import MODEL_DEPLOYMENT_LABEL, REVISION_LABEL
 
@@ -59,7 +60,7 @@ async def observe(api: Api, http: httpx.AsyncClient, target: Target, spec: Spec,
     due = due_metrics(spec, status, now)
     if due and candidate is not None:
         provider = PrometheusProvider(spec.analysis.prometheus_address, http)
-        at = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        at = format_time(now)
         measurements = tuple(await asyncio.gather(*(
             provider.measure(metric, target.model, namespace, candidate,
                              metric.interval_seconds or spec.analysis.interval_seconds, at)
@@ -100,19 +101,14 @@ async def _crash_looping(api: Api, target: Target, revision: str) -> bool:
 
 async def candidate_address(api: Api, target: Target, revision: str) -> str | None:
     """host:port of a ready endpoint of the revision's Service, from its EndpointSlices."""
+    service = revision_service(target.name, revision)
     slices = await asyncio.to_thread(api.list, "EndpointSlice", target.namespace,
-                                     {"kubernetes.io/service-name": revision_service(target.name, revision)})
-    for endpoint_slice in slices:
-        ports = endpoint_slice.get("ports") or []
-        port = next((p.get("port") for p in ports if p.get("name") == PORT_NAME), None)
-        if port is None and ports:
-            port = ports[0].get("port")
-        for endpoint in endpoint_slice.get("endpoints") or []:
-            if (endpoint.get("conditions") or {}).get("ready") is False or not endpoint.get("addresses"):
-                continue
-            host = endpoint["addresses"][0]
-            return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return None
+                                     {SERVICE_NAME_LABEL: service})
+    endpoints = endpoints_by_service(slices).get((target.namespace, service), ())
+    endpoint = next((e for e in endpoints if e.ready), None)
+    if endpoint is None:
+        return None
+    return f"[{endpoint.host}]:{endpoint.port}" if ":" in endpoint.host else endpoint.address
 
 
 async def _smoke_test(api: Api, http: httpx.AsyncClient, target: Target, spec: Spec,

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modelrollout.serving.contract.endpoint_slices import PORT_NAME
+
+__all__ = ["PORT_NAME", "SERVER_PORT", "Target", "entry_service", "owner_reference", "revision_service"]
+
 SERVER_PORT = 8080  # the port `modelrollout serve` listens on in a pod (Dockerfile.server)
-PORT_NAME = "http"  # the Service port the gateway looks for in EndpointSlices
 
 
 @dataclass(frozen=True)

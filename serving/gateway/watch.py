@@ -38,14 +38,15 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from ..contract.routes import Endpoint, InvalidRoutes, ModelRoute, RouteTable, parse_model_route
+from ..contract.endpoint_slices import endpoints_by_service
+from ..contract.routes import InvalidRoutes, ModelRoute, RouteTable, parse_model_route
 from .state import RouteState
 
 log = logging.getLogger("modelrollout.gateway")
@@ -53,8 +54,6 @@ log = logging.getLogger("modelrollout.gateway")
 GROUP = "modelrollout.io"
 VERSION = "v1alpha1"
 PLURAL = "modeldeployments"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-PORT_NAME = "http"
 
 _CONNECT_SECONDS = 5.0
 _LIST_READ_SECONDS = 30.0
@@ -85,7 +84,7 @@ class KubernetesRoutesError(RuntimeError):
 def build_route_table(deployments: list[dict], slices: list[dict]) -> tuple[RouteTable, list[str]]:
     """The route table that ModelDeployments and EndpointSlices describe, and what is wrong
     with them. The same objects in any order give the same table and problems."""
-    endpoints = _endpoints_by_service(slices)
+    endpoints = endpoints_by_service(slices)
     models: dict[str, ModelRoute] = {}
     owners: dict[str, str] = {}
     problems: list[str] = []
@@ -116,42 +115,6 @@ def build_route_table(deployments: list[dict], slices: list[dict]) -> tuple[Rout
             for r in route.revisions
         ))
     return RouteTable(models), problems
-
-
-def _endpoints_by_service(slices: Iterable[dict]) -> dict[tuple[str, str], tuple[Endpoint, ...]]:
-    ready_by_address: dict[tuple[str, str], dict[tuple[str, int], bool]] = {}
-    for obj in slices:
-        metadata = _mapping(obj.get("metadata"))
-        service = _mapping(metadata.get("labels")).get(SERVICE_NAME_LABEL)
-        port = _slice_port(obj.get("ports"))
-        if not service or port is None:
-            continue
-        found = ready_by_address.setdefault((metadata.get("namespace") or "", service), {})
-        for endpoint in obj.get("endpoints") or []:
-            addresses = _mapping(endpoint).get("addresses") or []
-            if not addresses or not isinstance(addresses[0], str):
-                continue
-            conditions = _mapping(endpoint.get("conditions"))
-            ready = conditions.get("ready") is not False
-            serving = conditions.get("serving")
-            if conditions.get("terminating") is True and not (ready if serving is None else serving):
-                continue
-            # Kubernetes treats the addresses of one endpoint as interchangeable and proxies
-            # use the first; one pod in two slices (while they are rebalanced) counts once.
-            key = (addresses[0], port)
-            found[key] = found.get(key, False) or ready
-    return {
-        service: tuple(Endpoint(host, port, ready) for (host, port), ready in sorted(found.items()))
-        for service, found in ready_by_address.items()
-    }
-
-
-def _slice_port(ports: object) -> int | None:
-    if not isinstance(ports, list) or not ports:
-        return None
-    chosen = next((p for p in ports if _mapping(p).get("name") == PORT_NAME), ports[0])
-    number = _mapping(chosen).get("port")
-    return number if type(number) is int and 0 < number < 65536 else None  # noqa: E721 - not bool
 
 
 def _object_key(obj: dict) -> tuple[str, str]:
