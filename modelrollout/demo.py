@@ -19,9 +19,9 @@ from pathlib import Path
 
 import click
 
-from modelrollout.harness.cluster import LocalCluster
+from modelrollout.harness.cluster import LocalCluster, model_deployment
 from modelrollout.harness.traffic import Result, Traffic, wait_serving
-from modelrollout.serving.examples import build_faulty_mlp, build_mlp
+from modelrollout.serving.examples import write_model_versions
 
 NAME = "iris"
 INTERVAL_SECONDS = 4
@@ -47,7 +47,7 @@ def run(folder: Path) -> None:
     for noisy in ("aiohttp.access", "kmock", "modelrollout.harness", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     folder.mkdir(parents=True, exist_ok=True)
-    models = _build_models(folder / "models")
+    models = write_model_versions(folder / "models", stem=NAME)
     started = time.monotonic()
     say = _printer(started)
     say("starting the local cluster: API server, kubelet, Prometheus, gateway, operator")
@@ -81,38 +81,11 @@ def run(folder: Path) -> None:
     say(f"done in {time.monotonic() - started:.0f} s")
 
 
-def _build_models(folder: Path) -> dict[str, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    built = {"1.0.0": build_mlp([4, 16, 3], seed=0), "2.0.0": build_mlp([4, 16, 3], seed=1),
-             "3.0.0": build_faulty_mlp([4, 16, 3], seed=2)}
-    paths = {}
-    for version, data in built.items():
-        paths[version] = folder / f"iris-{version}.onnx"
-        paths[version].write_bytes(data)
-    return paths
-
-
 def _model_deployment(models: dict[str, Path], version: str, prometheus_url: str) -> dict:
-    return {
-        "apiVersion": "modelrollout.io/v1alpha1", "kind": "ModelDeployment",
-        "metadata": {"name": NAME},
-        "spec": {
-            "model": {"uri": models[version].as_uri(), "version": version},
-            "replicas": 1,
-            "server": {"image": "modelrollout-server:local"},
-            "trafficRouting": {"builtin": {}},
-            "strategy": {"canary": {"steps": STEPS}},
-            "analysis": {
-                "interval": f"{INTERVAL_SECONDS}s",
-                "prometheus": {"address": prometheus_url},
-                "metrics": [
-                    {"name": "error-rate", "thresholdRange": {"max": 0.05}, "minSamples": 5},
-                    {"name": "latency-p99", "thresholdRange": {"max": 0.25}, "minSamples": 5},
-                ],
-            },
-            "progressDeadlineSeconds": 60,
-        },
-    }
+    return model_deployment(NAME, models[version], version, prometheus_url, STEPS, INTERVAL_SECONDS, [
+        {"name": "error-rate", "thresholdRange": {"max": 0.05}, "minSamples": 5},
+        {"name": "latency-p99", "thresholdRange": {"max": 0.25}, "minSamples": 5},
+    ], progress_deadline_seconds=60)
 
 
 def _settled(version: str):

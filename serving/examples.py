@@ -44,6 +44,19 @@ def build_mlp(sizes: list[int], seed: int = 0, opset: int = 17) -> bytes:
     return model.SerializeToString()
 
 
+def write_model_versions(folder: Path, stem: str = "model") -> dict[str, Path]:
+    """Three versions of a 4 -> 16 -> 3 MLP for rollouts: 1.0.0 and 2.0.0 good (different
+    weights), 3.0.0 failing on half of real inputs (build_faulty_mlp). Version -> file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    built = {"1.0.0": build_mlp([4, 16, 3], seed=0), "2.0.0": build_mlp([4, 16, 3], seed=1),
+             "3.0.0": build_faulty_mlp([4, 16, 3], seed=2)}
+    paths = {}
+    for version, data in built.items():
+        paths[version] = folder / f"{stem}-{version}.onnx"
+        paths[version].write_bytes(data)
+    return paths
+
+
 def write_iris_example(folder: Path, seed: int = 0) -> Path:
     """A 4 -> 16 -> 3 MLP shaped like an iris classifier, as a model folder with labels."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,10 +10,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from modelrollout.serving.examples import write_model_versions
 
 from modelrollout.harness.cluster import LocalCluster
 from modelrollout.harness.traffic import Traffic, wait_serving
-from tests.e2e import model_deployment, write_models
+from tests.e2e import rollout_of
 
 pytestmark = pytest.mark.slow
 
@@ -29,12 +30,23 @@ def cluster(tmp_path_factory) -> Iterator[LocalCluster]:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    return write_models(tmp_path_factory.mktemp("models"))
+    return write_model_versions(tmp_path_factory.mktemp("models"))
 
 
 def deploy(cluster: LocalCluster, models, name: str, version: str, steps: list, **analysis) -> None:
-    cluster.apply(model_deployment(name, models[version], version, cluster.prometheus.url, steps,
-                                   interval=f"{INTERVAL:g}s", **analysis))
+    cluster.apply(rollout_of(name, models[version], version, cluster.prometheus.url, steps, INTERVAL,
+                             **analysis))
+
+
+def deploy_healthy(cluster: LocalCluster, models, name: str, version: str, steps: list, **analysis) -> None:
+    """Deploy ``version`` as the first revision and wait until it serves."""
+    deploy(cluster, models, name, version, steps, **analysis)
+    cluster.wait_for(name, healthy_on(version), what=f"{version} healthy")
+
+
+def start_traffic(cluster: LocalCluster, name: str) -> Traffic:
+    wait_serving(cluster.gateway.url, name)
+    return Traffic(cluster.gateway.url, name).start()
 
 
 def healthy_on(version: str):
@@ -44,10 +56,8 @@ def healthy_on(version: str):
 def test_a_canary_promotes_step_by_step_with_no_failed_request(cluster, models):
     steps = [{"setWeight": 30}, {"analysis": {"metrics": ["error-rate"]}},
              {"setWeight": 60}, {"analysis": {"metrics": ["error-rate"]}}]
-    deploy(cluster, models, "iris-a", "1.0.0", steps)
-    cluster.wait_for("iris-a", healthy_on("1.0.0"), what="v1 healthy")
-    wait_serving(cluster.gateway.url, "iris-a")
-    traffic = Traffic(cluster.gateway.url, "iris-a").start()
+    deploy_healthy(cluster, models, "iris-a", "1.0.0", steps)
+    traffic = start_traffic(cluster, "iris-a")
     try:
         time.sleep(1)
         deploy(cluster, models, "iris-a", "2.0.0", steps)
@@ -74,10 +84,8 @@ def test_a_canary_promotes_step_by_step_with_no_failed_request(cluster, models):
 
 def test_b_a_broken_candidate_is_rolled_back_within_two_intervals(cluster, models):
     steps = [{"setWeight": 20}, {"analysis": {"metrics": ["error-rate"]}}, {"setWeight": 100}]
-    deploy(cluster, models, "iris-b", "2.0.0", steps)
-    cluster.wait_for("iris-b", healthy_on("2.0.0"), what="v2 healthy")
-    wait_serving(cluster.gateway.url, "iris-b")
-    traffic = Traffic(cluster.gateway.url, "iris-b").start()
+    deploy_healthy(cluster, models, "iris-b", "2.0.0", steps)
+    traffic = start_traffic(cluster, "iris-b")
     try:
         deploy(cluster, models, "iris-b", "3.0.0", steps)
         weighted = cluster.wait_for("iris-b", lambda s: (s.get("traffic") or {}).get("candidate") == 20,
@@ -102,8 +110,7 @@ def test_b_a_broken_candidate_is_rolled_back_within_two_intervals(cluster, model
 
 def test_c_an_idle_candidate_is_inconclusive_and_never_promotes(cluster, models):
     steps = [{"setWeight": 50}, {"analysis": {"metrics": ["error-rate"]}}]
-    deploy(cluster, models, "iris-c", "1.0.0", steps)
-    cluster.wait_for("iris-c", healthy_on("1.0.0"), what="v1 healthy")
+    deploy_healthy(cluster, models, "iris-c", "1.0.0", steps)
     deploy(cluster, models, "iris-c", "2.0.0", steps)  # nobody sends a request
     paused = cluster.wait_for("iris-c", lambda s: s.get("phase") == "Paused", timeout=120, what="pause")
     assert paused["reason"] == "AnalysisInconclusive"
@@ -117,10 +124,8 @@ def test_c_an_idle_candidate_is_inconclusive_and_never_promotes(cluster, models)
 def test_d_a_killed_operator_resumes_at_the_same_step_without_moving_traffic(cluster, models):
     steps = [{"setWeight": 25}, {"pause": {"duration": "8s"}}, {"setWeight": 50},
              {"analysis": {"metrics": ["error-rate"]}}]
-    deploy(cluster, models, "iris-d", "1.0.0", steps)
-    cluster.wait_for("iris-d", healthy_on("1.0.0"), what="v1 healthy")
-    wait_serving(cluster.gateway.url, "iris-d")
-    traffic = Traffic(cluster.gateway.url, "iris-d").start()
+    deploy_healthy(cluster, models, "iris-d", "1.0.0", steps)
+    traffic = start_traffic(cluster, "iris-d")
     try:
         deploy(cluster, models, "iris-d", "2.0.0", steps)
         cluster.wait_for("iris-d", lambda s: s.get("currentStep") == 1 and s["traffic"]["candidate"] == 25,
@@ -144,10 +149,8 @@ def test_d_a_killed_operator_resumes_at_the_same_step_without_moving_traffic(clu
 
 def test_e_prometheus_down_pauses_the_rollout_and_never_promotes(cluster, models):
     steps = [{"setWeight": 20}, {"analysis": {"metrics": ["error-rate"]}}]
-    deploy(cluster, models, "iris-e", "1.0.0", steps, consecutiveErrorLimit=2)
-    cluster.wait_for("iris-e", healthy_on("1.0.0"), what="v1 healthy")
-    wait_serving(cluster.gateway.url, "iris-e")
-    traffic = Traffic(cluster.gateway.url, "iris-e").start()
+    deploy_healthy(cluster, models, "iris-e", "1.0.0", steps, consecutiveErrorLimit=2)
+    traffic = start_traffic(cluster, "iris-e")
     try:
         deploy(cluster, models, "iris-e", "2.0.0", steps, consecutiveErrorLimit=2)
         cluster.wait_for("iris-e", lambda s: s.get("traffic", {}).get("candidate") == 20, timeout=120,
@@ -172,8 +175,7 @@ def test_e_prometheus_down_pauses_the_rollout_and_never_promotes(cluster, models
 def test_g_pause_promote_and_abort_through_the_kubectl_plugin(cluster, models):
     steps = [{"setWeight": 10}, {"pause": {"duration": "10m"}}, {"setWeight": 40}, {"pause": {}},
              {"setWeight": 80}, {"pause": {}}]
-    deploy(cluster, models, "iris-g", "1.0.0", steps)
-    cluster.wait_for("iris-g", healthy_on("1.0.0"), what="v1 healthy")
+    deploy_healthy(cluster, models, "iris-g", "1.0.0", steps)
     deploy(cluster, models, "iris-g", "2.0.0", steps)
     cluster.wait_for("iris-g", lambda s: s.get("traffic", {}).get("candidate") == 10
                      and s.get("currentStep") == 1, timeout=120, what="first pause")

@@ -34,6 +34,26 @@ API_VERSION = "modelrollout.io/v1alpha1"
 KIND = "ModelDeployment"
 
 
+def model_deployment(name: str, model: Path, version: str, prometheus_url: str, steps: list,
+                     interval_seconds: float, metrics: list[dict], progress_deadline_seconds: int = 120,
+                     **analysis) -> dict:
+    """A ModelDeployment for the harness: one replica of a local model file, builtin routing."""
+    return {
+        "apiVersion": API_VERSION, "kind": KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"uri": model.as_uri(), "version": version},
+            "replicas": 1,
+            "server": {"image": "modelrollout-server:local"},  # the kubelet stand-in runs it locally
+            "trafficRouting": {"builtin": {}},
+            "strategy": {"canary": {"steps": steps}},
+            "analysis": {"interval": f"{interval_seconds:g}s", "prometheus": {"address": prometheus_url},
+                         "metrics": metrics, **analysis},
+            "progressDeadlineSeconds": progress_deadline_seconds,
+        },
+    }
+
+
 class LocalCluster:
     def __init__(self, folder: Path, namespace: str = "ml", tick_seconds: float = 0.5) -> None:
         self.folder = folder
