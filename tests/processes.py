@@ -8,14 +8,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
+import pytest
 
 from modelrollout.harness.ports import free_port
 
 MODELROLLOUT = shutil.which("modelrollout", path=os.path.dirname(sys.executable)) or "modelrollout"
-__all__ = ["MODELROLLOUT", "ServerProcess", "free_port"]
+T = TypeVar("T")
+__all__ = ["MODELROLLOUT", "ServerProcess", "free_port", "wait_for"]
 
 
 class ServerProcess:
@@ -74,3 +78,15 @@ class ServerProcess:
             code = self.proc.wait()
         self._log.close()
         return code
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str) -> T:
+    """``check()``'s first truthy result, polled every 50 ms; the test fails when there is
+    none within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")

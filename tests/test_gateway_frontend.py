@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from tests.processes import wait_for
+
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
 OTHER = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [0.1, 0.2, 0.3, 0.4]}]}
 INFLIGHT = "modelrollout_server_inflight_requests"
@@ -120,15 +122,6 @@ def answer_of(server, doc: dict) -> list:
 def metric(url: str, name: str) -> float:
     lines = httpx.get(f"{url}/metrics").text.splitlines()
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(name))
-
-
-def wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 def log_records(process) -> list[dict]:

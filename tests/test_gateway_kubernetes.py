@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -31,6 +30,7 @@ from modelrollout.serving.gateway.watch import KubernetesRoutes, KubernetesRoute
 from modelrollout.harness.emulator import KubeEmulator
 from tests.models import fp32_request, reference, tiny_mlp, write
 from tests.processes import MODELROLLOUT, ServerProcess, free_port
+from tests.processes import wait_for as eventually
 
 T = TypeVar("T")
 
@@ -92,18 +92,6 @@ def pod(address: str, **conditions: bool) -> dict:
 def slice_to(server: ServerProcess, service: str, namespace: str = "ml") -> dict:
     return endpoint_slice(f"{service}-abcde", service, [pod("127.0.0.1", ready=True)], namespace,
                           [{"name": "http", "port": server.port, "protocol": "TCP"}])
-
-
-def eventually(check: Callable[[], T], seconds: float, what: str) -> T:
-    """``check()``'s first truthy result, polled for at most ``seconds``."""
-    result = check()
-    for _ in range(int(seconds / POLL_SECONDS)):
-        if result:
-            return result
-        time.sleep(POLL_SECONDS)
-        result = check()
-    assert result, f"{what}: not within {seconds}s"
-    return result
 
 
 async def eventually_async(check: Callable[[], T], seconds: float, what: str) -> T:

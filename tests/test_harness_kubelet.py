@@ -26,6 +26,7 @@ from modelrollout.harness.emulator import KubeEmulator
 from modelrollout.harness.kubelet import FINALIZER, PORT_ANNOTATION, Kubelet
 from modelrollout.harness.prometheus import PrometheusProcess
 from tests.models import fp32_request
+from tests.processes import wait_for as wait_until
 
 T = TypeVar("T")
 
@@ -36,11 +37,6 @@ SLICE = "discovery.k8s.io/v1"
 
 
 # --- helpers ---
-
-
-def eventually(check: Callable[[], T], seconds: float, what: str) -> T:
-    """``check()``'s first truthy result, polled for at most ``seconds``."""
-    return wait_for(check, bool, seconds, what)
 
 
 def wait_for(fetch: Callable[[], T], ok: Callable[[T], bool], seconds: float, what: str) -> T:
@@ -179,23 +175,23 @@ def test_a_deployment_runs_as_ready_processes_behind_pods_slices_and_scrape_targ
     (terminating,) = [p for p in pods(kube, name) if p["metadata"].get("deletionTimestamp")]
     assert terminating["metadata"]["name"] == draining["endpoints"][0]["targetRef"]["name"]
     assert {"type": "Ready", "status": "False"} in terminating["status"]["conditions"]
-    eventually(lambda: len(pods(kube, name)) == 1, 15, "one Pod left")
+    wait_until(lambda: len(pods(kube, name)) == 1, 15, "one Pod left")
     (kept,) = kubelet.processes(name)
     (stopped_port,) = ports - {kept.port}
     assert not answers(stopped_port)
     assert answers(kept.port)
-    eventually(lambda: len(slices(kube, name)) == 1, 5, "one EndpointSlice left")
+    wait_until(lambda: len(slices(kube, name)) == 1, 5, "one EndpointSlice left")
     assert slices(kube, name)[0]["ports"][0]["port"] == kept.port
-    eventually(lambda: status_of(kube, name).get("replicas") == 1, 5, "status says 1 replica")
-    eventually(lambda: list(scrape_targets()) == [f"127.0.0.1:{kept.port}"], 5, "file SD lists one")
+    wait_until(lambda: status_of(kube, name).get("replicas") == 1, 5, "status says 1 replica")
+    wait_until(lambda: list(scrape_targets()) == [f"127.0.0.1:{kept.port}"], 5, "file SD lists one")
 
     # A crash: restarted on the same port, restartCount grows, ready again.
     kubelet.kill(kept.name)
-    eventually(lambda: container(pods(kube, name)[0]).get("restartCount") == 1, 10, "restartCount 1")
+    wait_until(lambda: container(pods(kube, name)[0]).get("restartCount") == 1, 10, "restartCount 1")
     pod = wait_for(lambda: pods(kube, name)[0], lambda p: container(p).get("ready"), 15, "ready again")
     assert container(pod)["lastState"]["terminated"]["exitCode"] == 128 + 9
     assert answers(kept.port)
-    eventually(lambda: status_of(kube, name).get("readyReplicas") == 1, 5, "Deployment ready again")
+    wait_until(lambda: status_of(kube, name).get("readyReplicas") == 1, 5, "Deployment ready again")
 
     # close(): no process outlives it, and the API shows no ghost Pods or slices.
     pids = [p.pid for p in kubelet.processes()]
@@ -238,7 +234,7 @@ def test_a_process_that_keeps_exiting_reaches_crash_loop_back_off_and_a_missing_
     (unready,) = pods(kube, "iris-missing")
     assert container(unready)["ready"] is False and "running" in container(unready)["state"]
     assert container(unready)["restartCount"] == 0
-    (endpoint_slice,) = eventually(lambda: slices(kube, "iris-missing"), 5, "a slice for the unready pod")
+    (endpoint_slice,) = wait_until(lambda: slices(kube, "iris-missing"), 5, "a slice for the unready pod")
     assert endpoint_slice["endpoints"][0]["conditions"]["ready"] is False
 
 
@@ -259,12 +255,12 @@ def test_a_new_pod_template_rolls_out_and_a_deleted_pod_is_replaced(
         "env": [*env, {"name": "MODELROLLOUT_ACCESS_LOG", "value": "true"}],
     }]}}}}
     kube.merge_patch("apps/v1", "Deployment", name, patch, NS)
-    eventually(lambda: [p.name for p in kubelet.processes(name)] != [first.name]
+    wait_until(lambda: [p.name for p in kubelet.processes(name)] != [first.name]
                and all(p.name != first.name for p in kubelet.processes(name)), 30, "the old pod replaced")
     (second,) = kubelet.wait_ready(name, 1, timeout=30)
-    eventually(lambda: not alive(first.pid), 10, "the old process stopped")
-    eventually(lambda: [p["metadata"]["name"] for p in pods(kube, name)] == [second.name], 5, "one Pod")
-    eventually(lambda: status_of(kube, name).get("updatedReplicas") == 1
+    wait_until(lambda: not alive(first.pid), 10, "the old process stopped")
+    wait_until(lambda: [p["metadata"]["name"] for p in pods(kube, name)] == [second.name], 5, "one Pod")
+    wait_until(lambda: status_of(kube, name).get("updatedReplicas") == 1
                and status_of(kube, name).get("readyReplicas") == 1, 5, "status")
 
     # Deleting the Pod (kubectl delete pod): graceful, through our finalizer; then a new one.
@@ -275,9 +271,9 @@ def test_a_new_pod_template_rolls_out_and_a_deleted_pod_is_replaced(
         assert deleted[0]["metadata"]["name"] == second.name
     (third,) = wait_for(lambda: [p for p in kubelet.processes(name) if p.ready and p.name != second.name],
                         bool, 30, "a replacement pod ready")
-    eventually(lambda: [p["metadata"]["name"] for p in pods(kube, name)] == [third.name], 10,
+    wait_until(lambda: [p["metadata"]["name"] for p in pods(kube, name)] == [third.name], 10,
                "the deleted Pod gone, its replacement listed")
-    eventually(lambda: not alive(second.pid), 10, "the deleted pod's process stopped")
+    wait_until(lambda: not alive(second.pid), 10, "the deleted pod's process stopped")
 
 
 @pytest.mark.slow
@@ -288,7 +284,7 @@ def test_processes_live_through_an_api_outage_and_objects_catch_up(kube: KubeEmu
     kube.create(deployment)
     kube.create(service)
     (pod,) = kubelet.wait_ready(name, 1, timeout=30)
-    eventually(lambda: status_of(kube, name).get("readyReplicas") == 1, 5, "ready in the API")
+    wait_until(lambda: status_of(kube, name).get("readyReplicas") == 1, 5, "ready in the API")
     with kube.outage():
         kubelet.kill(pod.name)
         time.sleep(1.0)
@@ -296,7 +292,7 @@ def test_processes_live_through_an_api_outage_and_objects_catch_up(kube: KubeEmu
         assert during.name == pod.name  # still its pod, restarted or about to be
     (after,) = kubelet.wait_ready(name, 1, timeout=30)
     assert after.restarts == 1
-    eventually(lambda: container(pods(kube, name)[0]).get("restartCount") == 1, 10,
+    wait_until(lambda: container(pods(kube, name)[0]).get("restartCount") == 1, 10,
                "the restart reaches the API")
 
 
@@ -310,10 +306,10 @@ def test_prometheus_scrapes_harness_pods_by_file_sd_and_keeps_its_data_across_a_
     with prometheus:
         kubelet.add_scrape_target(f"127.0.0.1:{prometheus.port}", {"job": "prometheus"})
         query = f'up{{revision="{REVISION}", model_deployment="iris", namespace="{NS}"}}'
-        (series,) = eventually(lambda: [s for s in prometheus.query(query) if s["value"][1] == "1"], 15,
+        (series,) = wait_until(lambda: [s for s in prometheus.query(query) if s["value"][1] == "1"], 15,
                                "the pod scraped with its revision label")
         assert series["metric"]["job"] == "modelrollout-server"
-        eventually(lambda: prometheus.query('up{job="prometheus"} == 1'), 15, "the added static target")
+        wait_until(lambda: prometheus.query('up{job="prometheus"} == 1'), 15, "the added static target")
 
         port = prometheus.port
         before = float(prometheus.query(f"count_over_time({query}[1h])")[0]["value"][1])
@@ -325,7 +321,7 @@ def test_prometheus_scrapes_harness_pods_by_file_sd_and_keeps_its_data_across_a_
         assert prometheus.port == port
         after = float(prometheus.query(f"count_over_time({query}[1h])")[0]["value"][1])
         assert after >= before  # the samples from before the stop are still there
-        eventually(lambda: prometheus.query(f"{query} == 1"), 15, "scraping again after the restart")
+        wait_until(lambda: prometheus.query(f"{query} == 1"), 15, "scraping again after the restart")
 
 
 def test_a_template_without_a_server_container_is_not_run(kube: KubeEmulator, kubelet: Kubelet,
@@ -336,8 +332,8 @@ def test_a_template_without_a_server_container_is_not_run(kube: KubeEmulator, ku
     deployment["spec"]["template"]["spec"]["containers"] = [{**server, "name": "a"}, {**server, "name": "b"}]
     with caplog.at_level("WARNING", logger="modelrollout.harness.kubelet"):
         kube.create(deployment)
-        eventually(lambda: "no container named 'server'" in caplog.text, 5, "the warning")
-    eventually(lambda: status_of(kube, "sidecars").get("replicas") == 0, 5, "a status with no replicas")
+        wait_until(lambda: "no container named 'server'" in caplog.text, 5, "the warning")
+    wait_until(lambda: status_of(kube, "sidecars").get("replicas") == 0, 5, "a status with no replicas")
     assert kubelet.processes() == [] and pods(kube, "sidecars") == []
 
 

@@ -23,6 +23,7 @@ import pytest
 from modelrollout.serving.examples import build_mlp
 
 from tests.models import fp32_request, metric, reference, scrape, tiny_mlp, write
+from tests.processes import wait_for
 
 FAILURES = "modelrollout_server_failures_total"
 X = np.array([[0.5, -1.0, 2.0, 0.25]], dtype=np.float32)
@@ -138,15 +139,6 @@ def log_records(server) -> list[dict]:
         except ValueError:
             pytest.fail(f"log line is not JSON: {line!r}")
     return records
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 def failure_count(server, reason: str) -> float | None:
