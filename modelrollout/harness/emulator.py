@@ -45,12 +45,17 @@ What kmock 0.8 is, so tests stay inside what works:
 
 Added here: ``outage()`` takes the HTTP server down and brings it back on the same port
 with the same objects, and stopping cuts open watches at once instead of waiting out
-aiohttp's 60-second shutdown grace.
+aiohttp's 60-second shutdown grace. And the request history is bounded: kmock keeps every
+request for assertions and matches each new one against its own reactions by walking
+that history, so an unbounded one makes every request slower than the last (tens of ms
+per request after a few thousand, enough to stall a minutes-long rollout). Only the
+last ``REQUEST_HISTORY`` requests are kept; a reaction or count over requests sees those.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import threading
@@ -72,6 +77,7 @@ T = TypeVar("T")
 _START_SECONDS = 10.0
 # Open watches never finish by themselves: give them this long, then cancel them.
 _SHUTDOWN_GRACE_SECONDS = 0.2
+REQUEST_HISTORY = 100
 _DEFAULT_VERBS = frozenset({"create", "delete", "get", "list", "patch", "update", "watch"})
 
 
@@ -249,6 +255,7 @@ class KubeEmulator:
             self._loop = asyncio.get_running_loop()
             self._done = asyncio.Event()
             self.emulator = kmock.KubernetesEmulator()
+            self.emulator._requests = collections.deque(maxlen=REQUEST_HISTORY)  # see the docstring
             with warnings.catch_warnings():  # kmock 0.8 reads it with a deprecated importlib call
                 warnings.simplefilter("ignore", DeprecationWarning)
                 self.emulator.resources.load_bundled()
