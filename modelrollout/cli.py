@@ -37,6 +37,8 @@ def main(log_level: str) -> None:
 @option("--sha256", default=None, help="Expected sha256 of the .onnx file; checked before loading.")
 @option("--model-name", required=True, help="Name in /v2/models/{name}.")
 @option("--model-version", default="1", help="Version reported and accepted in /versions/{v}.")
+@option("--revision", default="", help="Rollout revision this server belongs to (the operator sets it): "
+        "the revision label of every metric.")
 @option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 in a pod).")
 @option("--port", default=8080, type=int)
 @option("--max-batch-size", default=0, type=click.IntRange(min=0),

@@ -33,6 +33,7 @@ def test_deployment_is_a_valid_locked_down_server_pod():
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["MODELROLLOUT_MODEL_URI"] == SPEC["model"]["uri"]
     assert env["MODELROLLOUT_MAX_BATCH_SIZE"] == "16"
+    assert env["MODELROLLOUT_REVISION"] == "abc123"  # the revision label of the server's metrics
     assert env["A"] == "1" and env["MODELROLLOUT_HOST"] == "0.0.0.0"
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"

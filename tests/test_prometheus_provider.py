@@ -10,8 +10,10 @@ import pytest
 from modelrollout.operator.analysis.judge import ERROR, FAILED, INCONCLUSIVE, SUCCESSFUL
 from modelrollout.operator.analysis.providers.prometheus import PrometheusError, PrometheusProvider
 from modelrollout.operator.spec import MetricSpec
+from modelrollout.serving.examples import build_faulty_mlp
 
 from modelrollout.harness.prometheus import PrometheusProcess
+from tests.models import TINY_SIZES, write
 from tests.processes import free_port
 
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
@@ -22,12 +24,20 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 30))
 
 
-async def measure_all(address: str, metrics, revision: str):
+async def measure_all(address: str, metrics, revision: str, routing: str = "builtin"):
     async with httpx.AsyncClient() as client:
         provider = PrometheusProvider(address, client, timeout_seconds=2)
         online = await provider.is_online()
-        results = [await provider.measure(m, "tiny", "default", revision, 15, "t") for m in metrics]
+        results = [await provider.measure(m, routing, "tiny", "default", revision, 15, "t") for m in metrics]
         return online, results
+
+
+def wait_scraped(prometheus: PrometheusProcess, promql: str, want: float) -> None:
+    """Until a scrape after the last request is in: ``promql`` gives ``want``."""
+    deadline = time.monotonic() + 10
+    while not (r := prometheus.query(promql)) or float(r[0]["value"][1]) != want:
+        assert time.monotonic() < deadline, f"Prometheus never saw {want}: {r}"
+        time.sleep(0.2)
 
 
 def test_measurements_from_a_real_prometheus(tmp_path, tiny_server, start_gateway):
@@ -48,11 +58,7 @@ def test_measurements_from_a_real_prometheus(tmp_path, tiny_server, start_gatewa
             while time.monotonic() < until and sent < 5000:
                 client.post("/v2/models/tiny/infer", json=BODY)
                 sent += 1
-        served = 'sum(modelrollout_gateway_requests_total{model="tiny",revision="v1"})'
-        deadline = time.monotonic() + 10
-        while not (r := prometheus.query(served)) or float(r[0]["value"][1]) != sent:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_scraped(prometheus, 'sum(modelrollout_gateway_requests_total{model="tiny",revision="v1"})', sent)
         latency = MetricSpec("latency-p99", max=1.0, min_samples=10)
         custom = MetricSpec("served", query='sum(modelrollout_gateway_requests_total{model="{{model}}"})',
                             min=1)
@@ -66,6 +72,47 @@ def test_measurements_from_a_real_prometheus(tmp_path, tiny_server, start_gatewa
         assert v2_errors.phase == FAILED and v2_errors.value == pytest.approx(1.0)
         _, (v3_errors,) = run(measure_all(prometheus.url, [ERROR_RATE], "v3"))  # no traffic
         assert v3_errors.phase == INCONCLUSIVE
+    finally:
+        prometheus.stop()
+
+
+def test_builtins_read_the_servers_revision_label_without_a_gateway(tmp_path, start_server, tiny_model):
+    """gatewayAPI and replicas routing: no gateway of ours sees the traffic, so error-rate
+    and latency-p99 come from the servers, told apart by the revision label (--revision)."""
+    faulty = write(tmp_path / "faulty" / "model.onnx", build_faulty_mlp(TINY_SIZES))
+    good = start_server(["--model-uri", str(tiny_model), "--model-name", "tiny", "--revision", "good"])
+    bad = start_server(["--model-uri", str(faulty), "--model-name", "tiny", "--revision", "bad"])
+    prometheus = PrometheusProcess(tmp_path / "prometheus", [f"127.0.0.1:{good.port}",
+                                                              f"127.0.0.1:{bad.port}"])
+    try:
+        deadline = time.monotonic() + 15
+        while len(prometheus.query('up{job="modelrollout"} == 1')) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        answers = {good.url: [], bad.url: []}
+        until = time.monotonic() + 4
+        with httpx.Client() as client:
+            for i in range(4000):
+                if time.monotonic() > until:
+                    break
+                first = 0.9 if i % 4 == 0 else 0.1  # the faulty model fails above 0.5: 1 in 4
+                row = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32",
+                                   "data": [first, 0.2, 0.3, 0.4]}]}
+                for url, codes in answers.items():
+                    codes.append(client.post(f"{url}/v2/models/tiny/infer", json=row).status_code)
+        assert set(answers[good.url]) == {200} and answers[bad.url].count(500) > 0
+        wait_scraped(prometheus, 'sum(modelrollout_server_requests_total{revision="bad"})',
+                     len(answers[bad.url]))
+        latency = MetricSpec("latency-p99", max=1.0, min_samples=10)
+        _, (good_errors, good_latency) = run(measure_all(prometheus.url, [ERROR_RATE, latency], "good",
+                                                         "gatewayAPI"))
+        assert good_errors.phase == SUCCESSFUL and good_errors.value == pytest.approx(0.0)
+        assert good_latency.phase == SUCCESSFUL and 0 < good_latency.value < 0.25
+        _, (bad_errors,) = run(measure_all(prometheus.url, [ERROR_RATE], "bad", "replicas"))
+        share = answers[bad.url].count(500) / len(answers[bad.url])
+        assert bad_errors.phase == FAILED and bad_errors.value == pytest.approx(share, abs=0.05)
+        _, (idle,) = run(measure_all(prometheus.url, [ERROR_RATE], "none", "gatewayAPI"))  # no traffic
+        assert idle.phase == INCONCLUSIVE
     finally:
         prometheus.stop()
 

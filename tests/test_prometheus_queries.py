@@ -51,7 +51,8 @@ def test_error_rate_latency_and_samples_from_real_scrapes(prometheus_over_gatewa
         while time.monotonic() < deadline and sent < 5000:
             assert client.post("/v2/models/tiny/infer", json=BODY).status_code == 200
             sent += 1
-    error_rate, latency, samples = BUILTIN["error-rate"], BUILTIN["latency-p99"], BUILTIN["error-rate"]
+    error_rate, latency, samples = (BUILTIN["builtin"]["error-rate"], BUILTIN["builtin"]["latency-p99"],
+                                    BUILTIN["builtin"]["error-rate"])
     served = 'sum(modelrollout_gateway_requests_total{model="tiny",revision="v1"})'
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # until a scrape after the last request is in

@@ -20,7 +20,7 @@ from tests.processes import MODELROLLOUT
 SERVER_METRICS = sorted(
     value for key, value in vars(names).items() if key.startswith("SERVER_")
 )
-LABELS = {"model": "tiny", "version": "3"}
+LABELS = {"model": "tiny", "version": "3", "revision": "r7"}
 
 
 def tiny_args(model: Path, *extra: str) -> list[str]:
@@ -59,7 +59,7 @@ def families(url: str) -> set[str]:
 
 def test_metrics_cover_the_contract_with_plausible_values(start_server, tiny_model: Path):
     server = start_server(tiny_args(tiny_model, "--max-batch-size", "4",
-                                    "--max-queue-delay-us", "1000"))
+                                    "--max-queue-delay-us", "1000", "--revision", "r7"))
     sent = send_traffic(server)
     total = sent["good"] + sent["bad"]
     missing = set(SERVER_METRICS) - families(server.url)

@@ -4,9 +4,11 @@ Templates may use {{model}}, {{namespace}}, {{revision}} and {{interval}}. Every
 comes with a samples query: how many requests stand behind the value, so that an idle
 candidate is inconclusive (minSamples) rather than passed on no traffic.
 
-The builtins read the gateway's metrics (builtin routing), which see what the servers
+With builtin routing the builtins read the gateway's metrics, which see what the servers
 cannot: a request that fell back to the other revision because this one had no
-endpoint or refused connections counts as an error of this revision.
+endpoint or refused connections counts as an error of this revision. With any other
+routing (an HTTPRoute, replica counts) no gateway of ours is in the path, so they read
+the servers' metrics.
 """
 
 from __future__ import annotations
@@ -25,38 +27,67 @@ class Query:
 
 
 _SELECTOR = 'model="{{model}}",revision="{{revision}}"'
-_REQUESTS = f"{names.GATEWAY_REQUESTS}_total{{{_SELECTOR}}}"
-_ERRORS = f'{names.GATEWAY_REQUESTS}_total{{{_SELECTOR},code=~"5.."}}'
-_FALLBACKS = f"{names.GATEWAY_FALLBACKS}_total{{{_SELECTOR}}}"
-_BUCKETS = f"{names.GATEWAY_REQUEST_DURATION}_bucket{{{_SELECTOR}}}"
+_INTERVAL = "[{{interval}}]"
 
-BUILTIN = {
-    # (5xx answers + requests this revision could not take) / (everything sent its way)
-    "error-rate": Query(
-        value=(
-            f"((sum(rate({_ERRORS}[{{{{interval}}}}])) or vector(0))"
-            f" + (sum(rate({_FALLBACKS}[{{{{interval}}}}])) or vector(0)))"
-            # "or vector(0)" on every term: a revision that could not take a single request
-            # has no requests series at all, and must read as 100% errors, not as no data.
-            f" / ((sum(rate({_REQUESTS}[{{{{interval}}}}])) or vector(0))"
-            f" + (sum(rate({_FALLBACKS}[{{{{interval}}}}])) or vector(0)))"
+
+def _gateway_queries() -> dict[str, Query]:
+    requests = f"{names.GATEWAY_REQUESTS}_total{{{_SELECTOR}}}"
+    errors = f'{names.GATEWAY_REQUESTS}_total{{{_SELECTOR},code=~"5.."}}'
+    fallbacks = f"{names.GATEWAY_FALLBACKS}_total{{{_SELECTOR}}}"
+    buckets = f"{names.GATEWAY_REQUEST_DURATION}_bucket{{{_SELECTOR}}}"
+    return {
+        # (5xx answers + requests this revision could not take) / (everything sent its way)
+        "error-rate": Query(
+            value=(
+                f"((sum(rate({errors}{_INTERVAL})) or vector(0))"
+                f" + (sum(rate({fallbacks}{_INTERVAL})) or vector(0)))"
+                # "or vector(0)" on every term: a revision that could not take a single request
+                # has no requests series at all, and must read as 100% errors, not as no data.
+                f" / ((sum(rate({requests}{_INTERVAL})) or vector(0))"
+                f" + (sum(rate({fallbacks}{_INTERVAL})) or vector(0)))"
+            ),
+            samples=(
+                f"(sum(increase({requests}{_INTERVAL})) or vector(0))"
+                f" + (sum(increase({fallbacks}{_INTERVAL})) or vector(0))"
+            ),
         ),
-        samples=(
-            f"(sum(increase({_REQUESTS}[{{{{interval}}}}])) or vector(0))"
-            f" + (sum(increase({_FALLBACKS}[{{{{interval}}}}])) or vector(0))"
+        "latency-p99": Query(
+            value=f"histogram_quantile(0.99, sum by (le) (rate({buckets}{_INTERVAL})))",
+            samples=f"sum(increase({requests}{_INTERVAL})) or vector(0)",
         ),
-    ),
-    "latency-p99": Query(
-        value=f"histogram_quantile(0.99, sum by (le) (rate({_BUCKETS}[{{{{interval}}}}])))",
-        samples=f"sum(increase({_REQUESTS}[{{{{interval}}}}])) or vector(0)",
-    ),
-}
+    }
 
 
-def query_for(metric: MetricSpec) -> Query:
+def _server_queries() -> dict[str, Query]:
+    # The servers' own metrics, by the revision label the operator gives every pod
+    # (MODELROLLOUT_REVISION). They cannot see a request that never reached a pod; a
+    # crash-looping candidate is caught by the pod watch instead.
+    requests = f"{names.SERVER_REQUESTS}_total{{{_SELECTOR}}}"
+    errors = f'{names.SERVER_REQUESTS}_total{{{_SELECTOR},code=~"5.."}}'
+    buckets = f"{names.SERVER_REQUEST_DURATION}_bucket{{{_SELECTOR}}}"
+    samples = f"sum(increase({requests}{_INTERVAL})) or vector(0)"
+    return {
+        "error-rate": Query(
+            value=(f"(sum(rate({errors}{_INTERVAL})) or vector(0))"
+                   f" / sum(rate({requests}{_INTERVAL}))"),
+            samples=samples,
+        ),
+        "latency-p99": Query(
+            value=f"histogram_quantile(0.99, sum by (le) (rate({buckets}{_INTERVAL})))",
+            samples=samples,
+        ),
+    }
+
+
+# Builtin metrics by routing: the gateway's view when it routes, the servers' otherwise.
+BUILTIN = {"builtin": _gateway_queries(), "server": _server_queries()}
+
+
+def query_for(metric: MetricSpec, routing: str) -> Query:
+    """The queries of ``metric`` for a ModelDeployment routed by ``routing``."""
     if metric.query is not None:
         return Query(metric.query, None)
-    return BUILTIN[metric.name]
+    return BUILTIN["builtin" if routing == "builtin" else "server"][metric.name]
 
 
 def render(template: str, model: str, namespace: str, revision: str, interval_seconds: float) -> str:

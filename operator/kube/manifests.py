@@ -47,7 +47,7 @@ def deployment(target: Target, spec: Spec, revision: str, replicas: int) -> dict
             "selector": {"matchLabels": revision_labels(target, revision)},
             "template": {
                 "metadata": {"labels": labels, "annotations": {MODEL_VERSION: spec.model.version}},
-                "spec": _pod_spec(target, spec),
+                "spec": _pod_spec(target, spec, revision),
             },
         },
     }
@@ -73,12 +73,14 @@ def desired_hash(body: dict) -> str:
     return body["metadata"]["annotations"][DESIRED_HASH]
 
 
-def _pod_spec(target: Target, spec: Spec) -> dict:
+def _pod_spec(target: Target, spec: Spec, revision: str) -> dict:
     model = spec.model
     env = [
         {"name": "MODELROLLOUT_MODEL_URI", "value": model.uri},
         {"name": "MODELROLLOUT_MODEL_NAME", "value": target.model},
         {"name": "MODELROLLOUT_MODEL_VERSION", "value": model.version},
+        # The revision label of the server's metrics: what server-side analysis selects on.
+        {"name": "MODELROLLOUT_REVISION", "value": revision},
         {"name": "MODELROLLOUT_HOST", "value": "0.0.0.0"},
         {"name": "MODELROLLOUT_PORT", "value": str(SERVER_PORT)},
         {"name": "MODELROLLOUT_CACHE_DIR", "value": _CACHE_DIR},

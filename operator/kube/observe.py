@@ -62,7 +62,7 @@ async def observe(api: Api, http: httpx.AsyncClient, target: Target, spec: Spec,
         provider = PrometheusProvider(spec.analysis.prometheus_address, http)
         at = format_time(now)
         measurements = tuple(await asyncio.gather(*(
-            provider.measure(metric, target.model, namespace, candidate,
+            provider.measure(metric, spec.routing, target.model, namespace, candidate,
                              metric.interval_seconds or spec.analysis.interval_seconds, at)
             for metric in (spec.analysis.metric(name) for name in due)
         )))

@@ -13,18 +13,18 @@ LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 )
 
-# Server (modelrollout serve)
-SERVER_REQUESTS = PREFIX + "server_requests"  # counter; model, version, code
-SERVER_REQUEST_DURATION = PREFIX + "server_request_duration_seconds"  # histogram; model, version
-SERVER_STAGE_DURATION = PREFIX + "server_stage_duration_seconds"  # histogram; model, version, stage
-SERVER_BATCH_SIZE = PREFIX + "server_batch_size"  # histogram; model, version
-SERVER_QUEUE_DEPTH = PREFIX + "server_queue_depth"  # gauge; model, version
-SERVER_INFLIGHT = PREFIX + "server_inflight_requests"  # gauge; model, version
-SERVER_MODEL_INFO = PREFIX + "server_model_info"  # gauge=1; model, version, sha256, opset, provider
-SERVER_MODEL_READY = PREFIX + "server_model_ready"  # gauge 0/1; model, version
-SERVER_MODEL_LOAD_DURATION = PREFIX + "server_model_load_duration_seconds"  # gauge; model, version
-SERVER_FAILURES = PREFIX + "server_failures"  # counter; model, version, reason
-SERVER_PREDICTION_LOG_DROPPED = PREFIX + "server_prediction_log_dropped"  # counter; model, version
+# Server (modelrollout serve). "revision" is the operator's revision of the pod (--revision).
+SERVER_REQUESTS = PREFIX + "server_requests"  # counter; model, version, revision, code
+SERVER_REQUEST_DURATION = PREFIX + "server_request_duration_seconds"  # histogram; model, version, revision
+SERVER_STAGE_DURATION = PREFIX + "server_stage_duration_seconds"  # histogram; model, version, revision, stage
+SERVER_BATCH_SIZE = PREFIX + "server_batch_size"  # histogram; model, version, revision
+SERVER_QUEUE_DEPTH = PREFIX + "server_queue_depth"  # gauge; model, version, revision
+SERVER_INFLIGHT = PREFIX + "server_inflight_requests"  # gauge; model, version, revision
+SERVER_MODEL_INFO = PREFIX + "server_model_info"  # gauge=1; model, version, revision, sha256, opset, provider
+SERVER_MODEL_READY = PREFIX + "server_model_ready"  # gauge 0/1; model, version, revision
+SERVER_MODEL_LOAD_DURATION = PREFIX + "server_model_load_duration_seconds"  # gauge; model, version, revision
+SERVER_FAILURES = PREFIX + "server_failures"  # counter; model, version, revision, reason
+SERVER_PREDICTION_LOG_DROPPED = PREFIX + "server_prediction_log_dropped"  # counter; model, version, revision
 
 # Stage label values of SERVER_STAGE_DURATION.
 STAGES = ("decode", "queue", "infer", "encode")

@@ -54,7 +54,7 @@ def create_app(settings: ServerSettings, runtime: ModelRuntime | None = None) ->
     """Build the app. The model (``runtime``, or fetched from ``settings.model_uri``) is
     loaded after start-up, while the server already answers liveness and readiness: false."""
     state = ModelState()
-    metrics = ServerMetrics(settings.model_name, settings.model_version)
+    metrics = ServerMetrics(settings.model_name, settings.model_version, settings.revision)
     predictions = None
     if settings.prediction_log:
         predictions = PredictionLogger(

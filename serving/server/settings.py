@@ -11,6 +11,7 @@ class ServerSettings:
     model_uri: str
     model_name: str
     model_version: str = "1"
+    revision: str = ""  # the operator's revision of this server: a label on every metric
     sha256: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080

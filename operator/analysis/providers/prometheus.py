@@ -58,11 +58,13 @@ class PrometheusProvider:
         return None if math.isnan(value) else value
 
     async def measure(
-        self, metric: MetricSpec, model: str, namespace: str, revision: str, interval_seconds: float, at: str
+        self, metric: MetricSpec, routing: str, model: str, namespace: str, revision: str,
+        interval_seconds: float, at: str,
     ) -> Measurement:
         """One measurement of ``metric`` for ``revision``: its value, judged, with the
-        number of requests behind it when the metric has a samples query."""
-        query = query_for(metric)
+        number of requests behind it when the metric has a samples query. ``routing``
+        (spec.trafficRouting) says whose metrics the builtins read."""
+        query = query_for(metric, routing)
         place = (model, namespace, revision, interval_seconds)
         try:
             value = await self.query(render(query.value, *place))
