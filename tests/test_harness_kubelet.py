@@ -160,7 +160,7 @@ def test_a_deployment_runs_as_ready_processes_behind_pods_slices_and_scrape_targ
 
     targets = wait_for(scrape_targets, lambda t: len(t) == 2, 5, "file SD lists both")
     assert set(targets) == {f"127.0.0.1:{port}" for port in ports}
-    assert {t["revision"] for t in targets.values()} == {REVISION}
+    assert all("revision" not in t for t in targets.values())  # the server's own label, not overwritten
     assert {t["model_deployment"] for t in targets.values()} == {"iris"}
     assert {t["pod"] for t in targets.values()} == {p["metadata"]["name"] for p in listed}
 
@@ -305,9 +305,9 @@ def test_prometheus_scrapes_harness_pods_by_file_sd_and_keeps_its_data_across_a_
     prometheus = PrometheusProcess(tmp_path / "prometheus", file_sd=tmp_path / "targets.json")
     with prometheus:
         kubelet.add_scrape_target(f"127.0.0.1:{prometheus.port}", {"job": "prometheus"})
-        query = f'up{{revision="{REVISION}", model_deployment="iris", namespace="{NS}"}}'
+        query = f'up{{model_deployment="iris", namespace="{NS}"}}'
         (series,) = wait_until(lambda: [s for s in prometheus.query(query) if s["value"][1] == "1"], 15,
-                               "the pod scraped with its revision label")
+                               "the pod scraped with its labels")
         assert series["metric"]["job"] == "modelrollout-server"
         wait_until(lambda: prometheus.query('up{job="prometheus"} == 1'), 15, "the added static target")
 

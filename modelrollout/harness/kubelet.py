@@ -55,7 +55,7 @@ What each object means here:
   Service port mapped to the process's real port (targetPort is not looked at). Slices are
   written only when what they should say changed.
 - ``file_sd``: a Prometheus file SD JSON listing every pod (target 127.0.0.1:<port>,
-  labels job, namespace, pod, revision, model_deployment) plus what
+  labels job, namespace, pod, model_deployment) plus what
   ``add_scrape_target`` added; rewritten atomically when it changes.
 
 If the API server cannot be reached the processes keep running (and restarting); the
@@ -91,7 +91,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from modelrollout.operator.kube.manifests import MODEL_DEPLOYMENT_LABEL, REVISION_LABEL
+from modelrollout.operator.kube.manifests import MODEL_DEPLOYMENT_LABEL
 from modelrollout.serving.contract.endpoint_slices import SERVICE_NAME_LABEL
 
 from .ports import free_port
@@ -105,7 +105,8 @@ SLICE_MANAGER = "harness-kubelet.modelrollout.io"
 CONTAINER = "server"
 NODE_NAME = "harness"
 SCRAPE_JOB = "modelrollout-server"
-SCRAPE_LABELS = {"revision": REVISION_LABEL, "model_deployment": MODEL_DEPLOYMENT_LABEL}  # series <- pod
+# series <- pod label. Not the revision: the server puts that on its metrics itself (--revision).
+SCRAPE_LABELS = {"model_deployment": MODEL_DEPLOYMENT_LABEL}
 
 CRASH_LOOP_RESTARTS = 3  # restarts after which a waiting container reports CrashLoopBackOff
 BACKOFF_FIRST_SECONDS = 1.0
