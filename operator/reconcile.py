@@ -20,13 +20,18 @@ from .kube.api import Api
 from .kube.apply import Applier
 from .kube.observe import command_of, observe
 from .metrics import OperatorMetrics
-from .routing import Target, builtin, gateway_api
+from .routing import Target, builtin, gateway_api, replicas
 from .spec import InvalidSpec, Spec, parse_spec
 from .status import SPEC_INVALID, status_from_doc
 
 log = logging.getLogger("modelrollout.operator")
 
-_OPTION_CHECKS = {"builtin": builtin.validate_options, "gatewayAPI": gateway_api.validate_options}
+# What each routing backend refuses, checked before anything moves.
+_ROUTING_CHECKS = {
+    "builtin": lambda spec: builtin.validate_options(spec.routing_options),
+    "gatewayAPI": lambda spec: gateway_api.validate_options(spec.routing_options),
+    "replicas": replicas.validate,
+}
 
 
 @dataclass
@@ -81,11 +86,7 @@ async def _reconcile(shell: Shell, namespace: str, name: str) -> None:
 def parse(body: dict) -> Spec:
     """The spec, with the routing backend's options checked too."""
     spec = parse_spec(body.get("spec"))
-    check = _OPTION_CHECKS.get(spec.routing)
-    if check is None:
-        raise InvalidSpec(f"spec.trafficRouting.{spec.routing}",
-                          "is not supported by this operator version yet; use builtin or gatewayAPI")
-    check(spec.routing_options)
+    _ROUTING_CHECKS[spec.routing](spec)
     return spec
 
 

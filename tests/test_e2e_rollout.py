@@ -13,8 +13,10 @@ import pytest
 from modelrollout.serving.examples import write_model_versions
 
 from modelrollout.harness.cluster import LocalCluster
+from modelrollout.harness.service_proxy import ServiceProxy
 from modelrollout.harness.traffic import Traffic, wait_serving
 from tests.e2e import rollout_of
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -201,3 +203,58 @@ def test_g_pause_promote_and_abort_through_the_kubectl_plugin(cluster, models):
     assert final["phase"] == "Degraded" and final["reason"] == "AbortedByUser"
     assert final["traffic"]["candidate"] == 0 and final["stableVersion"] == "1.0.0"
     assert cluster.get("iris-g")["spec"] == spec_before  # nothing for GitOps to see
+
+
+def test_h_replicas_routing_splits_by_the_pods_behind_the_entry_service(cluster, models):
+    """No gateway: clients reach the entry Service (the harness's kube-proxy stand-in); the
+    operator decides which pods stand behind it and reads the servers' own metrics."""
+    name = "iris-h"
+    steps = [{"pause": {}}, {"setWeight": 50}, {"analysis": {"metrics": ["error-rate"]}}, {"pause": {}}]
+
+    def apply(version: str) -> None:
+        doc = rollout_of(name, models[version], version, cluster.prometheus.url, steps, INTERVAL)
+        doc["spec"]["trafficRouting"] = {"replicas": {}}
+        cluster.apply(doc)
+
+    apply("1.0.0")
+    first = cluster.wait_for(name, healthy_on("1.0.0"), what="1.0.0 healthy")
+    service = cluster.kube.get("v1", "Service", name, cluster.namespace)
+    assert not service["spec"].get("selector")  # the operator picks the endpoints, not a selector
+    with ServiceProxy(cluster.kube, cluster.namespace, name) as proxy:
+        wait_for(proxy.endpoints, 15, "the entry Service has an endpoint")
+        traffic = Traffic(proxy.url, name, new_connection_per_request=True).start()
+        try:
+            apply("2.0.0")
+            # Gate passed, paused at step 0: the candidate is ready but nobody reaches it.
+            cluster.wait_for(name, lambda s: s.get("phase") == "Paused"
+                             and s.get("candidateVersion") == "2.0.0",
+                             what="candidate gated, paused before any weight", timeout=60)
+            gated_from = time.monotonic() + 1  # one proxy refresh and a bit
+            time.sleep(3)
+            gated = [r for r in traffic.results if r.at > gated_from]
+            cluster.command(name, "resume", "h-1")
+            half = cluster.wait_for(name, lambda s: s.get("currentStep") == 3 and s.get("phase") == "Paused",
+                                    what="50% and analysis passed")
+            split_from = time.monotonic() + 1
+            time.sleep(3)
+            split = [r for r in traffic.results if r.at > split_from]
+            cluster.command(name, "resume", "h-2")
+            final = cluster.wait_for(name, healthy_on("2.0.0"), what="2.0.0 promoted")
+            time.sleep(2)
+        finally:
+            results = traffic.stop()
+    assert first["replicaRouting"] == {"stableEndpoints": 1, "candidateEndpoints": 0, "requestedWeight": 0,
+                                       "candidateWeight": 0}
+    assert gated and {r.version for r in gated} == {"1.0.0"}
+    assert half["replicaRouting"] == {"stableEndpoints": 1, "candidateEndpoints": 1, "requestedWeight": 50,
+                                      "candidateWeight": 50}
+    # Past the analysis step (no data would have paused it at step 2 as inconclusive): the
+    # builtin error rate was read from the servers' metrics, by the candidate's revision.
+    assert half["reason"] == "PausedByStep"
+    share = sum(r.version == "2.0.0" for r in split) / len(split)
+    assert len(split) > 50 and 0.3 < share < 0.7, share
+    assert final["replicaRouting"] == {"stableEndpoints": 1, "candidateEndpoints": 0, "requestedWeight": 0,
+                                       "candidateWeight": 0}
+    assert results[-1].version == "2.0.0"
+    failed = [r for r in results if r.status != 200]
+    assert len(results) > 200 and failed == []

@@ -66,7 +66,8 @@ def test_services_select_the_right_pods():
     assert revision["spec"]["selector"] == {"modelrollout.io/model-deployment": "iris",
                                             "modelrollout.io/revision": "abc"}
     assert entry["metadata"]["name"] == "iris" and entry["spec"]["selector"] == revision["spec"]["selector"]
-    assert spread["spec"]["selector"] == {"modelrollout.io/model-deployment": "iris"}
+    # replicas routing: no selector; the operator writes the entry Service's EndpointSlices
+    assert "selector" not in spread["spec"]
     assert revision["spec"]["ports"][0]["name"] == "http"
 
 

@@ -141,3 +141,52 @@ def test_a_killed_operator_comes_back_without_changing_anything(kube, operator):
     assert status(kube) == before
     assert kube.list("apps/v1", "Deployment", "ml") == deployments
     assert operator.stop() == 0  # SIGTERM: a clean exit
+
+
+def revision_slice(revision: str, host: str) -> dict:
+    """What the EndpointSlice controller writes for a revision's Service: one ready pod."""
+    service = f"iris-{revision}"
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"{service}-x1", "namespace": "ml",
+                         "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4", "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}
+
+
+def entry_slices(kube: KubeEmulator) -> list[dict]:
+    return [s for s in kube.list("discovery.k8s.io/v1", "EndpointSlice", "ml")
+            if s["metadata"]["labels"].get("kubernetes.io/service-name") == "iris"]
+
+
+def test_replicas_routing_writes_the_entry_slices_and_takes_them_back_when_routing_changes(kube, operator):
+    doc = copy.deepcopy(MODEL)
+    doc["spec"]["trafficRouting"] = {"replicas": {}}
+    kube.create(doc)
+    revision = eventually(lambda: status(kube).get("replicaRouting") and status(kube)["stableRevision"])
+    assert status(kube)["replicaRouting"]["stableEndpoints"] == 0  # no pod ready yet
+    assert not kube.get("v1", "Service", "iris", "ml")["spec"].get("selector")
+    kube.create(revision_slice(revision, "10.1.0.7"))
+    (entry,) = eventually(lambda: entry_slices(kube))
+    assert [e["addresses"] for e in entry["endpoints"]] == [["10.1.0.7"]]
+    assert entry["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == "modelrollout.io/operator"
+    eventually(lambda: status(kube)["replicaRouting"]["stableEndpoints"] == 1)
+    assert "route" not in status(kube)  # the gateway has nothing to serve for it
+    # Routing changed to builtin: the Service selects stable again, our slice goes, and
+    # status trades replicaRouting for the gateway's route.
+    kube.merge_patch(MD, "ModelDeployment", "iris", {"spec": {"trafficRouting": {"replicas": None,
+                                                                                 "builtin": {}}}}, "ml")
+    eventually(lambda: status(kube).get("route") and "replicaRouting" not in status(kube))
+    assert entry_slices(kube) == []
+    selector = kube.get("v1", "Service", "iris", "ml")["spec"]["selector"]
+    assert selector == {"modelrollout.io/model-deployment": "iris", "modelrollout.io/revision": revision}
+
+
+def test_replicas_routing_refuses_a_mirror_step_and_says_where(kube, operator):
+    doc = copy.deepcopy(MODEL)
+    doc["spec"]["trafficRouting"] = {"replicas": {}}
+    doc["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 20}, {"setMirror": {"percent": 50}}]
+    kube.create(doc)
+    invalid = condition(eventually(lambda: status(kube).get("conditions") and status(kube)), "InvalidSpec")
+    assert invalid["status"] == "True" and "cannot mirror" in invalid["message"]
+    assert "spec.strategy.canary.steps[1].setMirror" in invalid["message"]
+    assert kube.list("apps/v1", "Deployment", "ml") == []  # nothing was started

@@ -145,7 +145,7 @@ OPERATOR_NAMESPACED = {
     ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "services"): {"get", "list", "create", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
-    ("discovery.k8s.io", "endpointslices"): {"get", "list"},
+    ("discovery.k8s.io", "endpointslices"): {"get", "list", "create", "patch", "delete"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("gateway.networking.k8s.io", "httproutes"): {"get", "create", "patch"},

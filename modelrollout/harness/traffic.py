@@ -1,5 +1,6 @@
-"""Client traffic through the gateway from a thread: bounded in count and time, every
-answer recorded (when, status, which revision served it, how long it took)."""
+"""Client traffic from a thread, through the gateway or a Service (harness service_proxy):
+bounded in count and time, every answer recorded (when, status, which revision and model
+version served it, how long it took)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import httpx
 class Result:
     at: float  # time.monotonic() when the answer came
     status: int  # HTTP status; 0 when the request failed without one
-    revision: str | None  # X-Modelrollout-Revision
+    revision: str | None  # X-Modelrollout-Revision (set by the gateway)
     seconds: float
+    version: str | None = None  # model_version of a 200 answer
 
 
 def wait_serving(url: str, model: str, timeout: float = 30.0) -> None:
@@ -41,6 +43,9 @@ class Traffic:
     rate_per_second: float = 50.0
     max_requests: int = 20_000
     max_seconds: float = 240.0
+    # One TCP connection per request, so that a per-connection balancer (kube-proxy, the
+    # harness's ServiceProxy) spreads requests as it would spread many clients.
+    new_connection_per_request: bool = False
     results: list[Result] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -60,7 +65,8 @@ class Traffic:
         rng = random.Random(0)
         started = time.monotonic()
         pause = 1.0 / self.rate_per_second
-        with httpx.Client(timeout=10.0) as client:
+        headers = {"Connection": "close"} if self.new_connection_per_request else {}
+        with httpx.Client(timeout=10.0, headers=headers) as client:
             while not self._stop.is_set() and len(self.results) < self.max_requests:
                 if time.monotonic() - started > self.max_seconds:
                     break
@@ -69,11 +75,19 @@ class Traffic:
                 try:
                     response = client.post(f"{self.url}/v2/models/{self.model}/infer", json=body)
                     status, revision = response.status_code, response.headers.get("x-modelrollout-revision")
+                    version = _model_version(response) if status == 200 else None
                 except httpx.HTTPError:
-                    status, revision = 0, None
+                    status, revision, version = 0, None, None
                 now = time.monotonic()
-                self.results.append(Result(now, status, revision, now - sent))
+                self.results.append(Result(now, status, revision, now - sent, version))
                 self._stop.wait(max(0.0, pause - (now - sent)))
+
+
+def _model_version(response: httpx.Response) -> str | None:
+    try:
+        return response.json().get("model_version")
+    except ValueError:
+        return None
 
 
 def _request(row: list[float]) -> dict:

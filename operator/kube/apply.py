@@ -15,7 +15,7 @@ from datetime import datetime
 
 from ..actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
 from ..engine import Decision
-from ..routing import Target, builtin, gateway_api, revision_service
+from ..routing import Target, builtin, gateway_api, replicas, revision_service
 from ..spec import Spec
 from ..status import RolloutStatus, status_to_doc
 from .api import GROUP, VERSION, Api
@@ -29,10 +29,12 @@ from .manifests import (
     revision_service_body,
     with_hash,
 )
+from .observe import revision_endpoints
 
 log = logging.getLogger("modelrollout.operator")
 
 COMPONENT = "modelrollout-operator"
+ROUTING_KEYS = ("route", "replicaRouting")  # status keys a routing backend owns
 
 
 class Applier:
@@ -47,27 +49,33 @@ class Applier:
         Traffic is written where the engine put it in the list (before the candidate is
         scaled down on an abort, before the old stable on a promotion), so builtin routing's
         ``status.route`` is patched on its own at that point, ahead of the rest of the status."""
-        route = None
+        routing = None
         for action in decision.actions:
             if isinstance(action, EnsureRevision):
                 await self._ensure_revision(target, spec, desired, action)
             elif isinstance(action, ScaleRevision):
                 await self._scale(target, action.revision, action.replicas)
             elif isinstance(action, SetTraffic):
-                route = await self._set_traffic(target, spec, action)
-                if route is not None:
-                    await self._write_route(target, body, route)
+                routing = await self._set_traffic(target, spec, action, body)
+                if "route" in routing:
+                    await self._write_route(target, body, routing["route"])
             elif isinstance(action, RecordEvent):
                 await self.record_event(body, action, now)
         await self._forget_old_revisions(target, decision.status, spec.revision_history_limit)
-        return await self.write_status(target, body, decision.status, route)
+        return await self.write_status(target, body, decision.status, routing)
 
     async def write_status(self, target: Target, body: dict, status: RolloutStatus,
-                           route: dict | None = None) -> bool:
+                           routing: dict | None = None) -> bool:
+        """One merge patch of status. ``routing``: the status keys the routing backend wrote
+        this time (ROUTING_KEYS); one it did not write any more is removed. None: leave them."""
+        old = body.get("status") or {}
         new = status_to_doc(status)
-        if route is not None:
-            new["route"] = route
-        patch = merge_diff(body.get("status") or {}, new)
+        if routing is not None:
+            new.update(routing)
+        patch = merge_diff(old, new)
+        if routing is not None:
+            gone = [key for key in ROUTING_KEYS if key not in routing and old.get(key) is not None]
+            patch.update(dict.fromkeys(gone))
         if not patch:
             return False
         await asyncio.to_thread(self.api.merge_patch, "ModelDeployment", target.namespace, target.name,
@@ -139,6 +147,8 @@ class Applier:
         metadata = body["metadata"]
         patch = {"metadata": {key: metadata[key] for key in ("labels", "annotations", "ownerReferences")},
                  "spec": body["spec"]}
+        if kind == "Service" and "selector" not in body["spec"]:
+            patch["spec"] = {**body["spec"], "selector": None}  # a merge patch keeps what it does not name
         await asyncio.to_thread(self.api.merge_patch, kind, namespace, name, patch)
 
     async def _forget_old_revisions(self, target: Target, status: RolloutStatus, limit: int) -> None:
@@ -159,16 +169,48 @@ class Applier:
 
     # --- traffic ---
 
-    async def _set_traffic(self, target: Target, spec: Spec, action: SetTraffic) -> dict | None:
-        """Write the split where the routing backend keeps it; builtin's lives in status."""
+    async def _set_traffic(self, target: Target, spec: Spec, action: SetTraffic, body: dict) -> dict:
+        """Write the split where the routing backend keeps it; the status keys it fills in
+        are returned (builtin's route lives in status; replicas routing reports its split)."""
+        by_replicas = spec.routing == "replicas"
         await self._ensure("Service", target.namespace,
-                           entry_service_body(target, action.stable_revision, by_replicas=False))
+                           entry_service_body(target, action.stable_revision, by_replicas=by_replicas))
+        if by_replicas:
+            return {"replicaRouting": await self._set_replica_traffic(target, action)}
+        if (body.get("status") or {}).get("replicaRouting") is not None:
+            await self._sync_entry_slices(target, [])  # routing changed: the Service selects again
         if spec.routing == "builtin":
-            return builtin.route(target, action)
+            return {"route": builtin.route(target, action)}
         if spec.routing == "gatewayAPI":
             await self._ensure("HTTPRoute", target.namespace, gateway_api.http_route(target, action))
-            return None
+            return {}
         raise ValueError(f"routing '{spec.routing}' has no backend")
+
+    async def _set_replica_traffic(self, target: Target, action: SetTraffic) -> dict:
+        stable = await revision_endpoints(self.api, target, action.stable_revision)
+        candidate = ()
+        if action.candidate_revision is not None:
+            candidate = await revision_endpoints(self.api, target, action.candidate_revision)
+        chosen = replicas.split(action.candidate_weight, stable, candidate)
+        await self._sync_entry_slices(target, replicas.entry_slices(target, chosen))
+        return chosen.status()
+
+    async def _sync_entry_slices(self, target: Target, desired: list[dict]) -> None:
+        """Make the entry Service's slices of ours exactly ``desired``: new and changed ones
+        first, then the ones no longer wanted, so the Service is never left empty between."""
+        listed = await asyncio.to_thread(self.api.list, "EndpointSlice", target.namespace,
+                                         replicas.slice_labels(target))
+        current = {item["metadata"]["name"]: item for item in listed}
+        for body in desired:
+            have = current.pop(body["metadata"]["name"], None)
+            if have is None:
+                await asyncio.to_thread(self.api.create, "EndpointSlice", target.namespace, body)
+            elif any(have.get(key) != body[key] for key in ("endpoints", "ports")):
+                await asyncio.to_thread(self.api.merge_patch, "EndpointSlice", target.namespace,
+                                        body["metadata"]["name"],
+                                        {"endpoints": body["endpoints"], "ports": body["ports"]})
+        for name in current:
+            await asyncio.to_thread(self.api.delete, "EndpointSlice", target.namespace, name)
 
 
 def merge_diff(old: dict, new: dict) -> dict:

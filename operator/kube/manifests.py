@@ -61,10 +61,9 @@ def revision_service_body(target: Target, revision: str) -> dict:
 
 
 def entry_service_body(target: Target, stable_revision: str, by_replicas: bool) -> dict:
-    """Selects the stable revision, or, when replica counts are the router, every revision."""
-    selector = {MODEL_DEPLOYMENT_LABEL: target.name}
-    if not by_replicas:
-        selector[REVISION_LABEL] = stable_revision
+    """Selects the stable revision; with replicas routing it selects nothing, and the
+    operator writes its EndpointSlices (routing/replicas.py)."""
+    selector = None if by_replicas else {MODEL_DEPLOYMENT_LABEL: target.name, REVISION_LABEL: stable_revision}
     return _service(target, entry_service(target.name), selector,
                     {**MANAGED_BY, MODEL_DEPLOYMENT_LABEL: target.name})
 
@@ -124,17 +123,19 @@ def _pod_spec(target: Target, spec: Spec, revision: str) -> dict:
     }
 
 
-def _service(target: Target, name: str, selector: dict, labels: dict) -> dict:
+def _service(target: Target, name: str, selector: dict | None, labels: dict) -> dict:
+    """A ClusterIP Service; without a selector when ``selector`` is None."""
     body = {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _metadata(target, name, labels, {}),
         "spec": {
             "type": "ClusterIP",
-            "selector": selector,
             "ports": [{"name": PORT_NAME, "port": SERVER_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
         },
     }
+    if selector is not None:
+        body["spec"]["selector"] = selector
     return with_hash(body)
 
 

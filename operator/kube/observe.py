@@ -13,6 +13,7 @@ from datetime import datetime
 
 import httpx
 from modelrollout.serving.contract.endpoint_slices import SERVICE_NAME_LABEL, endpoints_by_service
+from modelrollout.serving.contract.routes import Endpoint
 
 from ..analysis.providers.prometheus import PrometheusProvider
 from ..engine import COMMANDS, Observations, due_metrics
@@ -99,12 +100,17 @@ async def _crash_looping(api: Api, target: Target, revision: str) -> bool:
     return False
 
 
-async def candidate_address(api: Api, target: Target, revision: str) -> str | None:
-    """host:port of a ready endpoint of the revision's Service, from its EndpointSlices."""
+async def revision_endpoints(api: Api, target: Target, revision: str) -> tuple[Endpoint, ...]:
+    """The endpoints of the revision's Service, from its EndpointSlices."""
     service = revision_service(target.name, revision)
     slices = await asyncio.to_thread(api.list, "EndpointSlice", target.namespace,
                                      {SERVICE_NAME_LABEL: service})
-    endpoints = endpoints_by_service(slices).get((target.namespace, service), ())
+    return endpoints_by_service(slices).get((target.namespace, service), ())
+
+
+async def candidate_address(api: Api, target: Target, revision: str) -> str | None:
+    """host:port of a ready endpoint of the revision's Service, from its EndpointSlices."""
+    endpoints = await revision_endpoints(api, target, revision)
     endpoint = next((e for e in endpoints if e.ready), None)
     if endpoint is None:
         return None
