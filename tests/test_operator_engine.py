@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from modelrollout.operator.actions import EnsureRevision, ScaleRevision, SetTraffic
+from modelrollout.operator.actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
 from modelrollout.operator.status import (
     DEGRADED,
     HEALTHY,
@@ -95,11 +95,14 @@ def test_failed_analysis_aborts_to_stable_in_one_write(rollout):
 
 def test_idle_candidate_is_inconclusive_and_never_promotes(rollout):
     to_analysis(rollout)
+    warnings = []
     for _ in range(20):
         rollout.wait(30)
         rollout.tick(value=0.0, samples=3)  # 3 requests: below minSamples 10
+        warnings += [(a.type, a.reason) for a in rollout.actions if isinstance(a, RecordEvent)]
     assert rollout.status.phase == PAUSED and rollout.status.reason == "AnalysisInconclusive"
     assert rollout.status.current_step == 1 and rollout.traffic() == (90, 10)
+    assert warnings == [("Warning", "AnalysisInconclusive")]  # once, at the transition
 
 
 def test_prometheus_unreachable_pauses_after_the_error_limit(rollout):
@@ -145,11 +148,13 @@ def test_crash_loop_aborts(rollout):
 def test_manual_pause_resume_promote_abort_and_retry(rollout):
     to_analysis(rollout)
     rollout.tick(command="pause")
+    assert rollout.events() == ["PausedByUser"]
     rollout.wait(120)
     rollout.tick()
+    assert rollout.events() == []
     assert rollout.status.phase == PAUSED and rollout.status.current_step == 1 and not rollout.status.analysis
     rollout.tick(command="resume")
-    assert rollout.status.phase == PROGRESSING
+    assert rollout.status.phase == PROGRESSING and rollout.events() == [rollout.status.reason]
     rollout.tick(command="promote")  # skip the analysis step
     assert rollout.status.current_step == 2
     rollout.tick(command="abort")

@@ -70,9 +70,13 @@ def invariants(r: Rollout, before, kind, arg) -> None:
             assert r.status.gate_passed and action.candidate_revision == r.status.candidate_revision
     if r.status.phase == DEGRADED:
         assert r.traffic() == (100, 0) and r.status.candidate_revision is None
-    warnings = [a for a in r.actions if isinstance(a, RecordEvent) and a.type == "Warning"]
-    if warnings:  # an abort: all traffic to stable in the first write
+    events = [a for a in r.actions if isinstance(a, RecordEvent)]
+    aborts = [e for e in events if e.type == "Warning" and e.reason != "AnalysisInconclusive"]
+    if aborts:  # all traffic to stable in the first write
         assert r.actions[0] == SetTraffic(r.status.stable_revision, None, 100, 0)
+    # Every transition (a new phase or reason) is told in an Event.
+    if (before.phase, before.reason) != (r.status.phase, r.status.reason):
+        assert events, (before.reason, r.status.reason)
     if "Promoted" in r.events():
         assert before.gate_passed or arg == "promote-full"
         assert before.gate_passed  # even a person cannot promote past a closed gate

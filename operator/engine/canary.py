@@ -56,13 +56,14 @@ Result = tuple[RolloutStatus, list]
 
 def decide_canary(spec: Spec, desired: str, status: RolloutStatus, obs, now: datetime) -> Result:
     at = format_time(now)
+    before = status
     status = replace(status, observed_generation=obs.generation)
     status = replace(status, revision_versions={**status.revision_versions, desired: spec.model.version})
     for step in (_first_revision, _spec_back_to_stable, _aborted, _new_candidate):
         result = step(spec, desired, status, obs, at)
         if result is not None:
-            return _finish(*result, at)
-    return _finish(*_progress(spec, status, obs, now, at), at)
+            return _finish(before, *result, at)
+    return _finish(before, *_progress(spec, status, obs, now, at), at)
 
 
 # --- which revision is wanted ----------------------------------------------------
@@ -320,8 +321,19 @@ def due_metrics(spec: Spec, status: RolloutStatus, now: datetime) -> tuple[str, 
 # --- helpers -------------------------------------------------------------------------
 
 
-def _finish(status: RolloutStatus, actions: list, at: str) -> Result:
-    return with_conditions(status, at), actions
+def _finish(before: RolloutStatus, status: RolloutStatus, actions: list, at: str) -> Result:
+    return with_conditions(status, at), actions + _transition_event(before, status, actions)
+
+
+def _transition_event(before: RolloutStatus, after: RolloutStatus, actions: list) -> list:
+    """An Event for every transition (a new phase or reason), where the step that made it
+    did not already record one: paused by a person, inconclusive, waiting for the candidate..."""
+    if (before.phase, before.reason) == (after.phase, after.reason):
+        return []
+    if any(isinstance(action, RecordEvent) for action in actions):
+        return []
+    kind = "Warning" if after.reason == ANALYSIS_INCONCLUSIVE else "Normal"
+    return [RecordEvent(kind, after.reason, after.message)]
 
 
 def _bounded(history: tuple, limit: int) -> tuple:
