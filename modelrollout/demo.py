@@ -5,12 +5,14 @@ inputs), starts the local harness (emulated API server, kubelet stand-in running
 `modelrollout serve` processes, Prometheus, gateway and operator), sends steady client
 traffic through the gateway, then rolls v1 -> v2 by canary (promoted) and v2 -> v3
 (caught by analysis and rolled back on its own). It prints the rollout as it goes and
-writes a chart (traffic share, error ratio and latency per version over time) and a
-summary into the output folder.
+writes a chart (traffic share, error ratio and latency per version over time as the
+clients saw them, and the error rate the analysis read from Prometheus) and a summary
+into the output folder.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -18,13 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import httpx
 
 from modelrollout.harness.cluster import LocalCluster, model_deployment
 from modelrollout.harness.traffic import Result, Traffic, wait_serving
+from modelrollout.operator.analysis.providers.prometheus import PrometheusError, PrometheusProvider
+from modelrollout.operator.analysis.queries import BUILTIN, render
 from modelrollout.serving.examples import write_model_versions
 
 NAME = "iris"
 INTERVAL_SECONDS = 4
+ERROR_RATE_MAX = 0.05
 STEPS = [
     {"setWeight": 20}, {"analysis": {"metrics": ["error-rate", "latency-p99"]}},
     {"setWeight": 50}, {"analysis": {"metrics": ["error-rate", "latency-p99"]}},
@@ -73,8 +79,9 @@ def run(folder: Path) -> None:
         finally:
             results = traffic.stop()
         versions = cluster.status(NAME).get("revisionVersions") or {}
+        seen = _analysis_view(cluster, versions, started, say)
     chart = folder / "rollout.png"
-    _chart(chart, results, samples, versions, started)
+    _chart(chart, results, samples, versions, started, seen)
     summary = _summary(results, versions, outcomes, chart)
     (folder / "summary.md").write_text(summary)
     click.echo("\n" + summary)
@@ -83,7 +90,7 @@ def run(folder: Path) -> None:
 
 def _model_deployment(models: dict[str, Path], version: str, prometheus_url: str) -> dict:
     return model_deployment(NAME, models[version], version, prometheus_url, STEPS, INTERVAL_SECONDS, [
-        {"name": "error-rate", "thresholdRange": {"max": 0.05}, "minSamples": 5},
+        {"name": "error-rate", "thresholdRange": {"max": ERROR_RATE_MAX}, "minSamples": 5},
         {"name": "latency-p99", "thresholdRange": {"max": 0.25}, "minSamples": 5},
     ], progress_deadline_seconds=60)
 
@@ -138,7 +145,32 @@ def _printer(started: float):
     return say
 
 
-def _chart(path: Path, results: list[Result], samples: list[Sample], versions: dict, started: float) -> None:
+def _analysis_view(cluster: LocalCluster, versions: dict, started: float, say) -> dict[str, list]:
+    """The builtin error rate of every revision over the demo, as the operator's analysis
+    reads it from Prometheus (the same query, a point a second): version -> [(s, value)]."""
+    query = BUILTIN["builtin"]["error-rate"].value
+    now_wall, now = time.time(), time.monotonic()
+    start_wall = now_wall - (now - started)
+
+    async def fetch() -> dict[str, list]:
+        async with httpx.AsyncClient() as client:
+            provider = PrometheusProvider(cluster.prometheus.url, client, timeout_seconds=10)
+            seen = {}
+            for revision, version in sorted(versions.items(), key=lambda item: item[1]):
+                promql = render(query, NAME, cluster.namespace, revision, INTERVAL_SECONDS)
+                points = await provider.query_range(promql, start_wall, now_wall, 1)
+                seen[version] = [(t - start_wall, value) for t, value in points]
+            return seen
+
+    try:
+        return asyncio.run(fetch())
+    except PrometheusError as exc:
+        say(f"no analysis view in the chart: {exc}")
+        return {}
+
+
+def _chart(path: Path, results: list[Result], samples: list[Sample], versions: dict, started: float,
+           seen: dict[str, list]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,7 +180,7 @@ def _chart(path: Path, results: list[Result], samples: list[Sample], versions: d
     for result in results:
         version = versions.get(result.revision, "unknown")
         buckets[version][int(result.at - started)].append(result)
-    figure, (share, errors, latency) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    figure, (share, errors, analysis, latency) = plt.subplots(4, 1, figsize=(10, 12), sharex=True)
     totals: dict[int, int] = defaultdict(int)
     for per_second in buckets.values():
         for second, items in per_second.items():
@@ -164,12 +196,16 @@ def _chart(path: Path, results: list[Result], samples: list[Sample], versions: d
     times = [s.at - started for s in samples]
     share.step(times, [s.candidate_weight for s in samples], where="post", color="black", lw=1,
                label="candidate weight set by the operator")
+    for version, points in sorted(seen.items()):
+        analysis.plot([t for t, _ in points], [v for _, v in points], label=version)
+    analysis.axhline(ERROR_RATE_MAX, color="red", ls="--", lw=1, label="analysis threshold (max)")
     share.set_ylabel("% of requests")
     share.set_ylim(-5, 105)
-    errors.set_ylabel("error ratio")
+    errors.set_ylabel("error ratio (clients)")
+    analysis.set_ylabel(f"error rate over {INTERVAL_SECONDS} s\n(Prometheus, gateway metrics)")
     latency.set_ylabel("client latency p99 (ms)")
     latency.set_xlabel("seconds since the demo started")
-    for axis in (share, errors, latency):
+    for axis in (share, errors, analysis, latency):
         axis.grid(alpha=0.3)
         axis.legend(loc="upper left", fontsize=8)
     share.set_title("modelrollout demo: v1 -> v2 promoted, v2 -> v3 rolled back")

@@ -32,6 +32,14 @@ async def measure_all(address: str, metrics, revision: str, routing: str = "buil
         return online, results
 
 
+async def range_of(address: str, promql: str) -> list[tuple[float, float]]:
+    """The last 10 s of ``promql``, a point a second."""
+    async with httpx.AsyncClient() as client:
+        provider = PrometheusProvider(address, client, timeout_seconds=5)
+        now = time.time()
+        return await provider.query_range(promql, now - 10, now, 1)
+
+
 def wait_scraped(prometheus: PrometheusProcess, promql: str, want: float) -> None:
     """Until a scrape after the last request is in: ``promql`` gives ``want``."""
     deadline = time.monotonic() + 10
@@ -72,6 +80,16 @@ def test_measurements_from_a_real_prometheus(tmp_path, tiny_server, start_gatewa
         assert v2_errors.phase == FAILED and v2_errors.value == pytest.approx(1.0)
         _, (v3_errors,) = run(measure_all(prometheus.url, [ERROR_RATE], "v3"))  # no traffic
         assert v3_errors.phase == INCONCLUSIVE
+        # Over time: the served count only grows, and ends at every request sent.
+        points = run(range_of(prometheus.url, 'sum(modelrollout_gateway_requests_total{revision="v1"})'))
+        values = [v for _, v in points]
+        assert len(points) >= 5 and values == sorted(values) and values[-1] == sent
+        assert all(b - a == pytest.approx(1.0) for (a, _), (b, _) in zip(points, points[1:], strict=False))
+        nothing = 'sum(modelrollout_gateway_requests_total{revision="none"})'
+        assert run(range_of(prometheus.url, nothing)) == []
+        with pytest.raises(PrometheusError, match=r"\d+ series; aggregate"):
+            buckets = 'sum by (le) (modelrollout_gateway_request_duration_seconds_bucket{revision="v1"})'
+            run(range_of(prometheus.url, buckets))
     finally:
         prometheus.stop()
 

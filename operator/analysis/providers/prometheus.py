@@ -1,8 +1,9 @@
-"""Prometheus instant queries over httpx, turned into analysis measurements.
+"""Prometheus instant and range queries over httpx; instant ones become analysis measurements.
 
 Two questions a provider answers (Flagger's RunQuery and IsOnline): what does this
-PromQL give now, and can Prometheus be reached at all. A query that returns no series,
-or NaN, is "no data": the judge makes it Inconclusive. An unreachable or failing
+PromQL give now, and can Prometheus be reached at all; and one more, what did it give
+over a stretch of time (range queries: the demo charts what the analysis saw). A query
+that returns no series, or NaN, is "no data": the judge makes it Inconclusive. An unreachable or failing
 Prometheus is an Error measurement, counted towards the consecutive-error limit.
 """
 
@@ -37,10 +38,32 @@ class PrometheusProvider:
 
     async def query(self, promql: str) -> float | None:
         """The single value of an instant query; None for no series or NaN."""
+        body = await self._get("/api/v1/query", {"query": promql})
+        result = body.get("data", {}).get("result", [])
+        if not result:
+            return None
+        if len(result) > 1:
+            raise PrometheusError(f"query returned {len(result)} series; aggregate it to one (sum, max...)")
+        value = float(result[0]["value"][1])
+        return None if math.isnan(value) else value
+
+    async def query_range(self, promql: str, start: float, end: float,
+                          step: float) -> list[tuple[float, float]]:
+        """(unix time, value) points of a range query that gives one series; [] for none.
+        NaN points (0/0 where nothing was asked) are left out."""
+        body = await self._get("/api/v1/query_range",
+                               {"query": promql, "start": start, "end": end, "step": step})
+        result = body.get("data", {}).get("result", [])
+        if not result:
+            return []
+        if len(result) > 1:
+            raise PrometheusError(f"query returned {len(result)} series; aggregate it to one (sum, max...)")
+        points = [(float(t), float(v)) for t, v in result[0]["values"]]
+        return [(t, v) for t, v in points if not math.isnan(v)]
+
+    async def _get(self, path: str, params: dict) -> dict:
         try:
-            response = await self._client.get(
-                f"{self.address}/api/v1/query", params={"query": promql}, timeout=self._timeout
-            )
+            response = await self._client.get(f"{self.address}{path}", params=params, timeout=self._timeout)
         except httpx.HTTPError as exc:
             raise PrometheusError(f"Prometheus unreachable: {type(exc).__name__}") from None
         try:
@@ -49,13 +72,7 @@ class PrometheusProvider:
             raise PrometheusError(f"Prometheus answered {response.status_code} without JSON") from None
         if response.status_code != 200 or body.get("status") != "success":
             raise PrometheusError(f"Prometheus refused the query: {body.get('error', response.status_code)}")
-        result = body.get("data", {}).get("result", [])
-        if not result:
-            return None
-        if len(result) > 1:
-            raise PrometheusError(f"query returned {len(result)} series; aggregate it to one (sum, max...)")
-        value = float(result[0]["value"][1])
-        return None if math.isnan(value) else value
+        return body
 
     async def measure(
         self, metric: MetricSpec, routing: str, model: str, namespace: str, revision: str,
