@@ -131,6 +131,11 @@ def describe(body: dict) -> str:
         f"Traffic:    stable {status.traffic.stable}%, candidate {status.traffic.candidate}%"
         + (f", mirrored {status.traffic.mirror}%" if status.traffic.mirror else ""),
     ]
+    split = doc.get("replicaRouting")
+    if isinstance(split, dict):  # replicas routing: the weight is approximated by pod counts
+        lines.append(f"Pods:       {split.get('candidateEndpoints', 0)} candidate and "
+                     f"{split.get('stableEndpoints', 0)} stable behind the Service = "
+                     f"{split.get('candidateWeight', 0)}% candidate")
     if status.candidate_revision:
         step = steps[status.current_step] if status.current_step < len(steps) else None
         lines.append(f"Step:       {status.current_step + 1}/{len(steps)}"
