@@ -54,6 +54,8 @@ CANDIDATE_CRASH_LOOP = "CandidateCrashLoop"
 ROLLOUT_ABORTED = "RolloutAborted"
 ABORTED_BY_USER = "AbortedByUser"
 PROMOTED = "Promoted"
+DEPLOYED = "Deployed"  # history result of a ModelDeployment's first revision
+ABORTED = "Aborted"  # history result of a rollout called off (the reason says why)
 STABLE_READY = "StableReady"
 SPEC_INVALID = "SpecInvalid"
 SPEC_VALID = "SpecValid"
@@ -98,8 +100,9 @@ class HistoryEntry:
     revision: str
     model_version: str
     sha256: str | None
-    result: str  # Promoted, Aborted
-    at: str
+    result: str  # DEPLOYED (the first revision), PROMOTED or ABORTED
+    at: str  # when the result came
+    started_at: str | None = None  # when the revision was first deployed (a candidate: created)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ def test_first_deployment_becomes_stable_at_full_traffic():
     assert r.status.phase == HEALTHY and r.status.stable_revision == r.revision
     assert r.traffic() == (100, 0)
     assert EnsureRevision(r.revision, 2) in r.actions and SetTraffic(r.revision, None, 100, 0) in r.actions
+    (first,) = r.status.history
+    assert (first.revision, first.model_version, first.result) == (r.revision, "1.0.0", "Deployed")
+    assert first.started_at == first.at
 
 
 def test_canary_promotes_step_by_step(rollout):
@@ -65,8 +68,10 @@ def test_canary_promotes_step_by_step(rollout):
     assert rollout.status.phase == HEALTHY and rollout.status.stable_revision == rollout.revision
     assert rollout.status.candidate_revision is None and rollout.traffic() == (100, 0)
     assert ScaleRevision(stable, 0) in rollout.actions
-    last = rollout.status.history[-1]
-    assert last.result == "Promoted" and last.model_version == "2.0.0"
+    first, last = rollout.status.history
+    assert last.result == "Promoted" and last.model_version == "2.0.0" and last.revision == rollout.revision
+    assert first.result == "Deployed" and first.revision == stable  # the first revision is history too
+    assert first.at <= last.started_at < last.at  # started when the candidate was created
 
 
 def to_analysis(r: Rollout) -> Rollout:

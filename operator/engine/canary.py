@@ -22,6 +22,7 @@ from ..actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
 from ..analysis.judge import FAILED, INCONCLUSIVE, SUCCESSFUL, verdict
 from ..spec import Spec, Step
 from ..status import (
+    ABORTED,
     ABORTED_BY_USER,
     ANALYSIS_FAILED,
     ANALYSIS_INCONCLUSIVE,
@@ -30,6 +31,7 @@ from ..status import (
     CANDIDATE_NOT_READY,
     CANDIDATE_READY,
     DEGRADED,
+    DEPLOYED,
     HEALTHY,
     MIRROR_SET,
     NEW_REVISION,
@@ -72,8 +74,10 @@ def decide_canary(spec: Spec, desired: str, status: RolloutStatus, obs, now: dat
 def _first_revision(spec, desired, status, obs, at) -> Result | None:
     if status.stable_revision is not None:
         return None
+    entry = HistoryEntry(desired, spec.model.version, spec.model.sha256, DEPLOYED, at, started_at=at)
     status = replace(status, stable_revision=desired, traffic=Traffic(100, 0), reason=STABLE_READY,
                      phase=HEALTHY if obs.stable_ready else PROGRESSING,
+                     history=_bounded(status.history + (entry,), spec.revision_history_limit),
                      message=f"serving {spec.model.version}")
     return status, [EnsureRevision(desired, spec.replicas), SetTraffic(desired, None, 100, 0)]
 
@@ -268,7 +272,7 @@ def _next_step(spec, status, at, keep, why) -> Result:
 def _promote(spec, status, at, why) -> Result:
     old, new = status.stable_revision, status.candidate_revision
     entry = HistoryEntry(new, status.revision_versions.get(new, spec.model.version), spec.model.sha256,
-                         PROMOTED, at)
+                         PROMOTED, at, started_at=status.candidate_since)
     status = replace(status, stable_revision=new, candidate_revision=None, traffic=Traffic(100, 0),
                      current_step=0, step_started_at=None, candidate_since=None, gate_passed=False,
                      analysis=(), consecutive_errors=0, paused_by_user=False, phase=HEALTHY,
@@ -282,7 +286,7 @@ def _promote(spec, status, at, why) -> Result:
 def _abort(spec, status, at, reason: str, why: str) -> Result:
     stable, candidate = status.stable_revision, status.candidate_revision
     entry = HistoryEntry(candidate, status.revision_versions.get(candidate, spec.model.version),
-                         spec.model.sha256, "Aborted", at)
+                         spec.model.sha256, ABORTED, at, started_at=status.candidate_since)
     status = replace(status, candidate_revision=None, aborted_revision=candidate, abort_reason=why,
                      traffic=Traffic(100, 0), current_step=0, step_started_at=None, gate_passed=False,
                      paused_by_user=False, phase=DEGRADED, reason=reason,
