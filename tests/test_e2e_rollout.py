@@ -217,7 +217,10 @@ def test_h_replicas_routing_splits_by_the_pods_behind_the_entry_service(cluster,
         cluster.apply(doc)
 
     apply("1.0.0")
-    first = cluster.wait_for(name, healthy_on("1.0.0"), what="1.0.0 healthy")
+    # Ready replicas and EndpointSlices reach the API a moment apart: wait for both.
+    first = cluster.wait_for(name, lambda s: healthy_on("1.0.0")(s)
+                             and (s.get("replicaRouting") or {}).get("stableEndpoints") == 1,
+                             what="1.0.0 healthy behind the entry Service")
     service = cluster.kube.get("v1", "Service", name, cluster.namespace)
     assert not service["spec"].get("selector")  # the operator picks the endpoints, not a selector
     with ServiceProxy(cluster.kube, cluster.namespace, name) as proxy:

@@ -26,5 +26,6 @@ def test_cuda_without_onnxruntime_gpu_stays_unready_and_says_why(start_server, t
     assert ready.status_code == 503
     assert "onnxruntime-gpu" in ready.json()["error"]
     metrics = httpx.get(f"{server.url}/metrics").text
-    assert 'modelrollout_server_failures_total{model="tiny",reason="load",version="1"} 1.0' in metrics
+    labels = 'model="tiny",reason="load",revision="",version="1"'
+    assert f"modelrollout_server_failures_total{{{labels}}} 1.0" in metrics
     assert server.proc.poll() is None  # still up, answering probes
