@@ -195,3 +195,76 @@ def test_connections_idle_too_long_are_not_reused():
             assert server.connections == 2
 
     run(scenario())
+
+
+def test_a_later_request_times_out_although_an_earlier_one_armed_the_deadline_timer():
+    # One timer per pool, for the earliest deadline in flight: a request that starts while
+    # that timer is armed for an earlier (finished) request must still get its own deadline.
+    async def scenario():
+        async with TinyHTTPServer("ok") as server:
+            pool = EndpointPool("127.0.0.1", server.port)
+            await pool.request(b"POST", b"/x", [], b"{}", 0.3)
+            server.behaviour = "slow"
+            answers: list = []
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            call = pool.start(b"POST", b"/x", [], b"{}", 0.3, lambda *answer: answers.append(answer))
+            assert call is not None  # the kept-alive connection was idle: sent at once
+            while not answers:
+                await asyncio.sleep(0.01)
+            assert isinstance(answers[0][1], TimeoutError) and answers[0][0] is None
+            assert 0.25 < loop.time() - started < 1.0
+            assert pool.outstanding == 0 and len(answers) == 1
+
+    run(scenario())
+
+
+def test_start_needs_an_idle_connection_and_cancel_drops_the_answer():
+    async def scenario():
+        async with TinyHTTPServer("ok") as server:
+            pool = EndpointPool("127.0.0.1", server.port)
+            assert pool.start(b"POST", b"/x", [], b"{}", 5, print) is None  # nothing to reuse yet
+            await pool.request(b"POST", b"/x", [], b"{}", 5)
+            server.behaviour = "slow"
+            answers: list = []
+            call = pool.start(b"POST", b"/x", [], b"{}", 5, lambda *answer: answers.append(answer))
+            await asyncio.sleep(0.1)
+            call.cancel()  # the client left
+            await asyncio.sleep(0.1)
+            assert answers == [] and pool.outstanding == 0
+            assert pool.start(b"POST", b"/x", [], b"{}", 5, print) is None  # its connection is closed
+
+    run(scenario())
+
+
+def test_the_gateway_retries_a_kept_alive_connection_the_server_closed_on_another_endpoint():
+    # GatewayApp's fast path (no task per request) sends on the idle connection at once; a
+    # connection that turns out closed before any answer goes on as forward() would: retried
+    # on the revision's other endpoint.
+    from modelrollout.serving.contract.routes import parse_route_table
+    from modelrollout.serving.gateway.app import GatewayApp
+    from modelrollout.serving.gateway.settings import GatewaySettings
+
+    async def scenario():
+        async with TinyHTTPServer("ok") as a, TinyHTTPServer("ok") as b:
+            app = GatewayApp(GatewaySettings(upstream_timeout_seconds=5), [])
+            app.routes.update(parse_route_table({"models": {"m": {"revisions": [
+                {"name": "v1", "role": "stable", "weight": 100,
+                 "endpoints": [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"]}]}}}), "test")
+            request = (b"POST", b"/v2/models/m/infer", b"", [(b"content-type", b"application/json")], b"{}")
+            for _ in range(4):  # connect to both
+                assert (await app.handle(*request)).status == 200
+            assert a.connections == 1 and b.connections == 1  # kept alive, both used
+            a.behaviour = "close"  # from now on a reads a request and closes without answering
+            seen_by_a, seen_by_b = len(a.requests), len(b.requests)
+            for _ in range(4):
+                response = await app.handle(*request)
+                assert response.status == 200
+                assert dict(response.headers)[b"x-modelrollout-revision"] == b"v1"
+                if len(a.requests) > seen_by_a:
+                    break
+            assert len(a.requests) == seen_by_a + 1  # the kept-alive connection took it, then closed
+            assert len(b.requests) >= seen_by_b + 1  # and b answered it
+            app.balancer.close()
+
+    run(scenario())

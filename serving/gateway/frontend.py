@@ -2,9 +2,15 @@
 
 No ASGI server sits between the socket and the gateway: a request is parsed once
 (httptools, the parser uvicorn uses), read whole (body included) into the arguments of
-``Handler.handle``, and its answer leaves in one ``transport.write``: status line,
+``Handler.begin``, and its answer leaves in one ``transport.write``: status line,
 headers and body together. uvicorn cost the gateway about 50 µs of CPU per request and
 wrote every answer in two writes (docs/benchmarks.md, "Gateway").
+
+No task or coroutine per request either: ``begin`` returns the answer, or something to
+cancel it with while the answer comes back through the ``reply`` callback (the gateway
+calls it from its upstream connection's ``data_received``). Dropping the task per request
+(create_task, a future, resuming the coroutines) took about 20 µs of CPU per request off
+at concurrency 1 (docs/benchmarks.md, "Gateway").
 
 HTTP semantics kept:
 
@@ -67,6 +73,13 @@ class Response:
     after: Callable[[], None] | None = None
 
 
+class Pending(Protocol):
+    """A request being answered (an asyncio.Task will do)."""
+
+    def cancel(self) -> object:
+        """The client left, or the grace period ended: ``reply`` must not be called any more."""
+
+
 class Handler(Protocol):
     """What the front end serves: serving/gateway/app.py's GatewayApp."""
 
@@ -76,9 +89,15 @@ class Handler(Protocol):
     async def stop(self) -> None:
         """After the last request, or after a failed start()."""
 
-    async def handle(self, method: bytes, path: bytes, query: bytes, headers: Headers,
-                     body: bytes) -> Response:
-        """One whole request. ``path`` is as sent (still percent-encoded), ``query`` without '?'."""
+    def begin(self, method: bytes, path: bytes, query: bytes, headers: Headers, body: bytes,
+              reply: Callable[[Response], None]) -> Response | Pending:
+        """One whole request. ``path`` is as sent (still percent-encoded), ``query`` without '?'.
+
+        Returns the answer, or, when it comes later, something to cancel it with; then
+        ``reply(answer)`` is called once, from a later loop callback (never from within
+        ``begin``), unless ``cancel()`` came first. No coroutine, task or future per request
+        is needed on this path: the gateway answers from its upstream connection's callback.
+        """
 
     def error_response(self, status: int, message: str, headers: Headers) -> Response:
         """An answer the front end gives by itself (400, 413, 431, 500, 503); ``headers``
@@ -98,6 +117,16 @@ _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) f
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _CLOSE = b"connection: close\r\n"
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
+
+
+class _Starting:
+    """What a connection's ``_task`` is while the handler's ``begin`` runs."""
+
+    def cancel(self) -> None:
+        return None
+
+
+_STARTING = _Starting()
 
 
 def _encode(response: Response, keep_alive: bool, http10: bool, head_only: bool, date: bytes) -> bytes:
@@ -176,7 +205,8 @@ class _Connection(asyncio.Protocol):
         self._in_head = True
         self._head_bytes = 0
         # The request being answered, and those waiting behind it.
-        self._task: asyncio.Task | None = None
+        self._task: Pending | None = None  # _STARTING while the handler's begin() runs
+        self._answering: tuple | None = None  # that request
         self._queue: deque[tuple | Response] = deque()
         self._continue_owed = False  # a 100 Continue for the request being parsed, once it's its turn
         self._closing = False  # nothing more is read: answer what is queued, then close
@@ -290,7 +320,7 @@ class _Connection(asyncio.Protocol):
         if not keep_alive:
             self._closing = True
         if self._task is None and not self._queue and not self._writing_paused:
-            self._task = self._loop.create_task(self._answer(request))
+            self._start(request)
         else:
             self._queue.append(request)
             if not self._reading_paused:
@@ -299,22 +329,34 @@ class _Connection(asyncio.Protocol):
 
     # --- answering
 
-    async def _answer(self, request: tuple) -> None:
-        method, path, query, headers, body, keep_alive, http10 = request
+    def _start(self, request: tuple) -> None:
+        """Hand ``request`` to the handler; its answer comes back through ``_reply``."""
+        self._answering = request
+        self._task = _STARTING
+        method, path, query, headers, body, _, _ = request
         handler = self._handler
         try:
-            response = await handler.handle(method, path, query, headers, body)
+            started = handler.begin(method, path, query, headers, body, self._reply)
         except Exception:
             log.exception("request failed", extra={"method": method.decode("latin-1"),
                                                     "path": path.decode("latin-1")})
-            response = handler.error_response(500, "internal error in the gateway", headers)
+            started = handler.error_response(500, "internal error in the gateway", headers)
+        if isinstance(started, Response):
+            self._reply(started)
+        elif self._task is _STARTING:
+            self._task = started
+
+    def _reply(self, response: Response) -> None:
         transport = self._transport
-        if self._task is None or transport.is_closing():
+        task = self._task
+        if task is None or transport.is_closing():
             return  # the client left, or the shutdown gave up on this request and answered for it
+        method, _, _, _, _, keep_alive, http10 = self._answering
         shared = self._shared
         keep_alive = keep_alive and not shared.shutting_down and (self._queue or not self._closing)
         transport.write(_encode(response, keep_alive, http10, method == b"HEAD", shared.date))
         self._task = None
+        self._answering = None
         self._last_tick = shared.tick
         if response.after is not None:
             try:
@@ -324,18 +366,20 @@ class _Connection(asyncio.Protocol):
         if not keep_alive:
             self._queue.clear()
             transport.close()
-        elif self._queue or self._reading_paused or self._continue_owed:
-            self._next()
+        elif task is not _STARTING and (self._queue or self._reading_paused or self._continue_owed):
+            self._next()  # answered from a callback: go on here (from _start, its caller goes on)
 
     def _next(self) -> None:
-        """Between requests: start the next one waiting, or read on."""
+        """Between requests: start the ones waiting (while they are answered at once), or read on."""
         queue = self._queue
-        if queue and not self._writing_paused:
+        while queue and self._task is None and not self._writing_paused:
             item = queue.popleft()
             if isinstance(item, Response):
                 self._send_refusal(item)
                 return
-            self._task = self._loop.create_task(self._answer(item))
+            self._start(item)
+        if self._transport.is_closing():
+            return
         if not queue:
             if self._reading_paused:
                 self._reading_paused = False

@@ -10,11 +10,21 @@ cookies, auth, proxies, TLS, decompression).
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
+import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httptools
+
+log = logging.getLogger("modelrollout.gateway")
+
+# Timers fire up to a millisecond early (libuv counts milliseconds): a deadline that close
+# counts as reached, so a sweep never re-arms itself for a fraction of a millisecond.
+_TIMER_SLACK_SECONDS = 0.001
 
 
 class UpstreamError(Exception):
@@ -34,16 +44,26 @@ class UpstreamResponse:
     body: bytes
 
 
-class _Connection(asyncio.Protocol):
-    """One connection, one request at a time."""
+# What a request's sender is told, once: (the answer, None) or (None, the error).
+Answered = Callable[[UpstreamResponse | None, BaseException | None], None]
 
-    def __init__(self) -> None:
+
+class _Connection(asyncio.Protocol):
+    """One connection, one request at a time.
+
+    ``send`` hands the answer to a callback rather than to a future: the gateway's fast
+    path (app.py, proxy.py) answers its client from that callback, with no task and no
+    await per request. ``EndpointPool.request`` wraps the same call in a future.
+    """
+
+    def __init__(self, pool: EndpointPool) -> None:
         self.transport: asyncio.Transport | None = None
         self.is_open = False
-        self._loop = asyncio.get_running_loop()  # made by loop.create_connection
+        self._pool = pool
         self._parser = httptools.HttpResponseParser(self)
-        self._future: asyncio.Future | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._done: Answered | None = None
+        self._answer: UpstreamResponse | None = None
+        self.deadline = 0.0  # of the request in flight (loop time), see EndpointPool._sweep
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._got_bytes = False
@@ -60,15 +80,20 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(f"bad response from upstream: {exc}", sent=True)
             self.close()
+            self._finish(None, UpstreamError(f"bad response from upstream: {exc}", sent=True))
+            return
+        answer = self._answer
+        if answer is not None:  # delivered here, not inside the parser's callback
+            self._answer = None
+            self._finish(answer, None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.is_open = False
-        self._fail(
+        self._finish(None, UpstreamError(
             f"upstream closed the connection{': ' + str(exc) if exc else ''}",
             sent=self._got_bytes or not self.reused,
-        )
+        ))
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -78,47 +103,55 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        future, self._future = self._future, None
         if not self._parser.should_keep_alive():
             self.close()
-        if future is not None and not future.done():
+        if self._done is not None:
             body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-            future.set_result(UpstreamResponse(self._parser.get_status_code(), self._headers, body))
+            self._answer = UpstreamResponse(self._parser.get_status_code(), self._headers, body)
 
     # ours
-    def send(self, data: bytes, timeout_seconds: float) -> asyncio.Future:
-        """The answer, or TimeoutError after ``timeout_seconds``; call stop_timer() after it.
+    def send(self, data: bytes, timeout_seconds: float, done: Answered) -> None:
+        """Write one request; ``done(response, None)`` with the answer, or ``done(None, error)``
+        (UpstreamError, or TimeoutError after ``timeout_seconds``), once, unless cancel()
+        comes first.
 
-        A timer on the connection rather than asyncio.timeout() around the await: the same
-        deadline for a fifth of the CPU (no Timeout object, no task lookups).
+        The deadline is kept by the pool (``EndpointPool._sweep``), not by a timer per request.
         """
-        self._future = future = self._loop.create_future()
+        self._done = done
         self._headers, self._body, self._got_bytes = [], [], False
-        self._timer = self._loop.call_later(timeout_seconds, self._time_out)
+        self._pool.watch(self, timeout_seconds)
         self.transport.write(data)
-        return future
 
-    def stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def cancel(self) -> None:
+        """Give up on the request in flight (its client left): ``done`` is not called, and the
+        connection is closed, since its answer may still arrive."""
+        if self._done is not None:
+            self._done = None
+            self._pool.unwatch(self)
+        self.close()
 
-    def _time_out(self) -> None:
-        self._timer = None
-        future, self._future = self._future, None
-        if future is not None and not future.done():
-            future.set_exception(TimeoutError())
+    def _finish(self, answer: UpstreamResponse | None, error: BaseException | None) -> None:
+        done, self._done = self._done, None
+        if done is None:
+            return
+        pool = self._pool
+        pool.outstanding -= 1  # pool.unwatch(self), inline: this runs once per request
+        pool._in_flight.discard(self)
+        if error is None:
+            pool.put_back(self)
+        try:
+            done(answer, error)
+        except Exception:
+            log.exception("handling an upstream answer failed")
+
+    def time_out(self) -> None:
         self.close()  # a late answer must not be read as the next request's
+        self._finish(None, TimeoutError())
 
     def close(self) -> None:
         self.is_open = False
         if self.transport is not None:
             self.transport.close()
-
-    def _fail(self, message: str, sent: bool) -> None:
-        future, self._future = self._future, None
-        if future is not None and not future.done():
-            future.set_exception(UpstreamError(message, sent=sent))
 
 
 class EndpointPool:
@@ -134,6 +167,24 @@ class EndpointPool:
         # just as it is reused.
         self._max_idle_seconds = max_idle_seconds
         self._host_header = f"{host}:{port}".encode()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one of the first request
+        # Deadlines: one timer per pool for the earliest deadline of the requests in flight,
+        # instead of a timer armed and cancelled per request.
+        self._in_flight: set[_Connection] = set()
+        self._sweep_timer: asyncio.TimerHandle | None = None
+        self._sweep_at = math.inf
+
+    def start(self, method: bytes, path: bytes, headers: list[tuple[bytes, bytes]], body: bytes,
+              timeout_seconds: float, done: Answered) -> _Connection | None:
+        """Send on an idle kept-alive connection, without a coroutine: the connection, whose
+        ``cancel()`` gives up on the request, and ``done`` gets the answer (see
+        ``_Connection.send``). None when no connection is idle: nothing was sent (use
+        ``request``, which connects)."""
+        connection = self._idle_connection()
+        if connection is None:
+            return None
+        connection.send(self._encode(method, path, headers, body), timeout_seconds, done)
+        return connection
 
     async def request(
         self,
@@ -144,35 +195,69 @@ class EndpointPool:
         timeout_seconds: float,
     ) -> UpstreamResponse:
         """Send one request; UpstreamError if no answer came, TimeoutError past the timeout."""
+        data = self._encode(method, path, headers, body)
+        connection = self._idle_connection()
+        remaining = timeout_seconds
+        loop = asyncio.get_running_loop()
+        if connection is None:  # connecting counts against the same timeout
+            started = loop.time()
+            self.outstanding += 1
+            try:
+                async with asyncio.timeout(timeout_seconds):
+                    connection = await self._connect()
+            finally:
+                self.outstanding -= 1
+            remaining -= loop.time() - started
+        future = loop.create_future()
+        connection.send(data, remaining, functools.partial(_settle, future))
+        try:
+            return await future
+        except asyncio.CancelledError:
+            connection.cancel()
+            raise
+
+    def watch(self, connection: _Connection, timeout_seconds: float) -> None:
+        """A request is in flight on ``connection``: count it, and time it out after
+        ``timeout_seconds`` (``connection.time_out()``) unless ``unwatch`` comes first."""
+        self.outstanding += 1
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        deadline = connection.deadline = loop.time() + timeout_seconds
+        self._in_flight.add(connection)
+        if deadline < self._sweep_at:
+            if self._sweep_timer is not None:
+                self._sweep_timer.cancel()
+            self._sweep_at = deadline
+            self._sweep_timer = loop.call_at(deadline, self._sweep)
+
+    def unwatch(self, connection: _Connection) -> None:
+        self.outstanding -= 1
+        self._in_flight.discard(connection)
+
+    def _sweep(self) -> None:
+        """Time out the requests past their deadline; wait for the next earliest one."""
+        self._sweep_timer, self._sweep_at = None, math.inf
+        now = self._loop.time() + _TIMER_SLACK_SECONDS
+        late = [c for c in self._in_flight if c.deadline <= now]
+        for connection in late:
+            connection.time_out()
+        if self._in_flight:
+            self._sweep_at = min(c.deadline for c in self._in_flight)
+            self._sweep_timer = self._loop.call_at(self._sweep_at, self._sweep)
+
+    def put_back(self, connection: _Connection) -> None:
+        if connection.is_open and len(self._idle) < self._max_idle:
+            connection.idle_since = time.monotonic()
+            self._idle.append(connection)
+
+    def _encode(self, method: bytes, path: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
         head = [method, b" ", path, b" HTTP/1.1\r\nhost: ", self._host_header,
-                b"\r\ncontent-length: ", str(len(body)).encode(), b"\r\n"]
+                b"\r\ncontent-length: ", b"%d" % len(body), b"\r\n"]
         for name, value in headers:
             head += (name, b": ", value, b"\r\n")
         head += (b"\r\n", body)
-        data = b"".join(head)
-        self.outstanding += 1
-        try:
-            connection = self._idle_connection()
-            remaining = timeout_seconds
-            if connection is None:  # connecting counts against the same timeout
-                loop = asyncio.get_running_loop()
-                started = loop.time()
-                async with asyncio.timeout(timeout_seconds):
-                    connection = await self._connect()
-                remaining -= loop.time() - started
-            try:
-                response = await connection.send(data, remaining)
-            except BaseException:
-                connection.close()
-                raise
-            finally:
-                connection.stop_timer()
-            if connection.is_open and len(self._idle) < self._max_idle:
-                connection.idle_since = time.monotonic()
-                self._idle.append(connection)
-            return response
-        finally:
-            self.outstanding -= 1
+        return b"".join(head)
 
     def _idle_connection(self) -> _Connection | None:
         now = time.monotonic()
@@ -187,7 +272,7 @@ class EndpointPool:
     async def _connect(self) -> _Connection:
         try:
             _, connection = await asyncio.get_running_loop().create_connection(
-                _Connection, self.host, self.port
+                functools.partial(_Connection, self), self.host, self.port
             )
         except OSError as exc:
             raise UpstreamError(f"cannot connect to {self.host}:{self.port}: {exc}", sent=False) from None
@@ -196,3 +281,15 @@ class EndpointPool:
     def close(self) -> None:
         while self._idle:
             self._idle.pop().close()
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+            self._sweep_timer, self._sweep_at = None, math.inf
+
+
+def _settle(future: asyncio.Future, answer: UpstreamResponse | None, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(answer)
+    else:
+        future.set_exception(error)
