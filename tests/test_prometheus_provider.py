@@ -14,7 +14,7 @@ from modelrollout.serving.examples import build_faulty_mlp
 
 from modelrollout.harness.prometheus import PrometheusProcess
 from tests.models import TINY_SIZES, write
-from tests.processes import free_port
+from tests.processes import free_port, wait_for
 
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
 ERROR_RATE = MetricSpec("error-rate", max=0.05, min_samples=10)
@@ -42,10 +42,11 @@ async def range_of(address: str, promql: str) -> list[tuple[float, float]]:
 
 def wait_scraped(prometheus: PrometheusProcess, promql: str, want: float) -> None:
     """Until a scrape after the last request is in: ``promql`` gives ``want``."""
-    deadline = time.monotonic() + 10
-    while not (r := prometheus.query(promql)) or float(r[0]["value"][1]) != want:
-        assert time.monotonic() < deadline, f"Prometheus never saw {want}: {r}"
-        time.sleep(0.2)
+    def seen() -> bool:
+        result = prometheus.query(promql)
+        return bool(result) and float(result[0]["value"][1]) == want
+
+    wait_for(seen, 10, f"Prometheus to see {promql} == {want}")
 
 
 def test_measurements_from_a_real_prometheus(tmp_path, tiny_server, start_gateway):
@@ -57,10 +58,7 @@ def test_measurements_from_a_real_prometheus(tmp_path, tiny_server, start_gatewa
     gateway = start_gateway(routes, args=["--eject-after-failures", "100000"])
     prometheus = PrometheusProcess(tmp_path / "prometheus", [f"127.0.0.1:{gateway.port}"])
     try:
-        deadline = time.monotonic() + 15
-        while not prometheus.query('up{job="modelrollout"} == 1'):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_for(lambda: prometheus.query('up{job="modelrollout"} == 1'), 15, "the gateway scraped")
         with httpx.Client(base_url=gateway.url) as client:
             sent, until = 0, time.monotonic() + 4
             while time.monotonic() < until and sent < 5000:
@@ -103,10 +101,8 @@ def test_builtins_read_the_servers_revision_label_without_a_gateway(tmp_path, st
     prometheus = PrometheusProcess(tmp_path / "prometheus", [f"127.0.0.1:{good.port}",
                                                               f"127.0.0.1:{bad.port}"])
     try:
-        deadline = time.monotonic() + 15
-        while len(prometheus.query('up{job="modelrollout"} == 1')) < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        up = 'up{job="modelrollout"} == 1'
+        wait_for(lambda: len(prometheus.query(up)) == 2, 15, "both servers scraped")
         answers = {good.url: [], bad.url: []}
         until = time.monotonic() + 4
         with httpx.Client() as client:

@@ -92,7 +92,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modelrollout.operator.kube.manifests import MODEL_DEPLOYMENT_LABEL
-from modelrollout.serving.contract.endpoint_slices import SERVICE_NAME_LABEL
+from modelrollout.serving.contract.endpoint_slices import MANAGED_BY_LABEL, SERVICE_NAME_LABEL
 
 from .ports import free_port
 
@@ -100,7 +100,6 @@ log = logging.getLogger("modelrollout.harness.kubelet")
 
 PORT_ANNOTATION = "modelrollout.io/harness-port"
 FINALIZER = "harness.modelrollout.io/process"  # holds a deleted Pod until its process has exited
-SLICE_MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 SLICE_MANAGER = "harness-kubelet.modelrollout.io"
 CONTAINER = "server"
 NODE_NAME = "harness"
@@ -766,7 +765,7 @@ class Kubelet:
                         desired[body["metadata"]["name"]] = body
         for name, obj in listed.items():
             labels = (obj.get("metadata") or {}).get("labels") or {}
-            if labels.get(SLICE_MANAGED_BY_LABEL) == SLICE_MANAGER and name not in desired:
+            if labels.get(MANAGED_BY_LABEL) == SLICE_MANAGER and name not in desired:
                 self._api_write(api.delete, "endpointslices", namespace, name)
         for name, body in desired.items():
             current = listed.get(name)
@@ -886,7 +885,7 @@ def _endpoint_slice(service: str, namespace: str, ports: list[dict], pod: _Pod) 
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
         "metadata": {"name": f"{service}-{pod.suffix}", "namespace": namespace,
-                     "labels": {SERVICE_NAME_LABEL: service, SLICE_MANAGED_BY_LABEL: SLICE_MANAGER}},
+                     "labels": {SERVICE_NAME_LABEL: service, MANAGED_BY_LABEL: SLICE_MANAGER}},
         "addressType": "IPv4",
         "endpoints": [{
             "addresses": ["127.0.0.1"],

@@ -28,13 +28,24 @@ class Query:
 
 _SELECTOR = 'model="{{model}}",revision="{{revision}}"'
 _INTERVAL = "[{{interval}}]"
+_ERRORS = ',code=~"5.."'
+
+
+def _series(name: str, more: str = "") -> str:
+    """The series of ``name`` for the model and revision being analysed."""
+    return f"{name}{{{_SELECTOR}{more}}}"
+
+
+def _p99(duration: str, samples: str) -> Query:
+    """The 99th percentile of a latency histogram (``duration``: its metric name)."""
+    buckets = _series(f"{duration}_bucket")
+    return Query(f"histogram_quantile(0.99, sum by (le) (rate({buckets}{_INTERVAL})))", samples)
 
 
 def _gateway_queries() -> dict[str, Query]:
-    requests = f"{names.GATEWAY_REQUESTS}_total{{{_SELECTOR}}}"
-    errors = f'{names.GATEWAY_REQUESTS}_total{{{_SELECTOR},code=~"5.."}}'
-    fallbacks = f"{names.GATEWAY_FALLBACKS}_total{{{_SELECTOR}}}"
-    buckets = f"{names.GATEWAY_REQUEST_DURATION}_bucket{{{_SELECTOR}}}"
+    requests = _series(f"{names.GATEWAY_REQUESTS}_total")
+    errors = _series(f"{names.GATEWAY_REQUESTS}_total", _ERRORS)
+    fallbacks = _series(f"{names.GATEWAY_FALLBACKS}_total")
     return {
         # (5xx answers + requests this revision could not take) / (everything sent its way)
         "error-rate": Query(
@@ -51,10 +62,8 @@ def _gateway_queries() -> dict[str, Query]:
                 f" + (sum(increase({fallbacks}{_INTERVAL})) or vector(0))"
             ),
         ),
-        "latency-p99": Query(
-            value=f"histogram_quantile(0.99, sum by (le) (rate({buckets}{_INTERVAL})))",
-            samples=f"sum(increase({requests}{_INTERVAL})) or vector(0)",
-        ),
+        "latency-p99": _p99(names.GATEWAY_REQUEST_DURATION,
+                            f"sum(increase({requests}{_INTERVAL})) or vector(0)"),
     }
 
 
@@ -62,9 +71,8 @@ def _server_queries() -> dict[str, Query]:
     # The servers' own metrics, by the revision label the operator gives every pod
     # (MODELROLLOUT_REVISION). They cannot see a request that never reached a pod; a
     # crash-looping candidate is caught by the pod watch instead.
-    requests = f"{names.SERVER_REQUESTS}_total{{{_SELECTOR}}}"
-    errors = f'{names.SERVER_REQUESTS}_total{{{_SELECTOR},code=~"5.."}}'
-    buckets = f"{names.SERVER_REQUEST_DURATION}_bucket{{{_SELECTOR}}}"
+    requests = _series(f"{names.SERVER_REQUESTS}_total")
+    errors = _series(f"{names.SERVER_REQUESTS}_total", _ERRORS)
     samples = f"sum(increase({requests}{_INTERVAL})) or vector(0)"
     return {
         "error-rate": Query(
@@ -72,10 +80,7 @@ def _server_queries() -> dict[str, Query]:
                    f" / sum(rate({requests}{_INTERVAL}))"),
             samples=samples,
         ),
-        "latency-p99": Query(
-            value=f"histogram_quantile(0.99, sum by (le) (rate({buckets}{_INTERVAL})))",
-            samples=samples,
-        ),
+        "latency-p99": _p99(names.SERVER_REQUEST_DURATION, samples),
     }
 
 

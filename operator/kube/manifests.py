@@ -13,12 +13,19 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ..routing import PORT_NAME, SERVER_PORT, Target, entry_service, owner_reference, revision_service
+from ..routing import (
+    MANAGED_BY,
+    MODEL_DEPLOYMENT_LABEL,
+    PORT_NAME,
+    REVISION_LABEL,
+    SERVER_PORT,
+    Target,
+    entry_service,
+    owner_reference,
+    revision_service,
+)
 from ..spec import Spec
 
-MANAGED_BY = {"app.kubernetes.io/managed-by": "modelrollout"}
-MODEL_DEPLOYMENT_LABEL = "modelrollout.io/model-deployment"
-REVISION_LABEL = "modelrollout.io/revision"
 DESIRED_HASH = "modelrollout.io/desired-hash"
 MODEL_VERSION = "modelrollout.io/model-version"
 CONTAINER = "server"

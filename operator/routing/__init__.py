@@ -16,9 +16,13 @@ from dataclasses import dataclass
 
 from modelrollout.serving.contract.endpoint_slices import PORT_NAME
 
-__all__ = ["PORT_NAME", "SERVER_PORT", "Target", "entry_service", "owner_reference", "revision_service"]
+__all__ = ["MANAGED_BY", "MODEL_DEPLOYMENT_LABEL", "PORT_NAME", "REVISION_LABEL", "SERVER_PORT", "Target",
+           "entry_service", "owner_reference", "revision_service"]
 
 SERVER_PORT = 8080  # the port `modelrollout serve` listens on in a pod (Dockerfile.server)
+MANAGED_BY = {"app.kubernetes.io/managed-by": "modelrollout"}  # on every object the operator creates
+MODEL_DEPLOYMENT_LABEL = "modelrollout.io/model-deployment"  # the ModelDeployment a child belongs to
+REVISION_LABEL = "modelrollout.io/revision"
 
 
 @dataclass(frozen=True)

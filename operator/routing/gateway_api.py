@@ -31,11 +31,9 @@ from modelrollout.serving.contract.routes import REVISION_HEADER
 
 from ..actions import SetTraffic
 from ..spec import InvalidSpec
-from . import SERVER_PORT, Target, owner_reference, revision_service
+from . import MANAGED_BY, MODEL_DEPLOYMENT_LABEL, SERVER_PORT, Target, owner_reference, revision_service
 
 API_VERSION = "gateway.networking.k8s.io/v1"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "modelrollout"}
-DEPLOYMENT_LABEL = "modelrollout.io/model-deployment"
 
 _OPTIONS = ("parentRefs", "httpRoute", "hostnames", "port")
 _PARENT_KEYS = ("name", "namespace", "sectionName", "port")
@@ -116,7 +114,7 @@ def http_route(target: Target, traffic: SetTraffic) -> dict:
         "metadata": {
             "name": target.options.get("httpRoute") or target.name,
             "namespace": target.namespace,
-            "labels": {**MANAGED_BY, DEPLOYMENT_LABEL: target.name},
+            "labels": {**MANAGED_BY, MODEL_DEPLOYMENT_LABEL: target.name},
             "ownerReferences": [owner_reference(target)],
         },
         "spec": spec,

@@ -22,13 +22,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from modelrollout.serving.contract.endpoint_slices import PORT_NAME, SERVICE_NAME_LABEL
+from modelrollout.serving.contract.endpoint_slices import MANAGED_BY_LABEL, PORT_NAME, SERVICE_NAME_LABEL
 from modelrollout.serving.contract.routes import Endpoint
 
 from ..spec import InvalidSpec, Spec
 from . import Target, entry_service, owner_reference
 
-MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 MANAGED_BY = "modelrollout.io/operator"  # not the EndpointSlice controller's: it leaves these alone
 
 
@@ -91,30 +90,23 @@ def _address(endpoint: Endpoint) -> tuple[str, int]:
 def entry_slices(target: Target, chosen: Split) -> list[dict]:
     """The entry Service's EndpointSlices: one per port (pods of a cluster share one port;
     the local harness gives every process its own), none when nothing is ready."""
-    service = entry_service(target.name)
-    by_port: dict[int, list[Endpoint]] = {}
+    groups: dict[tuple[int, str], list[Endpoint]] = {}
     for endpoint in (*chosen.stable, *chosen.candidate):
-        by_port.setdefault(endpoint.port, []).append(endpoint)
-    slices = []
-    for port, endpoints in sorted(by_port.items()):
-        ipv6 = [e for e in endpoints if ":" in e.host]
-        for family, members in (("IPv4", [e for e in endpoints if ":" not in e.host]), ("IPv6", ipv6)):
-            if not members:
-                continue
-            slices.append({
-                "apiVersion": "discovery.k8s.io/v1",
-                "kind": "EndpointSlice",
-                "metadata": {
-                    "name": slice_name(target, port, family),
-                    "namespace": target.namespace,
-                    "labels": {SERVICE_NAME_LABEL: service, MANAGED_BY_LABEL: MANAGED_BY},
-                    "ownerReferences": [owner_reference(target)],
-                },
-                "addressType": family,
-                "endpoints": [{"addresses": [e.host], "conditions": {"ready": True}} for e in members],
-                "ports": [{"name": PORT_NAME, "port": port, "protocol": "TCP"}],
-            })
-    return slices
+        family = "IPv6" if ":" in endpoint.host else "IPv4"
+        groups.setdefault((endpoint.port, family), []).append(endpoint)
+    return [{
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": slice_name(target, port, family),
+            "namespace": target.namespace,
+            "labels": slice_labels(target),
+            "ownerReferences": [owner_reference(target)],
+        },
+        "addressType": family,
+        "endpoints": [{"addresses": [e.host], "conditions": {"ready": True}} for e in members],
+        "ports": [{"name": PORT_NAME, "port": port, "protocol": "TCP"}],
+    } for (port, family), members in sorted(groups.items())]
 
 
 def slice_name(target: Target, port: int, family: str) -> str:

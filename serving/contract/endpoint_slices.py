@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from .routes import Endpoint
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"  # who writes a slice (and may delete it)
 PORT_NAME = "http"  # the Service port of a revision's pods
 
 
