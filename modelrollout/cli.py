@@ -143,7 +143,8 @@ def operator(**kwargs) -> None:
 
 
 @main.command()
-@option("--folder", default=Path("modelrollout-demo"), type=click.Path(path_type=Path, file_okay=False),
+@option("--folder", default=Path("modelrollout-demo"),
+        type=click.Path(path_type=Path, file_okay=False, resolve_path=True),
         help="Where the models, the cluster's logs, the chart and the summary go.")
 def demo(folder: Path) -> None:
     """Roll a model v1 -> v2 (promoted) and v2 -> v3 (broken: rolled back by itself) on

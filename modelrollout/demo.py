@@ -52,6 +52,7 @@ def run(folder: Path) -> None:
     # The emulated API server runs in this process: its access log is not the demo's story.
     for noisy in ("aiohttp.access", "kmock", "modelrollout.harness", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    folder = folder.resolve()  # the pods and file:// model URIs need absolute paths
     folder.mkdir(parents=True, exist_ok=True)
     models = write_model_versions(folder / "models", stem=NAME)
     started = time.monotonic()

@@ -1,24 +1,51 @@
-"""README's main command, `modelrollout demo`, run as a user runs it."""
+"""README's main command, `modelrollout demo`, run exactly as the README writes it."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from tests.processes import MODELROLLOUT
-
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parents[1]
 
-def test_the_demo_promotes_v2_rolls_back_v3_and_writes_its_chart_and_summary(tmp_path):
-    done = subprocess.run([MODELROLLOUT, "demo", "--folder", str(tmp_path)], capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    summary = (tmp_path / "summary.md").read_text()
+
+def readme_command(program: str) -> str:
+    """The line of the README's first bash block that runs ``program``, comment dropped."""
+    block = re.search(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    line = next(line for line in block.splitlines() if program in line)
+    return line.split("#", 1)[0].strip()
+
+
+def test_the_readme_names_the_demo_with_no_flags():
+    assert readme_command("modelrollout demo") == "bash scripts/setup.sh && .venv/bin/modelrollout demo"
+
+
+def test_the_demo_as_the_readme_writes_it_promotes_v2_rolls_back_v3_and_writes_its_chart(tmp_path):
+    """From the repository root, no extra flag: the default output folder is relative, which
+    once crashed the demo (a relative path has no file:// URI)."""
+    output = ROOT / "modelrollout-demo"
+    kept = None
+    if output.exists():  # a user's earlier demo run: put back afterwards
+        kept = tmp_path / "kept-demo"
+        shutil.move(output, kept)
+    try:
+        done = subprocess.run(["bash", "-c", readme_command("modelrollout demo")], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        summary = (output / "summary.md").read_text()
+        chart = (output / "rollout.png").read_bytes()
+    finally:
+        if output.exists():
+            shutil.rmtree(output)
+        if kept is not None:
+            shutil.move(kept, output)
     assert "| to 2.0.0 | promoted |" in summary and "| to 3.0.0 | rolled back |" in summary
     assert "unexpected" not in done.stdout and "no analysis view" not in done.stdout
-    chart = (tmp_path / "rollout.png").read_bytes()
     assert chart.startswith(b"\x89PNG") and len(chart) > 20_000
     # Failed requests, if any, came from the broken 3.0.0 only.
     failures = next(line for line in summary.splitlines() if "client requests" in line)

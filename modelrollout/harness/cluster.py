@@ -42,7 +42,7 @@ def model_deployment(name: str, model: Path, version: str, prometheus_url: str, 
         "apiVersion": API_VERSION, "kind": KIND,
         "metadata": {"name": name},
         "spec": {
-            "model": {"uri": model.as_uri(), "version": version},
+            "model": {"uri": model.resolve().as_uri(), "version": version},  # as_uri() needs an absolute path
             "replicas": 1,
             "server": {"image": "modelrollout-server:local"},  # the kubelet stand-in runs it locally
             "trafficRouting": {"builtin": {}},
