@@ -56,6 +56,9 @@ ABORTED_BY_USER = "AbortedByUser"
 PROMOTED = "Promoted"
 DEPLOYED = "Deployed"  # history result of a ModelDeployment's first revision
 ABORTED = "Aborted"  # history result of a rollout called off (the reason says why)
+SUPERSEDED = "Superseded"  # history result of a candidate replaced by a newer spec before promotion
+FAST_REVERT = "FastRevert"  # a revision promoted within spec.rollbackWindow comes back without steps
+DRIFT_REPAIRED = "DriftRepaired"  # a child object changed outside the operator was put back
 STABLE_READY = "StableReady"
 SPEC_INVALID = "SpecInvalid"
 SPEC_VALID = "SpecValid"
@@ -100,7 +103,7 @@ class HistoryEntry:
     revision: str
     model_version: str
     sha256: str | None
-    result: str  # DEPLOYED (the first revision), PROMOTED or ABORTED
+    result: str  # DEPLOYED (the first revision), PROMOTED, ABORTED or SUPERSEDED
     at: str  # when the result came
     started_at: str | None = None  # when the revision was first deployed (a candidate: created)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import kubernetes_validate
 from modelrollout.operator.kube.apply import merge_diff
 from modelrollout.operator.kube.manifests import (
-    DESIRED_HASH,
     deployment,
     entry_service_body,
     revision_service_body,
@@ -49,12 +48,6 @@ def test_user_env_cannot_rewire_the_pod():
     ports = [e["value"] for e in body["spec"]["template"]["spec"]["containers"][0]["env"]
              if e["name"] == "MODELROLLOUT_PORT"]
     assert ports == ["8080"]
-
-
-def test_hash_changes_with_what_is_wanted_only():
-    one, same, scaled = (deployment(TARGET, spec(), "abc", n) for n in (2, 2, 3))
-    assert one["metadata"]["annotations"][DESIRED_HASH] == same["metadata"]["annotations"][DESIRED_HASH]
-    assert one["metadata"]["annotations"][DESIRED_HASH] != scaled["metadata"]["annotations"][DESIRED_HASH]
 
 
 def test_services_select_the_right_pods():

@@ -2,8 +2,12 @@
 
 A failed action raises before the status is written, so the stored status still says
 what was true before and the next reconcile decides again from the same facts. Every
-write is idempotent: an object is created when missing, patched when the hash of what
-the operator wants changed, and left alone otherwise.
+write converges: an object is created when missing, and otherwise patched where the live
+object does not hold what the operator wants (converge.py), whoever changed it. A field
+someone else changed is put back and told in a DriftRepaired Event.
+
+Revisions the actions do not mention and that are neither stable nor candidate are kept
+at 0 replicas; scaled-down ones beyond revisionHistoryLimit are deleted.
 """
 
 from __future__ import annotations
@@ -17,17 +21,15 @@ from ..actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
 from ..engine import Decision
 from ..routing import Target, builtin, gateway_api, replicas, revision_service
 from ..spec import Spec
-from ..status import RolloutStatus, status_to_doc
+from ..status import DRIFT_REPAIRED, RolloutStatus, status_to_doc
 from .api import GROUP, VERSION, Api
+from .converge import plan, scaled, with_last_applied
 from .manifests import (
-    DESIRED_HASH,
     MODEL_DEPLOYMENT_LABEL,
     REVISION_LABEL,
     deployment,
-    desired_hash,
     entry_service_body,
     revision_service_body,
-    with_hash,
 )
 from .observe import revision_endpoints
 
@@ -50,18 +52,26 @@ class Applier:
         scaled down on an abort, before the old stable on a promotion), so builtin routing's
         ``status.route`` is patched on its own at that point, ahead of the rest of the status."""
         routing = None
+        repaired: list[str] = []
+        mentioned: set[str] = set()
         for action in decision.actions:
             if isinstance(action, EnsureRevision):
-                await self._ensure_revision(target, spec, desired, action)
+                mentioned.add(action.revision)
+                await self._ensure_revision(target, spec, desired, action, repaired)
             elif isinstance(action, ScaleRevision):
-                await self._scale(target, action.revision, action.replicas)
+                mentioned.add(action.revision)
+                await self._scale(target, action.revision, action.replicas, repaired)
             elif isinstance(action, SetTraffic):
-                routing = await self._set_traffic(target, spec, action, body)
+                routing = await self._set_traffic(target, spec, action, body, repaired)
                 if "route" in routing:
                     await self._write_route(target, body, routing["route"])
             elif isinstance(action, RecordEvent):
                 await self.record_event(body, action, now)
-        await self._forget_old_revisions(target, decision.status, spec.revision_history_limit)
+        await self._tidy_revisions(target, decision.status, mentioned, spec.revision_history_limit, repaired)
+        for what in repaired:
+            log.warning("%s/%s: drift repaired: %s", target.namespace, target.name, what)
+            await self.record_event(body, RecordEvent("Warning", DRIFT_REPAIRED,
+                                                      f"{what} (changed outside the operator)"), now)
         return await self.write_status(target, body, decision.status, routing)
 
     async def write_status(self, target: Target, body: dict, status: RolloutStatus,
@@ -111,70 +121,80 @@ class Applier:
         except Exception as exc:  # noqa: BLE001 - an Event is a courtesy; the status says it too
             log.warning("could not record event %s: %s", event.reason, exc)
 
+    # --- objects ---
+
+    async def _ensure(self, kind: str, namespace: str, wanted: dict, repaired: list[str],
+                      live: dict | None = None) -> None:
+        """Create ``wanted``, or patch the live object where it does not hold it."""
+        name = wanted["metadata"]["name"]
+        if live is None:
+            live = await asyncio.to_thread(self.api.get, kind, namespace, name)
+        if live is None:
+            await asyncio.to_thread(self.api.create, kind, namespace, with_last_applied(wanted))
+            return
+        planned = plan(wanted, live)
+        if not planned.patch:
+            return
+        await asyncio.to_thread(self.api.merge_patch, kind, namespace, name, planned.patch)
+        repaired.extend(f"{kind} {name}: {change.describe()}" for change in planned.drift)
+
     # --- revisions ---
 
-    async def _ensure_revision(self, target: Target, spec: Spec, desired: str,
-                               action: EnsureRevision) -> None:
+    async def _ensure_revision(self, target: Target, spec: Spec, desired: str, action: EnsureRevision,
+                               repaired: list[str]) -> None:
         if action.revision != desired:
             # The spec describes only the desired revision; an older one can be scaled, not rebuilt.
-            await self._scale(target, action.revision, action.replicas)
+            await self._scale(target, action.revision, action.replicas, repaired)
             return
-        await self._ensure("Deployment", target.namespace, deployment(target, spec, desired, action.replicas))
-        await self._ensure("Service", target.namespace, revision_service_body(target, desired))
+        await self._ensure("Deployment", target.namespace, deployment(target, spec, desired, action.replicas),
+                           repaired)
+        await self._ensure("Service", target.namespace, revision_service_body(target, desired), repaired)
 
-    async def _scale(self, target: Target, revision: str, replicas: int) -> None:
+    async def _scale(self, target: Target, revision: str, replicas: int, repaired: list[str],
+                     live: dict | None = None) -> None:
         name = revision_service(target.name, revision)
-        current = await asyncio.to_thread(self.api.get, "Deployment", target.namespace, name)
-        if current is None:
+        if live is None:
+            live = await asyncio.to_thread(self.api.get, "Deployment", target.namespace, name)
+        if live is None:
             log.warning("Deployment %s/%s of revision %s is missing; it cannot be rebuilt from the current "
                         "spec", target.namespace, name, revision)
             return
-        if (current.get("spec") or {}).get("replicas") != replicas:
-            await asyncio.to_thread(self.api.merge_patch, "Deployment", target.namespace, name,
-                                    {"spec": {"replicas": replicas}})
+        await self._ensure("Deployment", target.namespace, scaled(live, replicas), repaired, live)
 
-    async def _ensure(self, kind: str, namespace: str, body: dict) -> None:
-        if DESIRED_HASH not in body["metadata"].get("annotations", {}):
-            body = with_hash(body)
-        name = body["metadata"]["name"]
-        current = await asyncio.to_thread(self.api.get, kind, namespace, name)
-        if current is None:
-            await asyncio.to_thread(self.api.create, kind, namespace, body)
-            return
-        annotations = (current.get("metadata") or {}).get("annotations") or {}
-        if annotations.get(DESIRED_HASH) == desired_hash(body):
-            return
-        metadata = body["metadata"]
-        patch = {"metadata": {key: metadata[key] for key in ("labels", "annotations", "ownerReferences")},
-                 "spec": body["spec"]}
-        if kind == "Service" and "selector" not in body["spec"]:
-            patch["spec"] = {**body["spec"], "selector": None}  # a merge patch keeps what it does not name
-        await asyncio.to_thread(self.api.merge_patch, kind, namespace, name, patch)
-
-    async def _forget_old_revisions(self, target: Target, status: RolloutStatus, limit: int) -> None:
-        """Delete scaled-down revisions beyond revisionHistoryLimit (newest in history kept)."""
-        keep = {status.stable_revision, status.candidate_revision, status.aborted_revision}
-        keep.update(entry.revision for entry in status.history[-limit:] if limit)
+    async def _tidy_revisions(self, target: Target, status: RolloutStatus, mentioned: set[str], limit: int,
+                              repaired: list[str]) -> None:
+        """Revisions nobody wants running are kept at 0; scaled-down ones that history no
+        longer lists (revisionHistoryLimit) are deleted."""
+        in_service = {status.stable_revision, status.candidate_revision}
+        kept_by_history = [entry.revision for entry in status.history[-limit:]] if limit else []
+        keep = in_service | {status.aborted_revision} | set(kept_by_history)
         deployments = await asyncio.to_thread(self.api.list, "Deployment", target.namespace,
                                               {MODEL_DEPLOYMENT_LABEL: target.name})
         for item in deployments:
             revision = ((item.get("metadata") or {}).get("labels") or {}).get(REVISION_LABEL)
-            if revision in keep or (item.get("spec") or {}).get("replicas"):
+            running = (item.get("spec") or {}).get("replicas")
+            if revision in mentioned or revision in in_service:
+                continue
+            if running:
+                await self._scale(target, revision, 0, repaired, item)
+                continue  # deleted on a later reconcile, once its pods had their drain
+            if revision in keep:
                 continue
             name = item["metadata"]["name"]
-            log.info("deleting revision %s of %s/%s (beyond revisionHistoryLimit %d)", revision,
-                     target.namespace, target.name, limit)
+            log.info("deleting revision %s of %s/%s: %s", revision, target.namespace, target.name,
+                     _why_forgotten(revision, status, limit))
             await asyncio.to_thread(self.api.delete, "Deployment", target.namespace, name)
             await asyncio.to_thread(self.api.delete, "Service", target.namespace, name)
 
     # --- traffic ---
 
-    async def _set_traffic(self, target: Target, spec: Spec, action: SetTraffic, body: dict) -> dict:
+    async def _set_traffic(self, target: Target, spec: Spec, action: SetTraffic, body: dict,
+                           repaired: list[str]) -> dict:
         """Write the split where the routing backend keeps it; the status keys it fills in
         are returned (builtin's route lives in status; replicas routing reports its split)."""
         by_replicas = spec.routing == "replicas"
-        await self._ensure("Service", target.namespace,
-                           entry_service_body(target, action.stable_revision, by_replicas=by_replicas))
+        entry = entry_service_body(target, action.stable_revision, by_replicas=by_replicas)
+        await self._ensure("Service", target.namespace, entry, repaired)
         if by_replicas:
             return {"replicaRouting": await self._set_replica_traffic(target, action)}
         if (body.get("status") or {}).get("replicaRouting") is not None:
@@ -182,7 +202,8 @@ class Applier:
         if spec.routing == "builtin":
             return {"route": builtin.route(target, action)}
         if spec.routing == "gatewayAPI":
-            await self._ensure("HTTPRoute", target.namespace, gateway_api.http_route(target, action))
+            route = gateway_api.http_route(target, action)
+            await self._ensure("HTTPRoute", target.namespace, route, repaired)
             return {}
         raise ValueError(f"routing '{spec.routing}' has no backend")
 
@@ -211,6 +232,15 @@ class Applier:
                                         {"endpoints": body["endpoints"], "ports": body["ports"]})
         for name in current:
             await asyncio.to_thread(self.api.delete, "EndpointSlice", target.namespace, name)
+
+
+def _why_forgotten(revision: str, status: RolloutStatus, limit: int) -> str:
+    """The true reason a scaled-down revision goes, for the log."""
+    if limit == 0:
+        return "revisionHistoryLimit is 0"
+    if any(entry.revision == revision for entry in status.history):
+        return f"its history entries are older than the last {limit} kept (revisionHistoryLimit)"
+    return "no history entry names it"
 
 
 def merge_diff(old: dict, new: dict) -> dict:

@@ -3,15 +3,11 @@
 Per revision (a hash of the model and the pod template, engine.revision_of) one
 Deployment of `modelrollout serve` and one Service, both named ``<name>-<revision>``;
 per ModelDeployment one entry Service named like it. Every body carries the
-ownerReference of its ModelDeployment, and an annotation with the hash of what the
-operator wants, so apply.py writes only when that changed (the API server fills in
-defaults, so comparing whole bodies would write on every reconcile).
+ownerReference of its ModelDeployment. These are what the operator wants; converge.py
+plans the writes that make the live objects hold them.
 """
 
 from __future__ import annotations
-
-import hashlib
-import json
 
 from ..routing import (
     MANAGED_BY,
@@ -26,7 +22,6 @@ from ..routing import (
 )
 from ..spec import Spec
 
-DESIRED_HASH = "modelrollout.io/desired-hash"
 MODEL_VERSION = "modelrollout.io/model-version"
 CONTAINER = "server"
 _CACHE_DIR = "/var/cache/modelrollout"  # a writable emptyDir: the root filesystem is read-only
@@ -58,7 +53,7 @@ def deployment(target: Target, spec: Spec, revision: str, replicas: int) -> dict
             },
         },
     }
-    return with_hash(body)
+    return body
 
 
 def revision_service_body(target: Target, revision: str) -> dict:
@@ -73,10 +68,6 @@ def entry_service_body(target: Target, stable_revision: str, by_replicas: bool) 
     selector = None if by_replicas else {MODEL_DEPLOYMENT_LABEL: target.name, REVISION_LABEL: stable_revision}
     return _service(target, entry_service(target.name), selector,
                     {**MANAGED_BY, MODEL_DEPLOYMENT_LABEL: target.name})
-
-
-def desired_hash(body: dict) -> str:
-    return body["metadata"]["annotations"][DESIRED_HASH]
 
 
 def _pod_spec(target: Target, spec: Spec, revision: str) -> dict:
@@ -143,17 +134,9 @@ def _service(target: Target, name: str, selector: dict | None, labels: dict) -> 
     }
     if selector is not None:
         body["spec"]["selector"] = selector
-    return with_hash(body)
+    return body
 
 
 def _metadata(target: Target, name: str, labels: dict, annotations: dict) -> dict:
     return {"name": name, "namespace": target.namespace, "labels": labels, "annotations": annotations,
             "ownerReferences": [owner_reference(target)]}
-
-
-def with_hash(body: dict) -> dict:
-    """``body`` with the hash of itself in an annotation (apply.py compares hashes, not bodies)."""
-    body["metadata"].setdefault("annotations", {}).pop(DESIRED_HASH, None)
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-    body["metadata"]["annotations"][DESIRED_HASH] = digest
-    return body
