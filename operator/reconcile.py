@@ -20,19 +20,12 @@ from .kube.api import Api
 from .kube.apply import Applier
 from .kube.observe import command_of, observe
 from .metrics import OperatorMetrics
-from .routing import Target, builtin, gateway_api, replicas
+from .routing import Target
+from .routing.capabilities import refuse_unsupported
 from .spec import InvalidSpec, Spec, parse_spec
 from .status import SPEC_INVALID, status_from_doc
 
 log = logging.getLogger("modelrollout.operator")
-
-# What each routing backend refuses, checked before anything moves.
-_ROUTING_CHECKS = {
-    "builtin": lambda spec: builtin.validate_options(spec.routing_options),
-    "gatewayAPI": lambda spec: gateway_api.validate_options(spec.routing_options),
-    "replicas": replicas.validate,
-}
-
 
 @dataclass
 class Shell:
@@ -84,10 +77,8 @@ async def _reconcile(shell: Shell, namespace: str, name: str) -> None:
 
 
 def parse(body: dict) -> Spec:
-    """The spec, with the routing backend's options checked too."""
-    spec = parse_spec(body.get("spec"))
-    _ROUTING_CHECKS[spec.routing](spec)
-    return spec
+    """The spec, refused where its routing backend cannot carry it out."""
+    return refuse_unsupported(parse_spec(body.get("spec")))
 
 
 def target_of(body: dict, spec: Spec | None) -> Target:

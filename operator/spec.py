@@ -12,8 +12,14 @@ import re
 from dataclasses import dataclass, field
 
 ROUTING_KINDS = ("builtin", "gatewayAPI", "replicas")
+STRATEGY_KINDS = ("canary", "blueGreen", "shadow")
 STEP_KINDS = ("setWeight", "setMirror", "pause", "analysis")
-BUILTIN_METRICS = ("error-rate", "latency-p99")
+# Builtin analysis metrics (queries in analysis/queries.py). The shadow ones read what the
+# gateway saw of mirrored requests, so they need a candidate receiving a mirror.
+SHADOW_METRICS = ("shadow-agreement", "shadow-latency-ratio", "shadow-error-rate")
+BUILTIN_METRICS = ("error-rate", "latency-p99", *SHADOW_METRICS)
+THEN = ("promote", "manual")  # what a shadow does once it passed
+MATCHES = ("values", "classes")  # how a mirrored answer is compared (Comparison.match)
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -59,6 +65,52 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Canary:
+    """Weights moved step by step, each gated by pauses and analysis."""
+
+    steps: tuple[Step, ...]
+    kind: str = "canary"
+
+
+@dataclass(frozen=True)
+class BlueGreen:
+    """A full preview next to the active revision, then all traffic switched at once."""
+
+    preview_replicas: int | None = None  # None: spec.replicas
+    pre_promotion_metrics: tuple[str, ...] = ()
+    auto_promotion_seconds: float | None = None  # None: wait for a person to promote
+    post_promotion_metrics: tuple[str, ...] = ()
+    scale_down_delay_seconds: float = 30.0  # the old revision kept at full size after the switch
+    abort_scale_down_delay_seconds: float = 30.0  # an aborted preview kept this long
+    kind: str = "blueGreen"
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """The candidate answers mirrored copies only; clients are answered by stable alone."""
+
+    mirror_percent: int = 100
+    duration_seconds: float = 600.0  # at least this long ...
+    min_comparisons: int = 0  # ... and at least this many compared answers
+    metrics: tuple[str, ...] = ()
+    then: str = "promote"  # one of THEN
+    scale_down_delay_seconds: float = 30.0  # after the switch, as blue-green
+    kind: str = "shadow"
+
+
+Strategy = Canary | BlueGreen | Shadow
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How the gateway compares a mirrored answer with the one the client got."""
+
+    atol: float = 1e-5  # |shadow - primary| <= atol + rtol * |primary| per float value
+    rtol: float = 1e-3
+    match: str = "values"  # "classes": class scores agree when each row predicts the same class
+
+
+@dataclass(frozen=True)
 class MetricSpec:
     name: str
     query: str | None = None  # PromQL template; None for the builtin metrics
@@ -87,12 +139,31 @@ class Spec:
     server: ServerSpec
     routing: str  # one of ROUTING_KINDS
     routing_options: dict
-    steps: tuple[Step, ...]
+    strategy: Strategy
     analysis: AnalysisSpec
     replicas: int = 1
     progress_deadline_seconds: int = 600
     revision_history_limit: int = 10
     smoke_request: dict | None = None  # a golden V2 request; default: built from metadata
+    comparison: Comparison = Comparison()
+    rollback_window: int = 0  # a revision promoted within the last N comes back without steps
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """The canary steps; other strategies have none."""
+        return self.strategy.steps if isinstance(self.strategy, Canary) else ()
+
+    def strategy_metrics(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(field path, metric names) of every place the strategy names analysis metrics."""
+        strategy = self.strategy
+        if isinstance(strategy, Canary):
+            return tuple((f"spec.strategy.canary.steps[{i}].analysis.metrics", step.metrics)
+                         for i, step in enumerate(strategy.steps) if step.kind == "analysis")
+        if isinstance(strategy, BlueGreen):
+            path = "spec.strategy.blueGreen"
+            return ((f"{path}.prePromotionAnalysis.metrics", strategy.pre_promotion_metrics),
+                    (f"{path}.postPromotionAnalysis.metrics", strategy.post_promotion_metrics))
+        return (("spec.strategy.shadow.analysis.metrics", strategy.metrics),)
 
 
 def parse_duration(text: object, path: str) -> float:
@@ -112,7 +183,7 @@ def parse_spec(doc: object) -> Spec:
     analysis = _analysis(spec.get("analysis"), "spec.analysis")
     routing, routing_options = _one_of(spec.get("trafficRouting", {"builtin": {}}),
                                        "spec.trafficRouting", ROUTING_KINDS)
-    steps = _steps(spec.get("strategy"), analysis)
+    strategy = _strategy(spec.get("strategy"), analysis)
     smoke = spec.get("smokeTest")
     smoke_request = None
     if smoke is not None:
@@ -122,13 +193,15 @@ def parse_spec(doc: object) -> Spec:
         server=_server(spec.get("server"), "spec.server"),
         routing=routing,
         routing_options=routing_options,
-        steps=steps,
+        strategy=strategy,
         analysis=analysis,
         replicas=_int(spec.get("replicas", 1), "spec.replicas", low=0),
         progress_deadline_seconds=_int(spec.get("progressDeadlineSeconds", 600),
                                        "spec.progressDeadlineSeconds", low=1),
         revision_history_limit=_int(spec.get("revisionHistoryLimit", 10), "spec.revisionHistoryLimit", low=0),
         smoke_request=smoke_request,
+        comparison=_comparison(spec.get("comparison", {}), "spec.comparison"),
+        rollback_window=_rollback_window(spec.get("rollbackWindow"), "spec.rollbackWindow"),
     )
 
 
@@ -167,38 +240,115 @@ def _server(doc: object, path: str) -> ServerSpec:
     )
 
 
-def _steps(doc: object, analysis: AnalysisSpec) -> tuple[Step, ...]:
-    strategy = _mapping(doc, "spec.strategy")
-    kind, canary = _one_of(strategy, "spec.strategy", ("canary",))
+def _strategy(doc: object, analysis: AnalysisSpec) -> Strategy:
+    kind, body = _one_of(_mapping(doc, "spec.strategy"), "spec.strategy", STRATEGY_KINDS)
+    path = f"spec.strategy.{kind}"
+    body = _mapping(body, path)
+    if kind == "canary":
+        return Canary(_steps(body, path, analysis))
+    if kind == "blueGreen":
+        _known(body, path, ("previewReplicas", "prePromotionAnalysis", "autoPromotionSeconds",
+                            "postPromotionAnalysis", "scaleDownDelaySeconds", "abortScaleDownDelaySeconds"))
+        preview = body.get("previewReplicas")
+        auto = body.get("autoPromotionSeconds")
+        return BlueGreen(
+            preview_replicas=None if preview is None else _int(preview, f"{path}.previewReplicas", low=0),
+            pre_promotion_metrics=_analysis_metrics(body.get("prePromotionAnalysis"),
+                                                    f"{path}.prePromotionAnalysis", analysis),
+            auto_promotion_seconds=None if auto is None else float(
+                _int(auto, f"{path}.autoPromotionSeconds", low=0)),
+            post_promotion_metrics=_analysis_metrics(body.get("postPromotionAnalysis"),
+                                                     f"{path}.postPromotionAnalysis", analysis),
+            scale_down_delay_seconds=float(_int(body.get("scaleDownDelaySeconds", 30),
+                                                f"{path}.scaleDownDelaySeconds", low=0)),
+            abort_scale_down_delay_seconds=float(_int(body.get("abortScaleDownDelaySeconds", 30),
+                                                      f"{path}.abortScaleDownDelaySeconds", low=0)),
+        )
+    _known(body, path, ("mirrorPercent", "duration", "minComparisons", "analysis", "then",
+                        "scaleDownDelaySeconds"))
+    then = body.get("then", "promote")
+    if then not in THEN:
+        raise InvalidSpec(f"{path}.then", f"must be one of {', '.join(THEN)}, got {then!r}")
+    return Shadow(
+        mirror_percent=_int(body.get("mirrorPercent", 100), f"{path}.mirrorPercent", low=1, high=100),
+        duration_seconds=parse_duration(body.get("duration", "10m"), f"{path}.duration"),
+        min_comparisons=_int(body.get("minComparisons", 0), f"{path}.minComparisons", low=0),
+        metrics=_analysis_metrics(body.get("analysis"), f"{path}.analysis", analysis),
+        then=then,
+        scale_down_delay_seconds=float(_int(body.get("scaleDownDelaySeconds", 30),
+                                            f"{path}.scaleDownDelaySeconds", low=0)),
+    )
+
+
+def _steps(canary: dict, path: str, analysis: AnalysisSpec) -> tuple[Step, ...]:
     steps_doc = canary.get("steps")
     if not isinstance(steps_doc, list) or not steps_doc:
-        raise InvalidSpec("spec.strategy.canary.steps", "must be a non-empty list")
+        raise InvalidSpec(f"{path}.steps", "must be a non-empty list")
     steps = []
     for i, item in enumerate(steps_doc):
-        path = f"spec.strategy.canary.steps[{i}]"
-        step_kind, body = _one_of(item, path, STEP_KINDS)
+        step_path = f"{path}.steps[{i}]"
+        step_kind, body = _one_of(item, step_path, STEP_KINDS)
         if step_kind == "setWeight":
-            steps.append(Step("setWeight", weight=_int(body, f"{path}.setWeight", low=0, high=100)))
+            steps.append(Step("setWeight", weight=_int(body, f"{step_path}.setWeight", low=0, high=100)))
         elif step_kind == "setMirror":
-            percent = _mapping(body, f"{path}.setMirror").get("percent")
-            steps.append(Step("setMirror", mirror_percent=_int(percent, f"{path}.setMirror.percent",
+            percent = _mapping(body, f"{step_path}.setMirror").get("percent")
+            steps.append(Step("setMirror", mirror_percent=_int(percent, f"{step_path}.setMirror.percent",
                                                                low=0, high=100)))
         elif step_kind == "pause":
-            pause = _mapping(body, f"{path}.pause")
+            pause = _mapping(body, f"{step_path}.pause")
             duration = pause.get("duration")
             steps.append(Step("pause", pause_seconds=None if duration is None
-                              else parse_duration(duration, f"{path}.pause.duration")))
+                              else parse_duration(duration, f"{step_path}.pause.duration")))
         else:
-            names = _mapping(body, f"{path}.analysis").get("metrics")
-            if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-                raise InvalidSpec(f"{path}.analysis.metrics", "must be a non-empty list of metric names")
-            for name in names:
-                if analysis.metric(name) is None:
-                    known = ", ".join(m.name for m in analysis.metrics) or "none"
-                    raise InvalidSpec(f"{path}.analysis.metrics",
-                                      f"'{name}' is not defined in spec.analysis.metrics (defined: {known})")
-            steps.append(Step("analysis", metrics=tuple(names)))
+            metrics = _analysis_metrics(body, f"{step_path}.analysis", analysis)
+            if not metrics:
+                raise InvalidSpec(f"{step_path}.analysis.metrics", "must be a non-empty list of metric names")
+            steps.append(Step("analysis", metrics=metrics))
     return tuple(steps)
+
+
+def _analysis_metrics(doc: object, path: str, analysis: AnalysisSpec) -> tuple[str, ...]:
+    """The metric names of an analysis block ({metrics: [names]}); each must be defined."""
+    if doc is None:
+        return ()
+    names = _mapping(doc, path).get("metrics", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise InvalidSpec(f"{path}.metrics", "must be a list of metric names")
+    for name in names:
+        if analysis.metric(name) is None:
+            known = ", ".join(m.name for m in analysis.metrics) or "none"
+            raise InvalidSpec(f"{path}.metrics",
+                              f"'{name}' is not defined in spec.analysis.metrics (defined: {known})")
+    return tuple(names)
+
+
+def _comparison(doc: object, path: str) -> Comparison:
+    comparison = _mapping(doc, path)
+    _known(comparison, path, ("absoluteTolerance", "relativeTolerance", "match"))
+    tolerances = []
+    for key in ("absoluteTolerance", "relativeTolerance"):
+        value = comparison.get(key, getattr(Comparison(), "atol" if key[0] == "a" else "rtol"))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise InvalidSpec(f"{path}.{key}", f"must be a number from 0 up, got {value!r}")
+        tolerances.append(float(value))
+    match = comparison.get("match", "values")
+    if match not in MATCHES:
+        raise InvalidSpec(f"{path}.match", f"must be one of {', '.join(MATCHES)}, got {match!r}")
+    return Comparison(atol=tolerances[0], rtol=tolerances[1], match=match)
+
+
+def _rollback_window(doc: object, path: str) -> int:
+    if doc is None:
+        return 0
+    window = _mapping(doc, path)
+    _known(window, path, ("revisions",))
+    return _int(window.get("revisions"), f"{path}.revisions", low=1)
+
+
+def _known(doc: dict, path: str, fields: tuple[str, ...]) -> None:
+    unknown = sorted(set(doc) - set(fields))
+    if unknown:
+        raise InvalidSpec(path, f"unknown field(s) {', '.join(unknown)}; known: {', '.join(fields)}")
 
 
 def _analysis(doc: object, path: str) -> AnalysisSpec:

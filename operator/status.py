@@ -60,6 +60,13 @@ SUPERSEDED = "Superseded"  # history result of a candidate replaced by a newer s
 FAST_REVERT = "FastRevert"  # a revision promoted within spec.rollbackWindow comes back without steps
 DRIFT_REPAIRED = "DriftRepaired"  # a child object changed outside the operator was put back
 STABLE_READY = "StableReady"
+SCALE_DOWN_DELAY = "ScaleDownDelay"  # promoted; the previous revision kept at full size a while
+WAITING_FOR_PROMOTION = "WaitingForPromotion"  # blue-green preview or passed shadow: a person promotes
+PREVIEW_READY = "PreviewReady"  # blue-green: the preview passed its gate; pre-promotion analysis next
+SCALING_UP = "ScalingUp"  # blue-green: the preview grows to full size before the switch
+SWITCHED = "Switched"  # all traffic moved to the candidate in one write (blue-green, shadow)
+SHADOWING = "Shadowing"  # shadow: the candidate answers mirrored copies only
+PROMOTION_REFUSED = "PromotionRefused"  # a person asked to promote past a closed gate
 SPEC_INVALID = "SpecInvalid"
 SPEC_VALID = "SpecValid"
 
@@ -106,6 +113,17 @@ class HistoryEntry:
     result: str  # DEPLOYED (the first revision), PROMOTED, ABORTED or SUPERSEDED
     at: str  # when the result came
     started_at: str | None = None  # when the revision was first deployed (a candidate: created)
+    reason: str | None = None  # why, as a reason constant (AnalysisFailed, FastRevert, AbortedByUser...)
+    by: str | None = None  # who asked, when a person did (the kubectl plugin's requestedBy)
+
+
+@dataclass(frozen=True)
+class ScaleDown:
+    """A revision kept at ``replicas`` until ``at``, then scaled to 0 (keep-warm windows)."""
+
+    revision: str
+    replicas: int
+    at: str
 
 
 @dataclass(frozen=True)
@@ -130,10 +148,19 @@ class RolloutStatus:
     observed_generation: int = 0
     revision_versions: dict = field(default_factory=dict)  # revision -> model version
     handled_command: str | None = None  # id of the last manual command carried out (status.command)
+    fast_revert: bool = False  # the candidate was promoted within spec.rollbackWindow: no steps
+    promote_full: bool = False  # a person asked to skip every step left (blue-green: once switched)
+    switched_at: str | None = None  # blue-green and shadow: when all traffic moved to the candidate
+    scale_downs: tuple[ScaleDown, ...] = ()  # revisions kept warm, and until when
+    comparisons: int = 0  # shadow: mirrored answers compared since the shadow began
+    comparisons_at: str | None = None  # when they were last counted
     # For people and printer columns; derived, never read back by the engine.
+    strategy: str = ""  # canary, blueGreen or shadow
     stable_version: str | None = None
     candidate_version: str | None = None
     ready_replicas: int = 0  # ready replicas of the stable revision
+    blue_green: dict | None = None  # {activeRevision, previewRevision, switchedAt, scaleDownAt}
+    shadow: dict | None = None  # {mirrorPercent, comparisons, agreement}
 
     def with_(self, **changes) -> RolloutStatus:
         return replace(self, **changes)
@@ -194,9 +221,19 @@ def status_from_doc(doc: dict | None) -> RolloutStatus:
         observed_generation=int(plain.get("observed_generation", 0)),
         revision_versions=dict(plain.get("revision_versions") or {}),
         handled_command=plain.get("handled_command"),
+        fast_revert=bool(plain.get("fast_revert", False)),
+        promote_full=bool(plain.get("promote_full", False)),
+        switched_at=plain.get("switched_at"),
+        scale_downs=tuple(ScaleDown(**{_snake(k): v for k, v in d.items()})
+                          for d in plain.get("scale_downs") or ()),
+        comparisons=int(plain.get("comparisons") or 0),
+        comparisons_at=plain.get("comparisons_at"),
+        strategy=plain.get("strategy") or "",
         stable_version=plain.get("stable_version"),
         candidate_version=plain.get("candidate_version"),
         ready_replicas=int(plain.get("ready_replicas") or 0),
+        blue_green=plain.get("blue_green"),
+        shadow=plain.get("shadow"),
     )
 
 

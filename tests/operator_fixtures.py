@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime, timedelta
 
-from modelrollout.operator.actions import RecordEvent, SetTraffic
+from modelrollout.operator.actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
 from modelrollout.operator.analysis.judge import measurement_of
-from modelrollout.operator.engine import Observations, decide, due_metrics, revision_of
+from modelrollout.operator.engine import Observations, comparisons_due, decide, due_metrics, revision_of
 from modelrollout.operator.spec import parse_spec
 from modelrollout.operator.status import RolloutStatus, format_time
 
@@ -28,6 +28,22 @@ SPEC = {
     "progressDeadlineSeconds": 600,
 }
 
+_METRICS = [{"name": "error-rate", "thresholdRange": {"max": 0.01}, "minSamples": 10},
+            {"name": "shadow-agreement", "thresholdRange": {"min": 0.99}, "minSamples": 10},
+            {"name": "shadow-latency-ratio", "thresholdRange": {"max": 1.5}, "minSamples": 10}]
+BLUE_GREEN = {**SPEC, "strategy": {"blueGreen": {
+    "previewReplicas": 1,
+    "prePromotionAnalysis": {"metrics": ["error-rate"]},
+    "autoPromotionSeconds": 120,
+    "postPromotionAnalysis": {"metrics": ["error-rate"]},
+    "scaleDownDelaySeconds": 60,
+    "abortScaleDownDelaySeconds": 30,
+}}, "analysis": {**SPEC["analysis"], "metrics": _METRICS}}
+SHADOW = {**SPEC, "strategy": {"shadow": {
+    "mirrorPercent": 100, "duration": "10m", "minComparisons": 500,
+    "analysis": {"metrics": ["shadow-agreement", "shadow-latency-ratio"]}, "then": "promote",
+}}, "analysis": {**SPEC["analysis"], "metrics": _METRICS}}
+
 
 class Rollout:
     def __init__(self, spec: dict | None = None) -> None:
@@ -40,6 +56,7 @@ class Rollout:
         self.smoke: bool | str | None = None
         self.crash_looping = False
         self.stable_ready = True
+        self.comparisons = 0  # what the gateway compared of a shadow's answers so far
 
     # verbs that change the world
     def new_version(self, version: str) -> None:
@@ -48,25 +65,29 @@ class Rollout:
         self.spec = parse_spec(self.doc)
         self.candidate_ready, self.smoke = 0, None
 
-    def make_candidate_ready(self) -> None:
-        self.candidate_ready = self.spec.replicas
+    def make_candidate_ready(self, replicas: int | None = None) -> None:
+        self.candidate_ready = self.spec.replicas if replicas is None else replicas
 
     def wait(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
 
     # one reconcile
     def tick(self, command: str | None = None, value: float | None = 0.001, samples: int = 100,
-             error: str | None = None) -> Rollout:
+             error: str | None = None, by: str | None = None, values: dict | None = None) -> Rollout:
+        """One reconcile; ``value`` is what every due metric measures, ``values`` per metric."""
         at = format_time(self.now)
+        values = values or {}
         measurements = tuple(
-            measurement_of(self.spec.analysis.metric(name), at, value, samples, error)
+            measurement_of(self.spec.analysis.metric(name), at, values.get(name, value), samples, error)
             for name in due_metrics(self.spec, self.status, self.now)
         )
+        counted = self.comparisons if comparisons_due(self.spec, self.status, self.now) else None
         smoke = self.smoke if not self.status.gate_passed and self.candidate_ready else None
         observations = Observations(
             stable_ready=self.stable_ready, candidate_ready_replicas=self.candidate_ready,
             candidate_crash_looping=self.crash_looping, smoke_test=smoke,
-            measurements=measurements, command=command,
+            measurements=measurements, command=command, command_by=by if command else None,
+            shadow_comparisons=counted,
         )
         decision = decide(self.spec, self.status, observations, self.now)
         self.status, self.actions = decision.status, decision.actions
@@ -85,3 +106,17 @@ class Rollout:
 
     def events(self) -> list[str]:
         return [a.reason for a in self.actions if isinstance(a, RecordEvent)]
+
+    def replicas_asked(self) -> dict[str, int]:
+        """Revision -> replicas, as this reconcile's actions ask (ensure or scale)."""
+        scaling = (EnsureRevision, ScaleRevision)
+        return {a.revision: a.replicas for a in self.actions if isinstance(a, scaling)}
+
+    def roll_to(self, version: str) -> Rollout:
+        """A new spec, its candidate ready and answering, the gate passed."""
+        self.new_version(version)
+        self.tick()
+        self.make_candidate_ready()
+        self.smoke = True
+        self.tick()
+        return self

@@ -17,6 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from modelrollout.operator import status as st
+from modelrollout.operator.routing.capabilities import refuse_unsupported
 from modelrollout.operator.spec import InvalidSpec, parse_duration, parse_spec
 
 from tests.crd_validation import cel_program, cel_violations, to_jsonschema
@@ -52,11 +53,15 @@ def _changed(change) -> dict:
 # --- the examples ------------------------------------------------------------------------
 
 
-def test_there_is_an_example_for_each_kind_of_traffic_routing():
-    assert [p.name for p in EXAMPLES] == ["canary-builtin.yaml", "canary-gateway-api.yaml",
-                                          "canary-replicas.yaml"]
-    kinds = {parse_spec(yaml.safe_load(p.read_text())["spec"]).routing for p in EXAMPLES}
-    assert kinds == {"builtin", "gatewayAPI", "replicas"}
+def test_there_is_an_example_for_each_kind_of_traffic_routing_and_each_strategy():
+    assert [p.name for p in EXAMPLES] == ["blue-green-builtin.yaml", "canary-builtin.yaml",
+                                          "canary-gateway-api.yaml", "canary-replicas.yaml",
+                                          "shadow-builtin.yaml"]
+    specs = [parse_spec(yaml.safe_load(p.read_text())["spec"]) for p in EXAMPLES]
+    assert {spec.routing for spec in specs} == {"builtin", "gatewayAPI", "replicas"}
+    assert {spec.strategy.kind for spec in specs} == {"canary", "blueGreen", "shadow"}
+    for spec in specs:
+        refuse_unsupported(spec)  # each backend can carry out its example
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
@@ -140,6 +145,17 @@ def test_the_schema_rejects_a_bad_spec_naming_the_field_and_so_does_parse_spec(c
         parse_spec(_changed(change))
 
 
+def _strategy(body: dict):
+    return lambda s: s.update(strategy=body)
+
+
+def _routing(body: dict, *more_metrics: dict):
+    def change(spec: dict) -> None:
+        spec["trafficRouting"] = body
+        spec["analysis"]["metrics"] += list(more_metrics)
+    return change
+
+
 @pytest.mark.parametrize("text", ["30s", "5m", "1h30m", "250ms", "1m5ms", "0h", "1h2m3s4ms", "10m0s",
                                   "5 minutes", "", "m", "ms", "5ms5s", "1.5s", "5S", "10mss", "s5", "1d",
                                   "5m5m", " 5m"])
@@ -187,6 +203,23 @@ CEL_INVALID = {
     "step metric without analysis": (lambda s: s.pop("analysis"), "spec", "must be defined in spec.analysis"),
     "metrics without prometheus": (lambda s: s["analysis"].pop("prometheus"), "spec.analysis",
                                    "prometheus.address is required"),
+    "two strategies": (_strategy({"blueGreen": {}, "shadow": {}}), "spec.strategy",
+                       "exactly one of canary, blueGreen, shadow"),
+    "blue-green metric not defined": (
+        _strategy({"blueGreen": {"postPromotionAnalysis": {"metrics": ["nope"]}}}), "spec",
+        "named in a blue-green analysis must be defined"),
+    "shadow metric not defined": (_strategy({"shadow": {"analysis": {"metrics": ["nope"]}}}), "spec",
+                                  "named in the shadow analysis must be defined"),
+    "shadow with replicas routing": (
+        lambda s: s.update(strategy={"shadow": {}}, trafficRouting={"replicas": {}}), "spec",
+        "strategy.shadow needs a router that copies requests"),
+    "setMirror with replicas routing": (lambda s: (_step(0, {"setMirror": {"percent": 20}})(s),
+                                                   s.update(trafficRouting={"replicas": {}})),
+                                        "spec", "a setMirror step needs a router that copies requests"),
+    "shadow-agreement with the Gateway API": (
+        _routing({"gatewayAPI": {"parentRefs": [{"name": "gw"}]}},
+                 {"name": "shadow-agreement", "thresholdRange": {"min": 0.99}}),
+        "spec", "shadow-agreement needs the answers compared"),
 }
 
 
@@ -198,7 +231,7 @@ def test_a_cel_rule_rejects_what_the_schema_lets_through_and_so_does_parse_spec(
     violations = cel_violations(SPEC_SCHEMA, spec)
     assert len(violations) == 1 and violations[0][0] == where and words in violations[0][1], violations
     with pytest.raises(InvalidSpec):
-        parse_spec(spec)
+        refuse_unsupported(parse_spec(spec))
 
 
 def test_min_equal_to_max_and_integer_bounds_pass_the_threshold_rule():
@@ -228,7 +261,7 @@ def test_an_env_entry_has_exactly_one_of_value_and_value_from(env, rejected_at):
 
 def test_every_cel_rule_compiles_and_is_exercised_by_a_case():
     rules = cel_rules(SPEC_SCHEMA, "spec")
-    assert len(rules) == 9
+    assert len(rules) == 14
     for _, rule in rules:
         cel_program(rule["rule"])
         assert rule["message"]
@@ -265,7 +298,8 @@ def test_what_status_to_doc_writes_fits_the_status_schema():
 def test_the_printer_columns_point_at_fields_of_the_schema():
     columns = {c["name"]: (c["type"], c["jsonPath"]) for c in VERSION["additionalPrinterColumns"]}
     assert columns == {
-        "Phase": ("string", ".status.phase"), "Stable": ("string", ".status.stableVersion"),
+        "Strategy": ("string", ".status.strategy"), "Phase": ("string", ".status.phase"),
+        "Stable": ("string", ".status.stableVersion"),
         "Candidate": ("string", ".status.candidateVersion"),
         "Step": ("integer", ".status.currentStep"), "Weight": ("integer", ".status.traffic.candidate"),
         "Ready": ("integer", ".status.readyReplicas"), "Age": ("date", ".metadata.creationTimestamp"),

@@ -27,12 +27,14 @@ def rollout() -> Rollout:
 
 def test_first_deployment_becomes_stable_at_full_traffic():
     r = Rollout().tick()
-    assert r.status.phase == HEALTHY and r.status.stable_revision == r.revision
+    assert r.status.phase == PROGRESSING and r.status.stable_revision == r.revision  # just created
     assert r.traffic() == (100, 0)
     assert EnsureRevision(r.revision, 2) in r.actions and SetTraffic(r.revision, None, 100, 0) in r.actions
     (first,) = r.status.history
     assert (first.revision, first.model_version, first.result) == (r.revision, "1.0.0", "Deployed")
     assert first.started_at == first.at
+    r.tick()  # its pods ready
+    assert r.status.phase == HEALTHY
 
 
 def test_canary_promotes_step_by_step(rollout):

@@ -1,24 +1,33 @@
-"""Properties of the rollout engine over random histories (hypothesis)."""
+"""Properties of the rollout engine over random histories (hypothesis), for every strategy."""
 
 from __future__ import annotations
 
 import copy
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from modelrollout.operator.actions import RecordEvent, SetTraffic
+from modelrollout.operator.actions import RecordEvent, ScaleRevision, SetTraffic
 from modelrollout.operator.engine import COMMANDS
-from modelrollout.operator.status import DEGRADED, status_from_doc, status_to_doc
+from modelrollout.operator.status import DEGRADED, parse_time, status_from_doc, status_to_doc
 
-from tests.operator_fixtures import Rollout
+from tests.operator_fixtures import BLUE_GREEN, SHADOW, SPEC, Rollout
 
-READINGS = {"good": (0.001, 100, None), "bad": (0.5, 100, None), "idle": (0.0, 2, None),
-            "error": (None, 0, "connection refused")}
+# What each metric reads: error-rate and latency ratios are good low, agreement high.
+GOOD = {"error-rate": 0.001, "shadow-agreement": 1.0, "shadow-latency-ratio": 1.0}
+BAD = {"error-rate": 0.5, "shadow-agreement": 0.5, "shadow-latency-ratio": 3.0}
+READINGS = {"good": (GOOD, 100, None), "bad": (BAD, 100, None), "idle": ({}, 2, None),
+            "error": ({}, 0, "connection refused")}
+STRATEGIES = {"canary": SPEC, "blueGreen": BLUE_GREEN, "shadow": SHADOW}
+# A revert to one of the last two revisions skips the steps (spec.rollbackWindow).
+WITH_WINDOW = {**STRATEGIES, "canary+rollbackWindow": {**SPEC, "rollbackWindow": {"revisions": 2}}}
 
 events = st.one_of(
     st.tuples(st.just("tick"), st.sampled_from(sorted(READINGS))),
     st.tuples(st.just("wait"), st.sampled_from([1, 30, 31, 400, 700])),
-    st.tuples(st.just("ready"), st.just(None)),
+    st.tuples(st.just("ready"), st.sampled_from([1, 2])),
+    st.tuples(st.just("compared"), st.sampled_from([10, 600])),
+    st.tuples(st.just("healthy-candidate"), st.just(None)),
     st.tuples(st.just("smoke"), st.sampled_from([True, "wrong output"])),
     st.tuples(st.just("crash"), st.booleans()),
     st.tuples(st.just("version"), st.sampled_from(["1.0.0", "2.0.0", "3.0.0"])),
@@ -30,12 +39,17 @@ events = st.one_of(
 def apply(r: Rollout, kind: str, arg) -> bool:
     """Change the world by one event; True when the event was a reconcile (a tick)."""
     if kind == "tick":
-        value, samples, error = READINGS[arg]
-        r.tick(value=value, samples=samples, error=error)
+        values, samples, error = READINGS[arg]
+        r.tick(value=0.0 if arg == "idle" else None, values=values, samples=samples, error=error)
     elif kind == "wait":
         r.wait(arg)
     elif kind == "ready":
+        r.make_candidate_ready(arg)
+    elif kind == "compared":
+        r.comparisons += arg
+    elif kind == "healthy-candidate":  # every replica ready and answering: gates pass sooner
         r.make_candidate_ready()
+        r.smoke = True
     elif kind == "smoke":
         r.smoke = arg
     elif kind == "crash":
@@ -52,8 +66,8 @@ def apply(r: Rollout, kind: str, arg) -> bool:
     return kind in ("tick", "version", "command")
 
 
-def play(history, check) -> None:
-    r = Rollout()
+def play(doc: dict, history, check) -> None:
+    r = Rollout(doc)
     r.tick()
     for kind, arg in history:
         before = r.status
@@ -77,41 +91,53 @@ def invariants(r: Rollout, before, kind, arg) -> None:
     # Every transition (a new phase or reason) is told in an Event.
     if (before.phase, before.reason) != (r.status.phase, r.status.reason):
         assert events, (before.reason, r.status.reason)
-    if "Promoted" in r.events():
-        assert before.gate_passed or arg == "promote-full"
+    if "Promoted" in r.events() or "FastRevert" in [h.reason for h in r.status.history[-1:]]:
         assert before.gate_passed  # even a person cannot promote past a closed gate
+    kind_of = r.spec.strategy.kind
+    if kind_of == "shadow":  # the candidate never answers a client: copies only
+        assert all(a.candidate_weight == 0 for a in r.set_traffic())
+    if kind_of == "blueGreen":  # one switch, never a share
+        assert all(a.candidate_weight in (0, 100) for a in r.set_traffic())
+    # A revision kept warm is not scaled down before its time, unless it is being aborted.
+    for down in before.scale_downs:
+        if parse_time(down.at) > r.now and down.revision != before.candidate_revision:
+            assert ScaleRevision(down.revision, 0) not in r.actions
     # A restart from any status reads back the same status.
     assert status_from_doc(status_to_doc(r.status)) == r.status
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(events, max_size=60))
-def test_invariants_hold_over_any_history(history):
-    play(history, invariants)
+@pytest.mark.parametrize("strategy", sorted(WITH_WINDOW))
+@settings(max_examples=150, deadline=None)
+@given(history=st.lists(events, max_size=60))
+def test_invariants_hold_over_any_history(strategy, history):
+    play(WITH_WINDOW[strategy], history, invariants)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(events.filter(lambda e: e[0] != "command" and not (e[0] == "tick" and e[1] == "good")),
-                max_size=60))
-def test_without_passing_analysis_and_without_a_person_nothing_is_promoted(history):
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+@settings(max_examples=100, deadline=None)
+@given(history=st.lists(events.filter(lambda e: e[0] != "command" and e != ("tick", "good")), max_size=60))
+def test_without_passing_analysis_and_without_a_person_nothing_is_promoted(strategy, history):
+    # Canary's first step is setWeight 10; blue-green and shadow never give a share at all.
+    most = {"canary": 10, "blueGreen": 0, "shadow": 0}[strategy]
+
     def never_promoted(r: Rollout, before, kind, arg) -> None:
         invariants(r, before, kind, arg)
         if r.status.candidate_revision is not None or r.status.phase == DEGRADED:
             assert "Promoted" not in r.events()
-        # The analysis step is never passed: the candidate never gets more than its first 10%.
-        assert r.traffic()[1] <= 10
+        assert r.traffic()[1] <= most
         assert not any(h.result == "Promoted" for h in r.status.history)
 
-    play(history, never_promoted)
+    play(STRATEGIES[strategy], history, never_promoted)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(events.filter(lambda e: e[0] not in ("restart", "command")), max_size=50),
-       st.sampled_from(COMMANDS + (None,)))
-def test_a_restart_at_any_point_decides_exactly_as_staying_up(history, command):
+@pytest.mark.parametrize("strategy", sorted(WITH_WINDOW))
+@settings(max_examples=100, deadline=None)
+@given(history=st.lists(events.filter(lambda e: e[0] not in ("restart", "command")), max_size=50),
+       command=st.sampled_from(COMMANDS + (None,)))
+def test_a_restart_at_any_point_decides_exactly_as_staying_up(strategy, history, command):
     """All a rollout knows is in its stored status: a new operator process reading it back
     decides the same traffic and the same next status as the process that wrote it."""
-    stayed = Rollout()
+    stayed = Rollout(WITH_WINDOW[strategy])
     stayed.tick()
     for kind, arg in history:
         apply(stayed, kind, arg)

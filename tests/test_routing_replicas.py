@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from modelrollout.operator.routing import Target
-from modelrollout.operator.routing.replicas import endpoint_counts, entry_slices, split, validate
+from modelrollout.operator.routing.capabilities import refuse_unsupported
+from modelrollout.operator.routing.replicas import endpoint_counts, entry_slices, split
 from modelrollout.operator.spec import InvalidSpec, parse_spec
 from modelrollout.serving.contract.endpoint_slices import endpoints_by_service
 from modelrollout.serving.contract.routes import Endpoint
@@ -83,10 +84,10 @@ def test_one_slice_per_port_and_family_and_none_when_nothing_is_ready():
 def test_what_replicas_routing_cannot_do_is_refused_with_the_field():
     spec = copy.deepcopy(SPEC)
     spec["trafficRouting"] = {"replicas": {}}
-    validate(parse_spec(spec))
+    refuse_unsupported(parse_spec(spec))
     spec["strategy"]["canary"]["steps"].insert(1, {"setMirror": {"percent": 50}})
     with pytest.raises(InvalidSpec, match=r"steps\[1\]\.setMirror.*cannot mirror"):
-        validate(parse_spec(spec))
+        refuse_unsupported(parse_spec(spec))
     spec["trafficRouting"] = {"replicas": {"sticky": {"header": "x"}}}
     with pytest.raises(InvalidSpec, match=r"trafficRouting\.replicas.*no options"):
-        validate(parse_spec(spec))
+        refuse_unsupported(parse_spec(spec))

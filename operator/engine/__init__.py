@@ -2,7 +2,10 @@
 
 No I/O and no clock of its own: the shell gathers Observations once per reconcile,
 calls decide(), carries out the actions and writes the returned status in one patch.
-Where a rollout step is decided: canary.py.
+
+Where a rollout step is decided: lifecycle.py holds what every strategy shares (a new
+candidate, the gate, promote, abort, retry, fast revert, history); canary.py,
+blue_green.py and shadow.py each decide only their own steps.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ..actions import Action
 from ..spec import Spec
@@ -22,11 +25,13 @@ from ..status import (
     Measurement,
     RolloutStatus,
     format_time,
+    parse_time,
     set_condition,
 )
-from .canary import decide_canary, due_metrics
+from . import blue_green, canary, lifecycle, shadow
 
 COMMANDS = ("promote", "promote-full", "abort", "pause", "resume", "retry")
+STRATEGIES = {"canary": canary, "blueGreen": blue_green, "shadow": shadow}
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class Observations:
     smoke_test: bool | str | None = None
     measurements: tuple[Measurement, ...] = ()  # taken this reconcile, for due_metrics()
     command: str | None = None  # a manual action (see COMMANDS), once
+    command_by: str | None = None  # who asked for it (the kubectl plugin's requestedBy)
+    shadow_comparisons: int | None = None  # compared answers since the shadow began, when counted
 
 
 @dataclass(frozen=True)
@@ -60,12 +67,29 @@ def revision_of(spec: Spec) -> str:
 
 
 def decide(spec: Spec, status: RolloutStatus, observations: Observations, now: datetime) -> Decision:
-    status, actions = decide_canary(spec, revision_of(spec), status, observations, now)
+    tick = lifecycle.Tick(spec, revision_of(spec), observations, now, format_time(now))
+    status, actions = lifecycle.decide(tick, status, STRATEGIES[spec.strategy.kind])
     versions = status.revision_versions
     status = status.with_(stable_version=versions.get(status.stable_revision),
                           candidate_version=versions.get(status.candidate_revision),
-                          ready_replicas=observations.stable_ready_replicas)
+                          ready_replicas=observations.stable_ready_replicas,
+                          blue_green=_blue_green_view(spec, status), shadow=_shadow_view(spec, status))
     return Decision(status, tuple(actions))
+
+
+def due_metrics(spec: Spec, status: RolloutStatus, now: datetime) -> tuple[str, ...]:
+    """Metrics of the current step that are due a measurement now."""
+    return lifecycle.due_metrics(spec, status, now, STRATEGIES[spec.strategy.kind])
+
+
+def comparisons_due(spec: Spec, status: RolloutStatus, now: datetime) -> bool:
+    """Whether the shell should count the shadow's compared answers this reconcile: once
+    every analysis interval while a shadow runs."""
+    if spec.strategy.kind != "shadow" or not shadow.counts_comparisons(spec, status):
+        return False
+    if status.comparisons_at is None:
+        return True
+    return now >= parse_time(status.comparisons_at) + timedelta(seconds=spec.analysis.interval_seconds)
 
 
 def reject_spec(status: RolloutStatus, problem: str, generation: int, now: datetime) -> RolloutStatus:
@@ -78,4 +102,23 @@ def reject_spec(status: RolloutStatus, problem: str, generation: int, now: datet
                         conditions=conditions, observed_generation=generation)
 
 
-__all__ = ["COMMANDS", "Decision", "Observations", "decide", "due_metrics", "reject_spec", "revision_of"]
+def _blue_green_view(spec: Spec, status: RolloutStatus) -> dict | None:
+    if spec.strategy.kind != "blueGreen":
+        return None
+    switched = status.candidate_revision is not None and status.current_step == blue_green.SWITCHED_STAGE
+    warm = [d.at for d in status.scale_downs if d.revision != status.aborted_revision]
+    return {"activeRevision": status.candidate_revision if switched else status.stable_revision,
+            "previewRevision": None if switched else status.candidate_revision,
+            "switchedAt": status.switched_at, "scaleDownAt": min(warm) if warm else None}
+
+
+def _shadow_view(spec: Spec, status: RolloutStatus) -> dict | None:
+    if spec.strategy.kind != "shadow":
+        return None
+    agreement = [m.value for m in status.analysis if m.metric == "shadow-agreement" and m.value is not None]
+    return {"mirrorPercent": status.traffic.mirror, "comparisons": status.comparisons,
+            "agreement": agreement[-1] if agreement else None}
+
+
+__all__ = ["COMMANDS", "STRATEGIES", "Decision", "Observations", "comparisons_due", "decide", "due_metrics",
+           "reject_spec", "revision_of"]

@@ -30,9 +30,9 @@ def with_conditions(status: RolloutStatus, at: str) -> RolloutStatus:
         return Condition(kind, "True" if is_true else "False", why, text, "", generation)
 
     wanted = [
-        # Stable serves whatever else happens: available unless nothing is ready yet.
+        # Stable serves whatever else happens: available unless it is not ready (yet).
         condition(AVAILABLE, status.stable_revision is not None and not (
-            phase == PROGRESSING and status.candidate_revision is None), STABLE_READY),
+            phase == PROGRESSING and status.reason == STABLE_READY), STABLE_READY),
         condition(PROGRESSING_CONDITION, phase == PROGRESSING, reason, message),
         condition(PAUSED_CONDITION, phase == PAUSED, reason if phase == PAUSED else "NotPaused",
                   message if phase == PAUSED else ""),

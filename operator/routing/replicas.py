@@ -25,22 +25,16 @@ from dataclasses import dataclass
 from modelrollout.serving.contract.endpoint_slices import MANAGED_BY_LABEL, PORT_NAME, SERVICE_NAME_LABEL
 from modelrollout.serving.contract.routes import Endpoint
 
-from ..spec import InvalidSpec, Spec
+from ..spec import InvalidSpec
 from . import Target, entry_service, owner_reference
 
 MANAGED_BY = "modelrollout.io/operator"  # not the EndpointSlice controller's: it leaves these alone
 
 
-def validate(spec: Spec) -> None:
-    """What replica routing cannot do, said before anything moves."""
-    if spec.routing_options:
+def validate_options(options: dict) -> None:
+    if options:
         raise InvalidSpec("spec.trafficRouting.replicas",
-                          f"takes no options (got {', '.join(sorted(spec.routing_options))})")
-    for index, step in enumerate(spec.steps):
-        if step.kind == "setMirror":
-            raise InvalidSpec(f"spec.strategy.canary.steps[{index}].setMirror",
-                              "needs a router that copies requests (builtin or gatewayAPI); "
-                              "replicas routing cannot mirror")
+                          f"takes no options (got {', '.join(sorted(options))})")
 
 
 def endpoint_counts(candidate_weight: int, stable_ready: int, candidate_ready: int) -> tuple[int, int]:
