@@ -120,9 +120,11 @@ def describe(body: dict) -> str:
     doc = body.get("status") or {}
     status = status_from_doc(doc)
     spec = body.get("spec") or {}
-    steps = ((spec.get("strategy") or {}).get("canary") or {}).get("steps") or []
+    strategy = spec.get("strategy") or {}
+    kind = next(iter(strategy), "?")
     lines = [
         f"Name:       {metadata.get('namespace')}/{metadata.get('name')}",
+        f"Strategy:   {kind}",
         f"Phase:      {status.phase or '-'}" + (f" ({status.reason})" if status.reason else ""),
         f"Message:    {status.message or '-'}",
         f"Stable:     {status.stable_revision or '-'} ({status.stable_version or '?'})",
@@ -137,17 +139,56 @@ def describe(body: dict) -> str:
                      f"{split.get('stableEndpoints', 0)} stable behind the Service = "
                      f"{split.get('candidateWeight', 0)}% candidate")
     if status.candidate_revision:
-        step = steps[status.current_step] if status.current_step < len(steps) else None
-        lines.append(f"Step:       {status.current_step + 1}/{len(steps)}"
-                     + (f" {_step_text(step)}" if step else " (all done)"))
+        lines.append(f"Step:       {_step_line(kind, strategy.get(kind) or {}, status.current_step)}")
+    preview = doc.get("preview")
+    if isinstance(preview, dict) and status.candidate_revision:
+        ways = []
+        if preview.get("header"):
+            ways.append(f"header '{preview['header']}'")
+        if preview.get("service"):
+            ways.append(f"Service {preview['service']}")
+        lines.append(f"Preview:    {' or '.join(ways)}")
+    blue_green = doc.get("blueGreen")
+    if isinstance(blue_green, dict):
+        active = f"Active:     {blue_green.get('activeRevision') or '-'}"
+        if blue_green.get("previewRevision"):
+            active += f", preview {blue_green['previewRevision']}"
+        if blue_green.get("switchedAt"):
+            active += f", switched at {blue_green['switchedAt']}"
+        lines.append(active)
+        if blue_green.get("scaleDownAt"):
+            lines.append(f"Keep warm:  previous revision until {blue_green['scaleDownAt']}")
+    shadow = doc.get("shadow")
+    if isinstance(shadow, dict) and status.candidate_revision:
+        agreement = shadow.get("agreement")
+        line = f"Shadow:     {shadow.get('mirrorPercent', 0)}% mirrored, {shadow.get('comparisons', 0)}"
+        line += " compared"
+        lines.append(line + ("" if agreement is None else f", agreement {agreement:.4g}"))
     for measurement in status.analysis[-5:]:
         value = "no data" if measurement.value is None else f"{measurement.value:g}"
         lines.append(f"Analysis:   {measurement.metric} = {value}: {measurement.phase} ({measurement.at})")
     if status.aborted_revision:
         lines.append(f"Aborted:    {status.aborted_revision}: {status.abort_reason}")
     for entry in status.history[-3:]:
-        lines.append(f"History:    {entry.revision} ({entry.model_version}) {entry.result} at {entry.at}")
+        why = f" ({entry.reason})" if entry.reason and entry.reason != entry.result else ""
+        by = f" by {entry.by}" if entry.by else ""
+        lines.append(f"History:    {entry.revision} ({entry.model_version}) {entry.result}{why}{by} "
+                     f"at {entry.at}")
     return "\n".join(lines)
+
+
+_STAGES = {"blueGreen": ("preview and pre-promotion analysis", "awaiting promotion", "scaling up",
+                         "switched, post-promotion analysis"),
+           "shadow": ("shadowing", "awaiting promotion")}
+
+
+def _step_line(kind: str, strategy: dict, current: int) -> str:
+    if kind in _STAGES:
+        stages = _STAGES[kind]
+        return f"{current + 1}/{len(stages)} {stages[current] if current < len(stages) else ''}".rstrip()
+    steps = strategy.get("steps") or []
+    step = steps[current] if current < len(steps) else None
+    return f"{current + 1}/{len(steps)}" + (f" {_step_text(step)}" if step else " (all done)")
 
 
 def _step_text(step: dict) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from modelrollout.serving.contract import metric_names as names
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .status import PHASES, RolloutStatus, parse_time
+from .status import ABORTED, PHASES, PROMOTED, RolloutStatus, parse_time
 
 _PROMOTE_BUCKETS = (30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400)
 
@@ -14,8 +14,8 @@ class OperatorMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         labels = ("namespace", "name")
-        self.phase = Gauge(names.ROLLOUT_PHASE, "1 for the rollout's current phase", [*labels, "phase"],
-                           registry=self.registry)
+        self.phase = Gauge(names.ROLLOUT_PHASE, "1 for the rollout's current phase",
+                           [*labels, "strategy", "phase"], registry=self.registry)
         self.step = Gauge(names.ROLLOUT_STEP, "Index of the canary step being worked on", labels,
                           registry=self.registry)
         self.weight = Gauge(names.ROLLOUT_WEIGHT, "Traffic percentage by role", [*labels, "role"],
@@ -24,13 +24,14 @@ class OperatorMetrics:
                                     [*labels, "metric"], registry=self.registry)
         self.measurements = Counter(names.ANALYSIS_MEASUREMENTS, "Analysis measurements by verdict",
                                     [*labels, "metric", "phase"], registry=self.registry)
-        self.aborts = Counter(names.ROLLOUT_ABORTS, "Rollouts aborted, by reason", [*labels, "reason"],
-                              registry=self.registry)
-        self.promotions = Counter(names.ROLLOUT_PROMOTIONS, "Candidates promoted", labels,
+        self.aborts = Counter(names.ROLLOUT_ABORTS, "Rollouts aborted, by reason",
+                              [*labels, "strategy", "reason"], registry=self.registry)
+        self.promotions = Counter(names.ROLLOUT_PROMOTIONS, "Candidates promoted", [*labels, "strategy"],
                                   registry=self.registry)
         self.time_to_promote = Histogram(names.ROLLOUT_TIME_TO_PROMOTE,
-                                         "From a candidate's appearance to its promotion", labels,
-                                         buckets=_PROMOTE_BUCKETS, registry=self.registry)
+                                         "From a candidate's appearance to its promotion",
+                                         [*labels, "strategy"], buckets=_PROMOTE_BUCKETS,
+                                         registry=self.registry)
         self.errors = Counter(names.RECONCILE_ERRORS, "Reconciles that failed and will be retried", labels,
                               registry=self.registry)
         self.duration = Histogram(names.RECONCILE_DURATION, "Time of one reconcile", labels,
@@ -38,8 +39,12 @@ class OperatorMetrics:
 
     def observe(self, namespace: str, name: str, before: RolloutStatus, after: RolloutStatus) -> None:
         """Gauges from the new status; counters from what changed between the two."""
+        strategy = after.strategy or "canary"
+        for labels in list(self.phase._metrics):  # noqa: SLF001 - the strategy changed: old series go
+            if labels[:2] == (namespace, name) and labels[2] != strategy:
+                self.phase.remove(*labels)
         for phase in PHASES:
-            self.phase.labels(namespace, name, phase).set(1 if after.phase == phase else 0)
+            self.phase.labels(namespace, name, strategy, phase).set(1 if after.phase == phase else 0)
         self.step.labels(namespace, name).set(after.current_step)
         for role, value in (("stable", after.traffic.stable), ("candidate", after.traffic.candidate),
                             ("mirror", after.traffic.mirror)):
@@ -53,13 +58,14 @@ class OperatorMetrics:
                 self.analysis_value.labels(namespace, name, measurement.metric).set(measurement.value)
         recorded = {(h.revision, h.at) for h in before.history}
         for entry in (h for h in after.history if (h.revision, h.at) not in recorded):
-            if entry.result == "Promoted":
-                self.promotions.labels(namespace, name).inc()
+            # Deployed (a first revision) and Superseded (a newer spec) are neither.
+            if entry.result == PROMOTED:
+                self.promotions.labels(namespace, name, strategy).inc()
                 if before.candidate_since:
-                    self.time_to_promote.labels(namespace, name).observe(
+                    self.time_to_promote.labels(namespace, name, strategy).observe(
                         (parse_time(entry.at) - parse_time(before.candidate_since)).total_seconds())
-            else:
-                self.aborts.labels(namespace, name, after.reason or "Unknown").inc()
+            elif entry.result == ABORTED:
+                self.aborts.labels(namespace, name, strategy, entry.reason or after.reason or "Unknown").inc()
 
     def forget(self, namespace: str, name: str) -> None:
         """A deleted ModelDeployment leaves no gauges behind."""

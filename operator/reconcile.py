@@ -22,7 +22,7 @@ from .kube.observe import command_of, observe
 from .metrics import OperatorMetrics
 from .routing import Target
 from .routing.capabilities import refuse_unsupported
-from .spec import InvalidSpec, Spec, parse_spec
+from .spec import Comparison, InvalidSpec, Spec, parse_spec
 from .status import SPEC_INVALID, status_from_doc
 
 log = logging.getLogger("modelrollout.operator")
@@ -86,4 +86,5 @@ def target_of(body: dict, spec: Spec | None) -> Target:
     name = metadata["name"]
     return Target(name=name, namespace=metadata["namespace"],
                   model=(spec.model.name if spec and spec.model.name else name),
-                  options=spec.routing_options if spec else {}, uid=metadata.get("uid"))
+                  options=spec.routing_options if spec else {}, uid=metadata.get("uid"),
+                  comparison=spec.comparison if spec else Comparison())

@@ -267,6 +267,9 @@ def _strategy(doc: object, analysis: AnalysisSpec) -> Strategy:
     _known(body, path, ("mirrorPercent", "duration", "minComparisons", "analysis", "then",
                         "scaleDownDelaySeconds"))
     then = body.get("then", "promote")
+    if body.get("minComparisons") and analysis.prometheus_address is None:
+        raise InvalidSpec("spec.analysis.prometheus.address",
+                          "is required to count a shadow's compared answers (strategy.shadow.minComparisons)")
     if then not in THEN:
         raise InvalidSpec(f"{path}.then", f"must be one of {', '.join(THEN)}, got {then!r}")
     return Shadow(

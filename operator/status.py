@@ -66,7 +66,6 @@ PREVIEW_READY = "PreviewReady"  # blue-green: the preview passed its gate; pre-p
 SCALING_UP = "ScalingUp"  # blue-green: the preview grows to full size before the switch
 SWITCHED = "Switched"  # all traffic moved to the candidate in one write (blue-green, shadow)
 SHADOWING = "Shadowing"  # shadow: the candidate answers mirrored copies only
-PROMOTION_REFUSED = "PromotionRefused"  # a person asked to promote past a closed gate
 SPEC_INVALID = "SpecInvalid"
 SPEC_VALID = "SpecValid"
 

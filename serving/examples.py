@@ -45,16 +45,30 @@ def build_mlp(sizes: list[int], seed: int = 0, opset: int = 17) -> bytes:
 
 
 def write_model_versions(folder: Path, stem: str = "model") -> dict[str, Path]:
-    """Three versions of a 4 -> 16 -> 3 MLP for rollouts: 1.0.0 and 2.0.0 good (different
-    weights), 3.0.0 failing on half of real inputs (build_faulty_mlp). Version -> file."""
+    """Versions of a 4 -> 16 -> 3 MLP for rollouts, version -> file:
+
+    1.0.0   good
+    1.0.1   1.0.0 exported again: other bytes (another revision), the same predictions
+    2.0.0   good, other weights: as healthy and fast as 1.0.0, but it predicts differently
+    3.0.0   failing on half of real inputs (build_faulty_mlp)
+    4.0.0   good, other weights again
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    built = {"1.0.0": build_mlp([4, 16, 3], seed=0), "2.0.0": build_mlp([4, 16, 3], seed=1),
-             "3.0.0": build_faulty_mlp([4, 16, 3], seed=2)}
+    built = {"1.0.0": build_mlp([4, 16, 3], seed=0), "1.0.1": reexport(build_mlp([4, 16, 3], seed=0)),
+             "2.0.0": build_mlp([4, 16, 3], seed=1), "3.0.0": build_faulty_mlp([4, 16, 3], seed=2),
+             "4.0.0": build_mlp([4, 16, 3], seed=3)}
     paths = {}
     for version, data in built.items():
         paths[version] = folder / f"{stem}-{version}.onnx"
         paths[version].write_bytes(data)
     return paths
+
+
+def reexport(model: bytes) -> bytes:
+    """The same graph and weights with other producer metadata: a new file, the same answers."""
+    proto = onnx.load_from_string(model)
+    proto.producer_name, proto.producer_version = "modelrollout-reexport", "2"
+    return proto.SerializeToString()
 
 
 def write_iris_example(folder: Path, seed: int = 0) -> Path:

@@ -397,3 +397,18 @@ def test_json_and_binary_of_the_same_finite_values_agree(datatype, shape, data):
     array = data.draw(hnp.arrays(_FLOAT_TYPES[datatype], shape, elements=finite))
     result = compare(json_answer({"y": (datatype, array)}), binary_answer({"y": (datatype, array)}))
     assert result.result == "agree" and result.max_abs_diff == 0
+
+
+def test_matching_classes_only_lets_scores_move_while_every_row_predicts_the_same():
+    primary = probs([0.9, 0.05, 0.05], [0.2, 0.7, 0.1])
+    recalibrated = probs([0.6, 0.3, 0.1], [0.3, 0.5, 0.2])
+    assert compare(json_answer(primary), json_answer(recalibrated)).result == "disagree"
+    by_class = compare_answers(json_answer(primary), json_answer(recalibrated), ATOL, RTOL, "classes")
+    assert by_class.result == "agree" and by_class.class_agreement == 1
+    flipped = probs([0.4, 0.6, 0.0], [0.2, 0.7, 0.1])
+    by_class = compare_answers(json_answer(primary), json_answer(flipped), ATOL, RTOL, "classes")
+    assert by_class.result == "disagree" and "predicted class differs in 1 of 2 rows" in by_class.detail
+    # Outputs that are not class scores still need their values within tolerance.
+    score = {"score": ("FP32", np.array([[0.3], [0.7]], dtype=np.float32))}
+    moved = {"score": ("FP32", np.array([[0.3], [0.9]], dtype=np.float32))}
+    assert compare_answers(json_answer(score), json_answer(moved), ATOL, RTOL, "classes").result == "disagree"

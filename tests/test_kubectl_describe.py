@@ -24,3 +24,33 @@ def test_replicas_routing_shows_the_split_the_pods_really_give():
     body = {**BODY, "status": {**BODY["status"], "replicaRouting": {
         "stableEndpoints": 2, "candidateEndpoints": 1, "requestedWeight": 30, "candidateWeight": 33}}}
     assert "Pods:       1 candidate and 2 stable behind the Service = 33% candidate" in describe(body)
+
+
+def test_blue_green_shows_the_active_revision_the_preview_and_how_to_reach_it():
+    body = {"metadata": {"name": "iris", "namespace": "ml"},
+            "spec": {"strategy": {"blueGreen": {"previewReplicas": 1}}},
+            "status": {"phase": "Paused", "reason": "WaitingForPromotion", "stableRevision": "aaa",
+                       "candidateRevision": "bbb", "currentStep": 1, "strategy": "blueGreen",
+                       "preview": {"header": "x-modelrollout-revision: preview", "service": "iris-preview"},
+                       "blueGreen": {"activeRevision": "aaa", "previewRevision": "bbb", "switchedAt": None,
+                                     "scaleDownAt": None},
+                       "history": [{"revision": "ccc", "modelVersion": "0.9", "sha256": None,
+                                    "result": "Aborted", "at": "t", "reason": "AbortedByUser",
+                                    "by": "alice"}]}}
+    text = describe(body)
+    assert "Strategy:   blueGreen" in text and "Step:       2/4 awaiting promotion" in text
+    assert "Active:     aaa, preview bbb" in text
+    assert "Preview:    header 'x-modelrollout-revision: preview' or Service iris-preview" in text
+    assert "History:    ccc (0.9) Aborted (AbortedByUser) by alice at t" in text
+
+
+def test_shadow_shows_what_was_mirrored_and_compared():
+    body = {"metadata": {"name": "iris", "namespace": "ml"},
+            "spec": {"strategy": {"shadow": {}}},
+            "status": {"phase": "Progressing", "reason": "Shadowing", "stableRevision": "aaa",
+                       "candidateRevision": "bbb", "currentStep": 0,
+                       "traffic": {"stable": 100, "candidate": 0, "mirror": 100},
+                       "shadow": {"mirrorPercent": 100, "comparisons": 420, "agreement": 0.9976}}}
+    text = describe(body)
+    assert "Shadow:     100% mirrored, 420 compared, agreement 0.9976" in text
+    assert "Step:       1/2 shadowing" in text

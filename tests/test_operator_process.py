@@ -90,7 +90,8 @@ def test_first_revision_gets_its_deployment_services_route_and_event(kube, opera
     # Pods are not ready (no kubelet here): the rollout is not called healthy.
     assert doc["phase"] == "Progressing" and condition(doc, "Available")["status"] == "False"
     metrics = httpx.get(operator.metrics_url).text
-    assert 'modelrollout_rollout_phase{name="iris",namespace="ml",phase="Progressing"} 1.0' in metrics
+    assert ('modelrollout_rollout_phase{name="iris",namespace="ml",phase="Progressing",strategy="canary"} 1.0'
+            in metrics)
     assert 'modelrollout_rollout_weight_percent{name="iris",namespace="ml",role="stable"} 100.0' in metrics
 
 

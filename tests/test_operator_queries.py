@@ -17,7 +17,7 @@ def test_builtins_leave_only_known_placeholders():
     for source, queries in BUILTIN.items():
         for name, query in queries.items():
             for text in (query.value, query.samples):
-                filled = render(text, "iris", "ml", "v2", 10)
+                filled = render(text, "iris", "ml", "v2", 10, "v1")
                 assert "{{" not in filled and "}}" not in filled, (source, name)
                 assert 'model="iris",revision="v2"' in filled and "[10s]" in filled
 
@@ -36,3 +36,19 @@ def test_custom_query_has_no_samples_query():
         query = query_for(metric, routing)
         assert query.value == "sum(orders)" and query.samples is None
     assert query_for(MetricSpec("error-rate", max=0.01), "builtin") is BUILTIN["builtin"]["error-rate"]
+
+
+def test_the_stable_revision_placeholder_is_filled_too():
+    assert render('x{revision="{{stableRevision}}"}', "iris", "ml", "v2", 10, "v1") == 'x{revision="v1"}'
+
+
+def test_shadow_metrics_read_the_gateways_comparisons_or_the_servers_behind_a_gateway_api_route():
+    agreement = query_for(MetricSpec("shadow-agreement", min=0.99), "builtin")
+    assert 'result="agree"' in agreement.value and 'result=~"agree|disagree"' in agreement.samples
+    ratio = query_for(MetricSpec("shadow-latency-ratio", max=1.5), "builtin").value
+    assert "modelrollout_shadow_request_duration_seconds_bucket" in ratio
+    assert "modelrollout_shadow_primary_request_duration_seconds_bucket" in ratio
+    server_ratio = render(query_for(MetricSpec("shadow-latency-ratio", max=1.5), "gatewayAPI").value,
+                          "iris", "ml", "v2", 10, "v1")
+    assert 'revision="v2"' in server_ratio and 'revision="v1"' in server_ratio
+    assert "shadow-agreement" not in BUILTIN["server"]  # refused for those routings (capabilities)

@@ -75,3 +75,62 @@ def test_error_rate_latency_and_samples_from_real_scrapes(prometheus_over_gatewa
     assert idle is None or idle != idle
     assert value(prometheus, latency.value, "v3") is None
     assert value(prometheus, samples.samples, "v3") == 0
+
+
+@pytest.fixture
+def prometheus_over_a_mirror(tmp_path, tiny_server, tiny_model, start_server, start_gateway):
+    """Two models served by stable v1 at 100%, each mirrored at 100% to a v2 at weight 0:
+    "tiny"'s v2 runs the same model (its answers agree); "dead"'s v2 has nothing behind its
+    endpoint (every copy fails)."""
+    up = f"127.0.0.1:{tiny_server.port}"
+    dead = start_server(["--model-uri", str(tiny_model), "--model-name", "dead", "--model-version", "1"])
+
+    def mirrored(shadow_endpoint: str, stable_endpoint: str = up) -> dict:
+        stable = {"name": "v1", "role": "stable", "weight": 100, "endpoints": [stable_endpoint]}
+        shadow = {"name": "v2", "role": "candidate", "weight": 0, "endpoints": [shadow_endpoint]}
+        return {"revisions": [stable, shadow], "mirror": {"revision": "v2", "percent": 100}}
+
+    routes = {"models": {"tiny": mirrored(up),
+                         "dead": mirrored(f"127.0.0.1:{free_port()}", f"127.0.0.1:{dead.port}")}}
+    gateway = start_gateway(routes, args=["--eject-after-failures", "100000"])
+    prometheus = PrometheusProcess(tmp_path / "prometheus", [f"127.0.0.1:{gateway.port}"])
+    try:
+        yield gateway, prometheus
+    finally:
+        prometheus.stop()
+
+
+def test_shadow_agreement_error_rate_and_latency_ratio_from_real_scrapes(prometheus_over_a_mirror):
+    gateway, prometheus = prometheus_over_a_mirror
+    deadline = time.monotonic() + 15
+    while not prometheus.query('up{job="modelrollout"} == 1'):
+        assert time.monotonic() < deadline, "Prometheus did not scrape the gateway within 15 s"
+        time.sleep(0.2)
+    sent = 0
+    deadline = time.monotonic() + 4
+    with httpx.Client(base_url=gateway.url) as client:
+        while time.monotonic() < deadline and sent < 3000:
+            for model in ("tiny", "dead"):  # "dead" is served by v1 too: only its copies fail
+                assert client.post(f"/v2/models/{model}/infer", json=BODY).status_code == 200
+            sent += 1
+    compared = 'sum(modelrollout_shadow_comparisons_total{revision="v2"}) by (model)'
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # every copy compared and scraped
+        counts = {r["metric"]["model"]: float(r["value"][1]) for r in prometheus.query(compared)}
+        if counts.get("tiny") == sent and counts.get("dead") == sent:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"Prometheus never saw all {sent} comparisons per model: {prometheus.query(compared)}")
+    shadow = BUILTIN["builtin"]
+
+    def of(model: str, template: str) -> float | None:
+        result = prometheus.query(render(template, model, "default", "v2", 15, "v1"))
+        return float(result[0]["value"][1]) if result else None
+
+    assert of("tiny", shadow["shadow-agreement"].value) == pytest.approx(1.0)
+    assert of("tiny", shadow["shadow-error-rate"].value) == pytest.approx(0.0)
+    assert 0.3 * sent < of("tiny", shadow["shadow-agreement"].samples) <= 1.5 * sent
+    assert 0.1 < of("tiny", shadow["shadow-latency-ratio"].value) < 10  # the same model, both sides
+    assert of("dead", shadow["shadow-error-rate"].value) == pytest.approx(1.0)
+    assert of("dead", shadow["shadow-agreement"].samples) == 0  # nothing compared: inconclusive

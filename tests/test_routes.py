@@ -3,6 +3,7 @@
 import pytest
 import yaml
 from modelrollout.serving.contract.routes import (
+    Compare,
     Endpoint,
     InvalidRoutes,
     parse_route_table,
@@ -18,7 +19,7 @@ models:
         role: candidate
         weight: 10
         endpoints: ["127.0.0.1:8002", {address: "127.0.0.1:8003", ready: false}]
-    mirror: {revision: v2, percent: 100}
+    mirror: {revision: v2, percent: 100, compare: {absoluteTolerance: 0.001, match: classes}}
     match:
       - {header: X-Modelrollout-Revision, value: v2, revision: v2}
     sticky: {header: X-User-Id}
@@ -32,6 +33,7 @@ def test_the_documented_example_parses():
     assert roles == [("v1", "stable", 90), ("v2", "candidate", 10)]
     assert iris.revision("v2").ready_endpoints == (Endpoint("127.0.0.1", 8002),)
     assert iris.mirror.revision == "v2" and iris.mirror.percent == 100
+    assert iris.mirror.compare == Compare(atol=0.001, rtol=None, match="classes")  # rtol: the gateway's
     assert iris.match[0].header == "x-modelrollout-revision"  # header names compare lower-case
     assert iris.sticky.header == "x-user-id"
 
@@ -51,6 +53,8 @@ def test_round_trip_through_a_document_keeps_everything():
         (lambda m: m["revisions"][0].update(endpoints=["localhost"]), "host:port"),
         (lambda m: m["mirror"].update(revision="v9"), "'v9' is not one of"),
         (lambda m: m["mirror"].update(percent=101), "percent"),
+        (lambda m: m["mirror"]["compare"].update(match="exact"), "values, classes"),
+        (lambda m: m["mirror"]["compare"].update(relativeTolerance=-1), "relativeTolerance must be a number"),
         (lambda m: m["match"][0].pop("value"), "header, value, revision"),
         (lambda m: m.update(sticky={"header": "a", "cookie": "b"}), "exactly one"),
         (lambda m: m.update(revisions=[]), "non-empty"),

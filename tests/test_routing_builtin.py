@@ -6,8 +6,8 @@ import pytest
 from modelrollout.operator.actions import SetTraffic
 from modelrollout.operator.routing import Target
 from modelrollout.operator.routing.builtin import route, validate_options
-from modelrollout.operator.spec import InvalidSpec
-from modelrollout.serving.contract.routes import parse_model_route
+from modelrollout.operator.spec import Comparison, InvalidSpec
+from modelrollout.serving.contract.routes import Compare, parse_model_route
 from modelrollout.serving.gateway.split import choose
 
 TARGET = Target(name="iris", namespace="ml", model="iris-classifier", options={})
@@ -20,9 +20,17 @@ def test_split_mirror_and_preview_rules_read_back_by_the_gateway_schema():
     assert weights == {"aaa": ("stable", 70, "iris-aaa"), "bbb": ("candidate", 30, "iris-bbb")}
     assert (parsed.mirror.revision, parsed.mirror.percent) == ("bbb", 50)
     assert doc["model"] == "iris-classifier"
-    # The preview header picks a revision whatever the weights say.
-    choice = choose(parsed, {"x-modelrollout-revision": "bbb"}, None)
-    assert (choice.wanted.name, choice.reason) == ("bbb", "match")
+    # The preview header picks a revision whatever the weights say, by its name or as "preview".
+    for value in ("bbb", "preview"):
+        choice = choose(parsed, {"x-modelrollout-revision": value}, None)
+        assert (choice.wanted.name, choice.reason) == ("bbb", "match")
+    assert choose(parsed, {"x-modelrollout-revision": "aaa"}, None).wanted.name == "aaa"
+
+
+def test_the_mirror_carries_the_comparison_tolerances_of_the_spec():
+    target = Target("iris", "ml", "iris", {}, comparison=Comparison(atol=0.01, rtol=0.0, match="classes"))
+    parsed = parse_model_route("iris", route(target, SetTraffic("aaa", "bbb", 100, 0, 100)))
+    assert parsed.mirror.compare == Compare(0.01, 0.0, "classes")
 
 
 def test_no_candidate_means_one_revision_and_no_mirror():

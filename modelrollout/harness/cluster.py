@@ -36,8 +36,9 @@ KIND = "ModelDeployment"
 
 def model_deployment(name: str, model: Path, version: str, prometheus_url: str, steps: list,
                      interval_seconds: float, metrics: list[dict], progress_deadline_seconds: int = 120,
-                     **analysis) -> dict:
-    """A ModelDeployment for the harness: one replica of a local model file, builtin routing."""
+                     strategy: dict | None = None, **analysis) -> dict:
+    """A ModelDeployment for the harness: one replica of a local model file, builtin routing,
+    a canary of ``steps`` unless ``strategy`` (spec.strategy) says otherwise."""
     return {
         "apiVersion": API_VERSION, "kind": KIND,
         "metadata": {"name": name},
@@ -46,7 +47,7 @@ def model_deployment(name: str, model: Path, version: str, prometheus_url: str, 
             "replicas": 1,
             "server": {"image": "modelrollout-server:local"},  # the kubelet stand-in runs it locally
             "trafficRouting": {"builtin": {}},
-            "strategy": {"canary": {"steps": steps}},
+            "strategy": strategy or {"canary": {"steps": steps}},
             "analysis": {"interval": f"{interval_seconds:g}s", "prometheus": {"address": prometheus_url},
                          "metrics": metrics, **analysis},
             "progressDeadlineSeconds": progress_deadline_seconds,

@@ -46,6 +46,7 @@ class Traffic:
     # One TCP connection per request, so that a per-connection balancer (kube-proxy, the
     # harness's ServiceProxy) spreads requests as it would spread many clients.
     new_connection_per_request: bool = False
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every request (a preview header)
     results: list[Result] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -54,6 +55,18 @@ class Traffic:
         self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
         self._thread.start()
         return self
+
+    def wait_results(self, count: int, since: float = 0.0, timeout: float = 60.0) -> list[Result]:
+        """The answers that came after ``since`` (time.monotonic()), once there are at least
+        ``count`` of them: assertions count what was sent, not what a time window held."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = [r for r in list(self.results) if r.at > since]
+            if len(got) >= count:
+                return got
+            if time.monotonic() > deadline or self._thread is None or not self._thread.is_alive():
+                raise TimeoutError(f"{len(got)} of {count} answers after {since:.1f} within {timeout}s")
+            time.sleep(0.05)
 
     def stop(self) -> list[Result]:
         self._stop.set()
@@ -65,7 +78,7 @@ class Traffic:
         rng = random.Random(0)
         started = time.monotonic()
         pause = 1.0 / self.rate_per_second
-        headers = {"Connection": "close"} if self.new_connection_per_request else {}
+        headers = {**self.headers, **({"Connection": "close"} if self.new_connection_per_request else {})}
         with httpx.Client(timeout=10.0, headers=headers) as client:
             while not self._stop.is_set() and len(self.results) < self.max_requests:
                 if time.monotonic() - started > self.max_seconds:

@@ -1,8 +1,16 @@
 """PromQL for analysis metrics: the builtin ones and user templates. Pure.
 
-Templates may use {{model}}, {{namespace}}, {{revision}} and {{interval}}. Every builtin
-comes with a samples query: how many requests stand behind the value, so that an idle
-candidate is inconclusive (minSamples) rather than passed on no traffic.
+Templates may use {{model}}, {{namespace}}, {{revision}} (the candidate's),
+{{stableRevision}} and {{interval}}. Every builtin comes with a samples query: how many
+requests stand behind the value, so that an idle candidate is inconclusive (minSamples)
+rather than passed on no traffic.
+
+The shadow metrics read what the gateway saw of mirrored requests: every copy's answer
+compared with the one the client got (shadow-agreement: agreeing over compared answers;
+shadow-error-rate: copies the candidate failed; shadow-latency-ratio: the candidate's p99
+over stable's p99 on the very same requests). Behind a Gateway API route the copies'
+answers are thrown away, so the error rate and latency come from the servers' metrics,
+and agreement cannot be measured (routing/capabilities.py refuses it).
 
 With builtin routing the builtins read the gateway's metrics, which see what the servers
 cannot: a request that fell back to the other revision because this one had no
@@ -27,19 +35,24 @@ class Query:
 
 
 _SELECTOR = 'model="{{model}}",revision="{{revision}}"'
+_STABLE = 'model="{{model}}",revision="{{stableRevision}}"'
 _INTERVAL = "[{{interval}}]"
 _ERRORS = ',code=~"5.."'
 
 
-def _series(name: str, more: str = "") -> str:
+def _series(name: str, more: str = "", selector: str = _SELECTOR) -> str:
     """The series of ``name`` for the model and revision being analysed."""
-    return f"{name}{{{_SELECTOR}{more}}}"
+    return f"{name}{{{selector}{more}}}"
+
+
+def _p99_of(duration: str, selector: str = _SELECTOR) -> str:
+    buckets = _series(f"{duration}_bucket", selector=selector)
+    return f"histogram_quantile(0.99, sum by (le) (rate({buckets}{_INTERVAL})))"
 
 
 def _p99(duration: str, samples: str) -> Query:
     """The 99th percentile of a latency histogram (``duration``: its metric name)."""
-    buckets = _series(f"{duration}_bucket")
-    return Query(f"histogram_quantile(0.99, sum by (le) (rate({buckets}{_INTERVAL})))", samples)
+    return Query(_p99_of(duration), samples)
 
 
 def _gateway_queries() -> dict[str, Query]:
@@ -64,6 +77,31 @@ def _gateway_queries() -> dict[str, Query]:
         ),
         "latency-p99": _p99(names.GATEWAY_REQUEST_DURATION,
                             f"sum(increase({requests}{_INTERVAL})) or vector(0)"),
+        **_shadow_queries(),
+    }
+
+
+def _shadow_queries() -> dict[str, Query]:
+    compared = _series(f"{names.SHADOW_COMPARISONS}_total", ',result=~"agree|disagree"')
+    agreed = _series(f"{names.SHADOW_COMPARISONS}_total", ',result="agree"')
+    copies = _series(f"{names.SHADOW_COMPARISONS}_total")
+    failed = _series(f"{names.SHADOW_COMPARISONS}_total", ',result="error"')
+    timed = _series(f"{names.SHADOW_DURATION}_count")
+    return {
+        # A disagreement is an answer that differs; a copy that failed is an error, below.
+        "shadow-agreement": Query(
+            value=f"(sum(rate({agreed}{_INTERVAL})) or vector(0)) / sum(rate({compared}{_INTERVAL}))",
+            samples=f"sum(increase({compared}{_INTERVAL})) or vector(0)",
+        ),
+        "shadow-error-rate": Query(
+            value=f"(sum(rate({failed}{_INTERVAL})) or vector(0)) / sum(rate({copies}{_INTERVAL}))",
+            samples=f"sum(increase({copies}{_INTERVAL})) or vector(0)",
+        ),
+        # Both histograms carry the shadow's revision: the same mirrored requests, both sides.
+        "shadow-latency-ratio": Query(
+            value=f"{_p99_of(names.SHADOW_DURATION)} / {_p99_of(names.SHADOW_PRIMARY_DURATION)}",
+            samples=f"sum(increase({timed}{_INTERVAL})) or vector(0)",
+        ),
     }
 
 
@@ -74,13 +112,21 @@ def _server_queries() -> dict[str, Query]:
     requests = _series(f"{names.SERVER_REQUESTS}_total")
     errors = _series(f"{names.SERVER_REQUESTS}_total", _ERRORS)
     samples = f"sum(increase({requests}{_INTERVAL})) or vector(0)"
+    error_rate = Query(
+        value=f"(sum(rate({errors}{_INTERVAL})) or vector(0)) / sum(rate({requests}{_INTERVAL}))",
+        samples=samples,
+    )
     return {
-        "error-rate": Query(
-            value=(f"(sum(rate({errors}{_INTERVAL})) or vector(0))"
-                   f" / sum(rate({requests}{_INTERVAL}))"),
+        "error-rate": error_rate,
+        "latency-p99": _p99(names.SERVER_REQUEST_DURATION, samples),
+        # Mirrored copies reach the candidate's pods like any request: its own error rate and
+        # its p99 over stable's (the same requests when the mirror is 100%).
+        "shadow-error-rate": error_rate,
+        "shadow-latency-ratio": Query(
+            value=f"{_p99_of(names.SERVER_REQUEST_DURATION)}"
+                  f" / {_p99_of(names.SERVER_REQUEST_DURATION, _STABLE)}",
             samples=samples,
         ),
-        "latency-p99": _p99(names.SERVER_REQUEST_DURATION, samples),
     }
 
 
@@ -88,19 +134,34 @@ def _server_queries() -> dict[str, Query]:
 BUILTIN = {"builtin": _gateway_queries(), "server": _server_queries()}
 
 
+# Compared answers of a shadow over {{interval}} (rendered as the time since it began):
+# what minComparisons counts. Behind a Gateway API route, the requests its pods answered.
+COMPARISONS = {
+    "builtin": f"sum(increase({_series(f'{names.SHADOW_COMPARISONS}_total')}{_INTERVAL})) or vector(0)",
+    "server": f"sum(increase({_series(f'{names.SERVER_REQUESTS}_total')}{_INTERVAL})) or vector(0)",
+}
+
+
+def source(routing: str) -> str:
+    """Whose metrics the builtins read: the gateway's when it routes, the servers' otherwise."""
+    return "builtin" if routing == "builtin" else "server"
+
+
 def query_for(metric: MetricSpec, routing: str) -> Query:
     """The queries of ``metric`` for a ModelDeployment routed by ``routing``."""
     if metric.query is not None:
         return Query(metric.query, None)
-    return BUILTIN["builtin" if routing == "builtin" else "server"][metric.name]
+    return BUILTIN[source(routing)][metric.name]
 
 
-def render(template: str, model: str, namespace: str, revision: str, interval_seconds: float) -> str:
+def render(template: str, model: str, namespace: str, revision: str, interval_seconds: float,
+           stable_revision: str = "") -> str:
     """Fill a template's placeholders; values are escaped for PromQL string literals."""
     values = {
         "model": _escape(model),
         "namespace": _escape(namespace),
         "revision": _escape(revision),
+        "stableRevision": _escape(stable_revision),
         "interval": f"{max(1, round(interval_seconds))}s",
     }
     for key, value in values.items():

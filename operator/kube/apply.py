@@ -17,9 +17,12 @@ import logging
 import uuid
 from datetime import datetime
 
+from modelrollout.serving.contract.routes import REVISION_HEADER
+
 from ..actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
 from ..engine import Decision
-from ..routing import Target, builtin, gateway_api, replicas, revision_service
+from ..routing import PREVIEW, Target, builtin, gateway_api, preview_service, replicas, revision_service
+from ..routing.capabilities import CAPABILITIES
 from ..spec import Spec
 from ..status import DRIFT_REPAIRED, RolloutStatus, status_to_doc
 from .api import GROUP, VERSION, Api
@@ -29,6 +32,7 @@ from .manifests import (
     REVISION_LABEL,
     deployment,
     entry_service_body,
+    preview_service_body,
     revision_service_body,
 )
 from .observe import revision_endpoints
@@ -36,7 +40,7 @@ from .observe import revision_endpoints
 log = logging.getLogger("modelrollout.operator")
 
 COMPONENT = "modelrollout-operator"
-ROUTING_KEYS = ("route", "replicaRouting")  # status keys a routing backend owns
+ROUTING_KEYS = ("route", "replicaRouting", "preview")  # status keys the traffic writes own
 
 
 class Applier:
@@ -191,21 +195,39 @@ class Applier:
     async def _set_traffic(self, target: Target, spec: Spec, action: SetTraffic, body: dict,
                            repaired: list[str]) -> dict:
         """Write the split where the routing backend keeps it; the status keys it fills in
-        are returned (builtin's route lives in status; replicas routing reports its split)."""
+        are returned (builtin's route lives in status; replicas routing reports its split;
+        how to reach a candidate on purpose is ``preview``)."""
         by_replicas = spec.routing == "replicas"
         entry = entry_service_body(target, action.stable_revision, by_replicas=by_replicas)
         await self._ensure("Service", target.namespace, entry, repaired)
+        written = await self._set_preview(target, spec, action, body, repaired)
         if by_replicas:
-            return {"replicaRouting": await self._set_replica_traffic(target, action)}
+            return {**written, "replicaRouting": await self._set_replica_traffic(target, action)}
         if (body.get("status") or {}).get("replicaRouting") is not None:
             await self._sync_entry_slices(target, [])  # routing changed: the Service selects again
         if spec.routing == "builtin":
-            return {"route": builtin.route(target, action)}
+            return {**written, "route": builtin.route(target, action)}
         if spec.routing == "gatewayAPI":
             route = gateway_api.http_route(target, action)
             await self._ensure("HTTPRoute", target.namespace, route, repaired)
-            return {}
+            return written
         raise ValueError(f"routing '{spec.routing}' has no backend")
+
+    async def _set_preview(self, target: Target, spec: Spec, action: SetTraffic, body: dict,
+                           repaired: list[str]) -> dict:
+        """The preview Service selects the candidate while there is one; ``status.preview``
+        says how to reach it (with a header where the router reads one)."""
+        name = preview_service(target.name)
+        if action.candidate_revision is None:
+            if (body.get("status") or {}).get("preview") is not None:
+                await asyncio.to_thread(self.api.delete, "Service", target.namespace, name)
+            return {}
+        body_of = preview_service_body(target, action.candidate_revision)
+        await self._ensure("Service", target.namespace, body_of, repaired)
+        preview = {"service": name}
+        if CAPABILITIES[spec.routing].header_preview:
+            preview["header"] = f"{REVISION_HEADER}: {PREVIEW}"
+        return {"preview": preview}
 
     async def _set_replica_traffic(self, target: Target, action: SetTraffic) -> dict:
         stable = await revision_endpoints(self.api, target, action.stable_revision)

@@ -18,6 +18,7 @@ from ..routing import (
     Target,
     entry_service,
     owner_reference,
+    preview_service,
     revision_service,
 )
 from ..spec import Spec
@@ -60,6 +61,12 @@ def revision_service_body(target: Target, revision: str) -> dict:
     name = revision_service(target.name, revision)
     return _service(target, name, revision_labels(target, revision), {**MANAGED_BY,
                     **revision_labels(target, revision)})
+
+
+def preview_service_body(target: Target, candidate_revision: str) -> dict:
+    """``<name>-preview``: the candidate's pods only, under a name that stays put."""
+    return _service(target, preview_service(target.name), revision_labels(target, candidate_revision),
+                    {**MANAGED_BY, MODEL_DEPLOYMENT_LABEL: target.name})
 
 
 def entry_service_body(target: Target, stable_revision: str, by_replicas: bool) -> dict:

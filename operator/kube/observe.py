@@ -16,11 +16,11 @@ from modelrollout.serving.contract.endpoint_slices import SERVICE_NAME_LABEL, en
 from modelrollout.serving.contract.routes import Endpoint
 
 from ..analysis.providers.prometheus import PrometheusProvider
-from ..engine import COMMANDS, Observations, due_metrics
+from ..engine import COMMANDS, Observations, comparisons_due, due_metrics
 from ..routing import Target, revision_service
 from ..smoke import check_answer, smoke_request
 from ..spec import Spec
-from ..status import RolloutStatus, format_time
+from ..status import RolloutStatus, format_time, parse_time
 from .api import Api
 from .manifests import MODEL_DEPLOYMENT_LABEL, REVISION_LABEL
 
@@ -42,6 +42,12 @@ def command_of(body: dict, status: RolloutStatus) -> tuple[str | None, str | Non
     return action, command_id
 
 
+def command_by(body: dict) -> str | None:
+    """Who asked for the waiting command (the plugin's requestedBy), bounded for history."""
+    who = ((body.get("status") or {}).get("command") or {}).get("requestedBy")
+    return who[:63] if isinstance(who, str) and who else None
+
+
 async def observe(api: Api, http: httpx.AsyncClient, target: Target, spec: Spec, status: RolloutStatus,
                   body: dict, now: datetime) -> Observations:
     namespace = target.namespace
@@ -57,16 +63,20 @@ async def observe(api: Api, http: httpx.AsyncClient, target: Target, spec: Spec,
         crash_looping = await _crash_looping(api, target, candidate)
         if not status.gate_passed and candidate_ready >= spec.replicas:
             smoke = await _smoke_test(api, http, target, spec, candidate)
-    measurements = ()
+    measurements, comparisons = (), None
     due = due_metrics(spec, status, now)
+    provider = PrometheusProvider(spec.analysis.prometheus_address or "", http)
     if due and candidate is not None:
-        provider = PrometheusProvider(spec.analysis.prometheus_address, http)
         at = format_time(now)
         measurements = tuple(await asyncio.gather(*(
             provider.measure(metric, spec.routing, target.model, namespace, candidate,
-                             metric.interval_seconds or spec.analysis.interval_seconds, at)
+                             metric.interval_seconds or spec.analysis.interval_seconds, at, stable or "")
             for metric in (spec.analysis.metric(name) for name in due)
         )))
+    if comparisons_due(spec, status, now) and spec.analysis.prometheus_address:
+        since = (now - parse_time(status.step_started_at)).total_seconds()
+        comparisons = await provider.count_comparisons(spec.routing, target.model, namespace, candidate,
+                                                       since)
     command, _ = command_of(body, status)
     return Observations(
         generation=int((body.get("metadata") or {}).get("generation") or 0),
@@ -77,6 +87,8 @@ async def observe(api: Api, http: httpx.AsyncClient, target: Target, spec: Spec,
         smoke_test=smoke,
         measurements=measurements,
         command=command,
+        command_by=command_by(body) if command else None,
+        shadow_comparisons=comparisons,
     )
 
 

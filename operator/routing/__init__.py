@@ -16,13 +16,16 @@ from dataclasses import dataclass
 
 from modelrollout.serving.contract.endpoint_slices import PORT_NAME
 
-__all__ = ["MANAGED_BY", "MODEL_DEPLOYMENT_LABEL", "PORT_NAME", "REVISION_LABEL", "SERVER_PORT", "Target",
-           "entry_service", "owner_reference", "revision_service"]
+from ..spec import Comparison
+
+__all__ = ["MANAGED_BY", "MODEL_DEPLOYMENT_LABEL", "PORT_NAME", "PREVIEW", "REVISION_LABEL", "SERVER_PORT",
+           "Target", "entry_service", "owner_reference", "preview_service", "revision_service"]
 
 SERVER_PORT = 8080  # the port `modelrollout serve` listens on in a pod (Dockerfile.server)
 MANAGED_BY = {"app.kubernetes.io/managed-by": "modelrollout"}  # on every object the operator creates
 MODEL_DEPLOYMENT_LABEL = "modelrollout.io/model-deployment"  # the ModelDeployment a child belongs to
 REVISION_LABEL = "modelrollout.io/revision"
+PREVIEW = "preview"  # x-modelrollout-revision: preview reaches the candidate, whatever its name
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,17 @@ class Target:
     model: str  # the served name, /v2/models/{model}
     options: dict  # spec.trafficRouting.<kind>, as the user wrote it
     uid: str | None = None  # for ownerReferences; None where the API server sets none
+    comparison: Comparison = Comparison()  # spec.comparison: how mirrored answers are compared
 
 
 def revision_service(name: str, revision: str) -> str:
     """The Service (and Deployment) of one revision of ModelDeployment ``name``."""
     return f"{name}-{revision}"
+
+
+def preview_service(name: str) -> str:
+    """The Service that selects only the candidate's pods while there is one (every routing)."""
+    return f"{name}-preview"
 
 
 def entry_service(name: str) -> str:

@@ -3,7 +3,9 @@
 ``modelrollout gateway --kubernetes`` reads it (docs/gateway-kubernetes.md) and fills in
 each revision's endpoints from the EndpointSlices of the Service named here. The route
 also lets anyone reach a given revision on purpose, with the header
-``x-modelrollout-revision: <revision>`` (previewing a candidate at weight 0, say).
+``x-modelrollout-revision: <revision>``, and the candidate with
+``x-modelrollout-revision: preview`` (a blue-green preview, a candidate at weight 0).
+A mirror carries the ModelDeployment's comparison tolerances (spec.comparison).
 
 Options (``spec.trafficRouting.builtin``): ``sticky: {header: x-user-id}`` or
 ``{cookie: name}`` keeps one user on one revision while the weights stay put.
@@ -15,7 +17,7 @@ from modelrollout.serving.contract.routes import REVISION_HEADER
 
 from ..actions import SetTraffic
 from ..spec import InvalidSpec
-from . import Target, revision_service
+from . import PREVIEW, Target, revision_service
 
 _OPTIONS = ("sticky",)
 
@@ -39,13 +41,15 @@ def route(target: Target, traffic: SetTraffic) -> dict:
     revisions = [_revision(target, traffic.stable_revision, "stable", traffic.stable_weight)]
     if traffic.candidate_revision is not None:
         revisions.append(_revision(target, traffic.candidate_revision, "candidate", traffic.candidate_weight))
-    doc: dict = {
-        "model": target.model,
-        "revisions": revisions,
-        "match": [{"header": REVISION_HEADER, "value": r["name"], "revision": r["name"]} for r in revisions],
-    }
+    match = [{"header": REVISION_HEADER, "value": r["name"], "revision": r["name"]} for r in revisions]
+    if traffic.candidate_revision is not None:
+        match.append({"header": REVISION_HEADER, "value": PREVIEW, "revision": traffic.candidate_revision})
+    doc: dict = {"model": target.model, "revisions": revisions, "match": match}
     if traffic.candidate_revision is not None and traffic.mirror_percent > 0:
-        doc["mirror"] = {"revision": traffic.candidate_revision, "percent": traffic.mirror_percent}
+        comparison = target.comparison
+        doc["mirror"] = {"revision": traffic.candidate_revision, "percent": traffic.mirror_percent,
+                         "compare": {"absoluteTolerance": comparison.atol,
+                                     "relativeTolerance": comparison.rtol, "match": comparison.match}}
     sticky = target.options.get("sticky")
     if sticky:
         doc["sticky"] = dict(sticky)

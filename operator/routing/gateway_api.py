@@ -7,8 +7,8 @@ real v1.6.1 CRD, schema and CEL rules, in tests/test_routing_gateway_api.py.
 
 Rules of the route, in order:
 
-    preview   path /v2/models/<model> + header x-modelrollout-revision: <candidate>
-              -> the candidate only (reach it on purpose, at any weight, even 0)
+    preview   path /v2/models/<model> + header x-modelrollout-revision: <candidate> or
+              "preview" -> the candidate only (reach it on purpose, at any weight, even 0)
     traffic   path /v2/models/<model> -> stable and candidate Services, weighted;
               a RequestMirror filter copies mirror_percent of requests to the candidate
 
@@ -31,7 +31,15 @@ from modelrollout.serving.contract.routes import REVISION_HEADER
 
 from ..actions import SetTraffic
 from ..spec import InvalidSpec
-from . import MANAGED_BY, MODEL_DEPLOYMENT_LABEL, SERVER_PORT, Target, owner_reference, revision_service
+from . import (
+    MANAGED_BY,
+    MODEL_DEPLOYMENT_LABEL,
+    PREVIEW,
+    SERVER_PORT,
+    Target,
+    owner_reference,
+    revision_service,
+)
 
 API_VERSION = "gateway.networking.k8s.io/v1"
 
@@ -87,7 +95,8 @@ def http_route(target: Target, traffic: SetTraffic) -> dict:
         rules.append({
             "name": "preview",
             "matches": [{"path": dict(path_match), "headers": [
-                {"type": "Exact", "name": REVISION_HEADER, "value": traffic.candidate_revision}]}],
+                {"type": "Exact", "name": REVISION_HEADER, "value": value}]}
+                for value in (traffic.candidate_revision, PREVIEW)],
             "backendRefs": [{**candidate, "weight": 1}],
         })
     # A candidate at weight 0 keeps its backendRef: the route's shape stays the same through

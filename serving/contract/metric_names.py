@@ -56,6 +56,9 @@ GATEWAY_MIRRORED = PREFIX + "gateway_mirrored"  # counter; model, revision, resu
 SHADOW_COMPARISONS = PREFIX + "shadow_comparisons"  # counter; model, revision, result
 SHADOW_MAX_ABS_DIFF = PREFIX + "shadow_max_abs_difference"  # histogram; model, revision
 SHADOW_DURATION = PREFIX + "shadow_request_duration_seconds"  # histogram; model, revision
+# The served (primary) side of the same mirrored requests, labelled by the shadow's revision:
+# shadow p99 over this p99 compares the two revisions on the same requests.
+SHADOW_PRIMARY_DURATION = PREFIX + "shadow_primary_request_duration_seconds"  # histogram; model, revision
 
 # Reason label values of GATEWAY_UPSTREAM_FAILURES.
 UPSTREAM_FAILURE_REASONS = ("no_endpoint", "connect", "timeout", "broken")
@@ -63,13 +66,13 @@ UPSTREAM_FAILURE_REASONS = ("no_endpoint", "connect", "timeout", "broken")
 SHADOW_RESULTS = ("agree", "disagree", "error")
 
 # Operator (labels namespace and name are those of the ModelDeployment)
-ROLLOUT_PHASE = PREFIX + "rollout_phase"  # gauge, 1 for the current phase; namespace, name, phase
+ROLLOUT_PHASE = PREFIX + "rollout_phase"  # gauge, 1 for the current phase; namespace, name, strategy, phase
 ROLLOUT_STEP = PREFIX + "rollout_step"  # gauge; namespace, name (index of the step being worked on)
 ROLLOUT_WEIGHT = PREFIX + "rollout_weight_percent"  # gauge; namespace, name, role=stable|candidate|mirror
 ANALYSIS_VALUE = PREFIX + "analysis_value"  # gauge, the last measured value; namespace, name, metric
 ANALYSIS_MEASUREMENTS = PREFIX + "analysis_measurements"  # counter; namespace, name, metric, phase
-ROLLOUT_ABORTS = PREFIX + "rollout_aborts"  # counter; namespace, name, reason
-ROLLOUT_PROMOTIONS = PREFIX + "rollout_promotions"  # counter; namespace, name
-ROLLOUT_TIME_TO_PROMOTE = PREFIX + "rollout_time_to_promote_seconds"  # histogram; namespace, name
+ROLLOUT_ABORTS = PREFIX + "rollout_aborts"  # counter; namespace, name, strategy, reason
+ROLLOUT_PROMOTIONS = PREFIX + "rollout_promotions"  # counter; namespace, name, strategy
+ROLLOUT_TIME_TO_PROMOTE = PREFIX + "rollout_time_to_promote_seconds"  # histogram; namespace, name, strategy
 RECONCILE_ERRORS = PREFIX + "reconcile_errors"  # counter; namespace, name
 RECONCILE_DURATION = PREFIX + "reconcile_duration_seconds"  # histogram; namespace, name

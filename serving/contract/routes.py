@@ -6,7 +6,8 @@ or by hand (the gateway's --routes file), read by the gateway.
         revisions:
           - {name: v1, role: stable, weight: 90, endpoints: ["127.0.0.1:8001"]}
           - {name: v2, role: candidate, weight: 10, endpoints: ["127.0.0.1:8002"]}
-        mirror: {revision: v2, percent: 100}  # optional
+        mirror: {revision: v2, percent: 100}  # optional; compare: {absoluteTolerance,
+                                              #   relativeTolerance, match: values|classes}
         match:                                # optional; first match wins over weights
           - {header: x-modelrollout-revision, value: v2, revision: v2}
         sticky: {header: x-user-id}           # optional (or {cookie: name})
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 ROLES = ("stable", "candidate", "shadow")
+MATCHES = ("values", "classes")  # how a mirrored answer is compared (gateway/compare.py)
 REVISION_HEADER = "x-modelrollout-revision"  # response header naming the serving revision
 
 
@@ -57,9 +59,19 @@ class Revision:
 
 
 @dataclass(frozen=True)
+class Compare:
+    """How a mirrored answer is compared with the served one; None: the gateway's defaults."""
+
+    atol: float | None = None
+    rtol: float | None = None
+    match: str = "values"
+
+
+@dataclass(frozen=True)
 class Mirror:
     revision: str
     percent: int
+    compare: Compare = Compare()
 
 
 @dataclass(frozen=True)
@@ -164,6 +176,11 @@ def model_route_to_doc(route: ModelRoute) -> dict:
     }
     if route.mirror:
         doc["mirror"] = {"revision": route.mirror.revision, "percent": route.mirror.percent}
+        compare = route.mirror.compare
+        if compare != Compare():
+            doc["mirror"]["compare"] = {key: value for key, value in (
+                ("absoluteTolerance", compare.atol), ("relativeTolerance", compare.rtol),
+                ("match", compare.match)) if value is not None}
     if route.match:
         doc["match"] = [{"header": m.header, "value": m.value, "revision": m.revision} for m in route.match]
     if route.sticky:
@@ -222,7 +239,25 @@ def _mirror(where: str, doc: object) -> Mirror | None:
     percent = doc.get("percent", 100)
     if type(percent) is not int or not 0 <= percent <= 100:  # noqa: E721
         raise InvalidRoutes(f"{where}.mirror.percent must be an integer from 0 to 100")
-    return Mirror(doc["revision"], percent)
+    return Mirror(doc["revision"], percent, _compare(f"{where}.mirror.compare", doc.get("compare")))
+
+
+def _compare(where: str, doc: object) -> Compare:
+    if doc is None:
+        return Compare()
+    if not isinstance(doc, dict):
+        raise InvalidRoutes(f"{where} must be {{absoluteTolerance, relativeTolerance, match}}")
+    tolerances = []
+    for key in ("absoluteTolerance", "relativeTolerance"):
+        value = doc.get(key)
+        bad = isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+        if value is not None and bad:
+            raise InvalidRoutes(f"{where}.{key} must be a number from 0 up, got {value!r}")
+        tolerances.append(None if value is None else float(value))
+    match = doc.get("match", "values")
+    if match not in MATCHES:
+        raise InvalidRoutes(f"{where}.match must be one of {', '.join(MATCHES)}, got {match!r}")
+    return Compare(tolerances[0], tolerances[1], match)
 
 
 def _match(where: str, doc: object) -> MatchRule:

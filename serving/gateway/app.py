@@ -137,10 +137,10 @@ class GatewayApp:
                 response = _response(500, _error("internal error in the gateway"), request_id)
 
             def after() -> None:  # once the answer is on its way to the client
+                seconds = time.perf_counter() - started
                 if route.mirror is not None and method == b"POST":
-                    self.mirror.offer(model, route, target, forwarded, body, outcome)
-                self.metrics.count(model, revision.name, revision.role, outcome.status,
-                                   time.perf_counter() - started)
+                    self.mirror.offer(model, route, target, forwarded, body, outcome, seconds)
+                self.metrics.count(model, revision.name, revision.role, outcome.status, seconds)
 
             response.after = after
             reply(response)

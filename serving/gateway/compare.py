@@ -12,6 +12,9 @@ tensors. Outputs are matched by name and the primary's values are the reference.
   predicted class (argmax) differs is a disagreement even within tolerance, since the
   client acts on the class. A flip counts only when the primary itself told those two
   classes apart beyond tolerance; on a tie the argmax is noise.
+- With ``match="classes"`` a class-score output agrees when every row predicts the same
+  class, whatever the scores (a recalibrated model may move probabilities, not decisions);
+  other float outputs still need their values within tolerance.
 - Integer, boolean and BYTES outputs (labels, ids, counts, masks) must be equal: a
   relative tolerance on discrete values would let id 5001 pass for 5000.
 
@@ -86,7 +89,8 @@ _LEN = struct.Struct("<I")
 _MAX_DETAIL_PARTS = 4
 
 
-def compare_answers(primary: Answer, shadow: Answer, atol: float, rtol: float) -> Comparison:
+def compare_answers(primary: Answer, shadow: Answer, atol: float, rtol: float,
+                    match: str = "values") -> Comparison:
     """Never raises: anything that cannot be compared is an "error" saying why."""
     for side, answer in (("primary", primary), ("shadow", shadow)):
         if not 200 <= answer.status < 300:
@@ -98,7 +102,7 @@ def compare_answers(primary: Answer, shadow: Answer, atol: float, rtol: float) -
                 decoded.append(_outputs(answer))
             except _Unreadable as exc:
                 return _error(f"{side} answer is not a V2 inference response: {exc}")
-        return _compare(decoded[0], decoded[1], atol, rtol)
+        return _compare(decoded[0], decoded[1], atol, rtol, match)
     except Exception as exc:  # noqa: BLE001 - a comparison bug must not look like a shadow verdict
         return _error(f"comparison failed: {exc!r}")
 
@@ -231,7 +235,8 @@ def _error_message(body: bytes) -> str:
 # --- Comparing outputs ---------------------------------------------------------------
 
 
-def _compare(primary: dict[str, _Output], shadow: dict[str, _Output], atol: float, rtol: float) -> Comparison:
+def _compare(primary: dict[str, _Output], shadow: dict[str, _Output], atol: float, rtol: float,
+             match: str) -> Comparison:
     problems = []
     missing = [name for name in primary if name not in shadow]
     extra = [name for name in shadow if name not in primary]
@@ -249,7 +254,7 @@ def _compare(primary: dict[str, _Output], shadow: dict[str, _Output], atol: floa
         elif got.shape != want.shape:
             diffs.append(OutputDiff(name, False, f"{name}: shape {list(got.shape)} != {list(want.shape)}"))
         elif BY_V2[want.datatype].kind == "float":
-            diffs.append(_compare_floats(name, want.values, got.values, atol, rtol))
+            diffs.append(_compare_floats(name, want.values, got.values, atol, rtol, match == "classes"))
         else:
             diffs.append(_compare_exact(name, want.values, got.values))
     problems += [d.detail for d in diffs if not d.agree]
@@ -270,7 +275,8 @@ def _compare(primary: dict[str, _Output], shadow: dict[str, _Output], atol: floa
     return Comparison("agree", max_abs, max_rel, detail, tuple(diffs), class_agreement)
 
 
-def _compare_floats(name: str, want: np.ndarray, got: np.ndarray, atol: float, rtol: float) -> OutputDiff:
+def _compare_floats(name: str, want: np.ndarray, got: np.ndarray, atol: float, rtol: float,
+                    classes_only: bool = False) -> OutputDiff:
     size = want.size
     rows = want.shape[0] if want.ndim == 2 and want.shape[1] >= 2 else 0
     if want.tobytes() == got.tobytes():  # the usual answer of a shadow running the same model
@@ -296,7 +302,7 @@ def _compare_floats(name: str, want: np.ndarray, got: np.ndarray, atol: float, r
     if rows:
         rows_differ = _class_flips(primary.reshape(want.shape), shadow.reshape(want.shape), atol, rtol)
     parts = []
-    if mismatched:
+    if mismatched and not (classes_only and rows):
         parts.append(
             f"{mismatched} of {size} values outside tolerance "
             f"(max abs diff {max_abs:.3g}, max rel diff {max_rel:.3g})"

@@ -81,6 +81,10 @@ class GatewayMetrics:
             names.SHADOW_DURATION, "Duration of mirrored requests to the shadow",
             ["model", "revision"], buckets=names.LATENCY_BUCKETS, registry=r,
         )
+        self.shadow_primary_duration = Histogram(
+            names.SHADOW_PRIMARY_DURATION, "Duration of the served requests that were mirrored, by shadow",
+            ["model", "revision"], buckets=names.LATENCY_BUCKETS, registry=r,
+        )
         self._children: dict[tuple, object] = {}
 
     def count(self, model: str, revision: str, role: str, code: int, seconds: float) -> None:

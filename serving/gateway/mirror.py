@@ -19,7 +19,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from ..contract.routes import ModelRoute, Revision
+from ..contract.routes import Compare, ModelRoute, Revision
 from ..server.codec_binary import HEADER
 from .compare import Answer, Comparison, compare_answers
 from .metrics import GatewayMetrics
@@ -47,6 +47,8 @@ class _Job:
     headers: list[tuple[bytes, bytes]]
     body: bytes
     primary: Answer
+    primary_seconds: float  # how long the served request took, for the latency ratio
+    compare: Compare
 
 
 class Mirror:
@@ -87,6 +89,7 @@ class Mirror:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         primary: Outcome,
+        primary_seconds: float,
     ) -> None:
         """Queue a copy for the route's mirror revision, if the percentage draws it. Never waits."""
         mirror = route.mirror
@@ -97,7 +100,7 @@ class Mirror:
         shadow = route.revision(mirror.revision)
         if shadow is None or shadow.name == primary.revision.name:
             return
-        job = _Job(model, shadow, path, headers, body, answer_of(primary))
+        job = _Job(model, shadow, path, headers, body, answer_of(primary), primary_seconds, mirror.compare)
         try:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
@@ -125,12 +128,17 @@ class Mirror:
         if not sent:
             comparison = Comparison("error", None, None, f"shadow gave no answer: {outcome.message}")
         else:
-            args = (job.primary, answer_of(outcome), self._atol, self._rtol)
+            compare = job.compare  # the route's tolerances, else the gateway's own
+            atol = self._atol if compare.atol is None else compare.atol
+            rtol = self._rtol if compare.rtol is None else compare.rtol
+            args = (job.primary, answer_of(outcome), atol, rtol, compare.match)
             if len(args[0].body) + len(args[1].body) <= COMPARE_INLINE_BYTES:
                 comparison = compare_answers(*args)
             else:
                 comparison = await asyncio.to_thread(compare_answers, *args)
         metrics.shadow_comparisons.labels(job.model, job.shadow.name, comparison.result).inc()
+        # The served side of the same requests: shadow-latency-ratio compares like with like.
+        metrics.shadow_primary_duration.labels(job.model, job.shadow.name).observe(job.primary_seconds)
         if comparison.max_abs_diff is not None:
             metrics.shadow_max_abs_diff.labels(job.model, job.shadow.name).observe(
                 min(comparison.max_abs_diff, DIFF_CAP)

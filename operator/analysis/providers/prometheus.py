@@ -16,7 +16,7 @@ import httpx
 from ...spec import MetricSpec
 from ...status import Measurement
 from ..judge import measurement_of
-from ..queries import query_for, render
+from ..queries import COMPARISONS, query_for, render, source
 
 
 class PrometheusError(Exception):
@@ -76,13 +76,13 @@ class PrometheusProvider:
 
     async def measure(
         self, metric: MetricSpec, routing: str, model: str, namespace: str, revision: str,
-        interval_seconds: float, at: str,
+        interval_seconds: float, at: str, stable_revision: str = "",
     ) -> Measurement:
         """One measurement of ``metric`` for ``revision``: its value, judged, with the
         number of requests behind it when the metric has a samples query. ``routing``
         (spec.trafficRouting) says whose metrics the builtins read."""
         query = query_for(metric, routing)
-        place = (model, namespace, revision, interval_seconds)
+        place = (model, namespace, revision, interval_seconds, stable_revision)
         try:
             value = await self.query(render(query.value, *place))
             samples = metric.min_samples  # custom queries: a value is taken as enough
@@ -91,3 +91,14 @@ class PrometheusProvider:
         except PrometheusError as exc:
             return measurement_of(metric, at, None, 0, str(exc))
         return measurement_of(metric, at, value, samples)
+
+    async def count_comparisons(self, routing: str, model: str, namespace: str, revision: str,
+                                since_seconds: float) -> int | None:
+        """Compared answers of a shadow over the last ``since_seconds``; None when
+        Prometheus could not answer (the count stays where it was)."""
+        try:
+            value = await self.query(render(COMPARISONS[source(routing)], model, namespace, revision,
+                                            since_seconds))
+        except PrometheusError:
+            return None
+        return int(value or 0)
