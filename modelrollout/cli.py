@@ -169,14 +169,18 @@ def demo(folder: Path) -> None:
         help="Namespace whose ModelDeployments the operator and gateway serve (repeatable): "
         "RBAC in those namespaces only. None given: every namespace.")
 @click.option("--cluster-wide", is_flag=True,
-              help="Serve every namespace, with cluster-wide RBAC (the default without --namespace).")
-def manifests(namespaces: tuple[str, ...], cluster_wide: bool) -> None:
+              help="Serve every namespace, with cluster-wide RBAC: the default without --namespace "
+              "(and over a MODELROLLOUT_NAMESPACE of the environment).")
+@click.pass_context
+def manifests(context: click.Context, namespaces: tuple[str, ...], cluster_wide: bool) -> None:
     """Print the CRD, the RBAC and the operator's and gateway's Deployments, for
     `modelrollout manifests | kubectl apply -f -` (the objects of manifests/ in the repository)."""
     from .install_manifests import install_documents, render
 
     if cluster_wide and namespaces:
-        raise click.UsageError("--cluster-wide and --namespace exclude each other")
+        if context.get_parameter_source("namespaces") != click.core.ParameterSource.ENVIRONMENT:
+            raise click.UsageError("--cluster-wide and --namespace exclude each other")
+        namespaces = ()  # asked for on the command line, it wins over the environment
     try:
         documents = install_documents(tuple(namespaces))
     except ValueError as exc:

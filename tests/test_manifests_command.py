@@ -5,6 +5,7 @@ with --namespace, the namespaced RBAC and processes; valid objects in an order k
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -25,12 +26,14 @@ KUBECTL = "/usr/bin/kubectl"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
-def run_manifests(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([MODELROLLOUT, "manifests", *args], capture_output=True, text=True, timeout=60)
+def run_manifests(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != "MODELROLLOUT_NAMESPACE"}
+    return subprocess.run([MODELROLLOUT, "manifests", *args], capture_output=True, text=True, timeout=60,
+                          env={**environment, **(env or {})})
 
 
-def printed(*args: str) -> str:
-    done = run_manifests(*args)
+def printed(*args: str, env: dict[str, str] | None = None) -> str:
+    done = run_manifests(*args, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -188,3 +191,9 @@ def test_bad_arguments_are_usage_errors_and_print_nothing(args, message):
     done = run_manifests(*args)
     assert (done.returncode, done.stdout) == (2, "")
     assert message in done.stderr
+
+
+def test_namespaces_from_the_environment_and_cluster_wide_over_them():
+    namespaced = printed("--namespace", "ml", "--namespace", "prod")
+    assert printed(env={"MODELROLLOUT_NAMESPACE": "ml prod"}) == namespaced != printed()
+    assert printed("--cluster-wide", env={"MODELROLLOUT_NAMESPACE": "ml prod"}) == printed()
