@@ -23,7 +23,17 @@ def option(*flags: str, **kwargs):
     return click.option(*flags, envvar=ENV_PREFIX + name, show_envvar=True, show_default=True, **kwargs)
 
 
+def _print_version(context: click.Context, _param, value: bool) -> None:
+    if value and not context.resilient_parsing:
+        from .build_info import version
+
+        click.echo(f"modelrollout {version()}")
+        context.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print the installed version and exit.")
 @option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def main(log_level: str) -> None:
     """modelrollout: progressive delivery for ONNX models."""
@@ -152,6 +162,30 @@ def demo(folder: Path) -> None:
     from modelrollout.demo import run
 
     run(folder)
+
+
+@main.command()
+@option("--namespace", "namespaces", multiple=True,
+        help="Namespace whose ModelDeployments the operator and gateway serve (repeatable): "
+        "RBAC in those namespaces only. None given: every namespace.")
+@click.option("--cluster-wide", is_flag=True,
+              help="Serve every namespace, with cluster-wide RBAC: the default without --namespace "
+              "(and over a MODELROLLOUT_NAMESPACE of the environment).")
+@click.pass_context
+def manifests(context: click.Context, namespaces: tuple[str, ...], cluster_wide: bool) -> None:
+    """Print the CRD, the RBAC and the operator's and gateway's Deployments, for
+    `modelrollout manifests | kubectl apply -f -` (the objects of manifests/ in the repository)."""
+    from .install_manifests import install_documents, render
+
+    if cluster_wide and namespaces:
+        if context.get_parameter_source("namespaces") != click.core.ParameterSource.ENVIRONMENT:
+            raise click.UsageError("--cluster-wide and --namespace exclude each other")
+        namespaces = ()  # asked for on the command line, it wins over the environment
+    try:
+        documents = install_documents(tuple(namespaces))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--namespace") from None
+    click.echo(render(documents), nl=False)
 
 
 @main.command("example-model")

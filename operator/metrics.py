@@ -5,6 +5,8 @@ from __future__ import annotations
 from modelrollout.serving.contract import metric_names as names
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from modelrollout import build_info
+
 from .status import ABORTED, PHASES, PROMOTED, RolloutStatus, parse_time
 
 _PROMOTE_BUCKETS = (30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400)
@@ -13,6 +15,7 @@ _PROMOTE_BUCKETS = (30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200,
 class OperatorMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        build_info.register(self.registry)
         labels = ("namespace", "name")
         self.phase = Gauge(names.ROLLOUT_PHASE, "1 for the rollout's current phase",
                            [*labels, "strategy", "phase"], registry=self.registry)

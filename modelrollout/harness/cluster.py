@@ -22,14 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
-import yaml
-
+from ..install_manifests import model_deployment_crd
 from .components import GatewayProcess, OperatorProcess
 from .emulator import KubeEmulator
 from .kubelet import Kubelet
 from .prometheus import PrometheusProcess
 
-CRD_PATH = Path(__file__).resolve().parents[2] / "manifests" / "crd" / "modeldeployments.yaml"
 API_VERSION = "modelrollout.io/v1alpha1"
 KIND = "ModelDeployment"
 
@@ -67,13 +65,10 @@ class LocalCluster:
         self.operator: OperatorProcess | None = None
 
     def start(self) -> Self:
-        if not CRD_PATH.exists():
-            raise RuntimeError(f"the ModelDeployment CRD is not at {CRD_PATH}: "
-                               "run from a modelrollout checkout")
         self.folder.mkdir(parents=True, exist_ok=True)
         try:
             self.kube = KubeEmulator(self.folder).start()
-            self.kube.define_crd(yaml.safe_load(CRD_PATH.read_text()))
+            self.kube.define_crd(model_deployment_crd())
             file_sd = self.folder / "scrape-targets.json"
             self.kubelet = Kubelet(self.kube.kubeconfig, self.folder / "kubelet", [self.namespace],
                                    file_sd=file_sd).start()

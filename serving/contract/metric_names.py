@@ -13,6 +13,9 @@ LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 )
 
+# Every process (server, gateway, operator): which modelrollout and Python it runs.
+BUILD_INFO = PREFIX + "build_info"  # gauge=1; version, python_version
+
 # Server (modelrollout serve). "revision" is the operator's revision of the pod (--revision).
 SERVER_REQUESTS = PREFIX + "server_requests"  # counter; model, version, revision, code
 SERVER_REQUEST_DURATION = PREFIX + "server_request_duration_seconds"  # histogram; model, version, revision

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from modelrollout import build_info
+
 from ..contract import metric_names as names
 
 DIFF_BUCKETS = (0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100)
@@ -37,6 +39,7 @@ class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = r = registry or CollectorRegistry()
         r.register(_FlushFirst(self.flush))
+        build_info.register(r)
         self._batch: list[tuple[str, str, str, int, float]] = []
         self.requests = Counter(
             names.GATEWAY_REQUESTS, "Requests answered, by the revision that served them",

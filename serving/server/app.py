@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
-from importlib.metadata import version as package_version
 
 import orjson
 from fastapi import FastAPI
@@ -16,6 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+
+from modelrollout import build_info
 
 from .errors import NotReady, ServingError
 from .infer import InferEndpoint, check_model, error_body, request_id_of
@@ -25,7 +26,6 @@ from .predlog import PredictionLogger
 from .runtime import ModelRuntime
 from .settings import ServerSettings
 
-__version__ = package_version("modelrollout")
 _INFER_PREFIX = "/v2/models/"
 _INFER_SUFFIX = "/infer"
 
@@ -54,6 +54,8 @@ def create_app(settings: ServerSettings, runtime: ModelRuntime | None = None) ->
     """Build the app. The model (``runtime``, or fetched from ``settings.model_uri``) is
     loaded after start-up, while the server already answers liveness and readiness: false."""
     state = ModelState()
+    # The V2 server metadata's version is the server's own: the modelrollout release.
+    server_version = build_info.version()
     metrics = ServerMetrics(settings.model_name, settings.model_version, settings.revision)
     predictions = None
     if settings.prediction_log:
@@ -78,7 +80,7 @@ def create_app(settings: ServerSettings, runtime: ModelRuntime | None = None) ->
 
     api = FastAPI(
         title="modelrollout serve",
-        version=__version__,
+        version=server_version,
         description="Open Inference Protocol (V2) server for one ONNX model",
         lifespan=lifespan,
         docs_url=None,
@@ -93,7 +95,7 @@ def create_app(settings: ServerSettings, runtime: ModelRuntime | None = None) ->
 
     @api.get("/v2")
     async def server_metadata() -> Response:
-        return _json(200, {"name": "modelrollout", "version": __version__,
+        return _json(200, {"name": "modelrollout", "version": server_version,
                            "extensions": ["binary_tensor_data"]})
 
     @api.get("/v2/health/live")

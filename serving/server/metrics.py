@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from modelrollout import build_info
+
 from ..contract import metric_names as names
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -14,6 +16,7 @@ class ServerMetrics:
                  registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        build_info.register(r)
         # revision: the rollout revision this server belongs to (set by the operator), so
         # analysis can tell stable from candidate even when both serve the same version.
         labels = {"model": model, "version": version, "revision": revision}
