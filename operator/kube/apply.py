@@ -99,6 +99,9 @@ class Applier:
     async def _write_route(self, target: Target, body: dict, route: dict) -> None:
         current = (body.get("status") or {}).get("route") or {}
         patch = merge_diff(current, route)
+        # The route is the backend's whole document: a part it no longer has (the mirror
+        # after an abort) goes too, or the gateway would read a mirror of a gone revision.
+        patch.update({key: None for key in current if key not in route})
         if patch:
             await asyncio.to_thread(self.api.merge_patch, "ModelDeployment", target.namespace, target.name,
                                     {"status": {"route": patch}}, "status")
