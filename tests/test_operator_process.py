@@ -191,3 +191,29 @@ def test_replicas_routing_refuses_a_mirror_step_and_says_where(kube, operator):
     assert invalid["status"] == "True" and "cannot mirror" in invalid["message"]
     assert "spec.strategy.canary.steps[1].setMirror" in invalid["message"]
     assert kube.list("apps/v1", "Deployment", "ml") == []  # nothing was started
+
+
+REFUSED = {
+    "shadow without a router": (
+        {"trafficRouting": {"replicas": {}}, "strategy": {"shadow": {}}},
+        "spec.strategy.shadow: needs a router that copies requests (trafficRouting.builtin or gatewayAPI); "
+        "trafficRouting.replicas cannot mirror"),
+    "shadow-agreement behind an HTTPRoute": (
+        {"trafficRouting": {"gatewayAPI": {"parentRefs": [{"name": "gw"}]}},
+         "strategy": {"shadow": {"analysis": {"metrics": ["shadow-agreement"]}}},
+         "analysis": {"prometheus": {"address": "http://127.0.0.1:9090"},
+                      "metrics": [{"name": "shadow-agreement", "thresholdRange": {"min": 0.99}}]}},
+        "spec.analysis.metrics[0]: 'shadow-agreement' needs every mirrored answer compared, which only the "
+        "modelrollout gateway does"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_strategy_its_routing_cannot_carry_out_is_refused_with_what_to_change(kube, operator, case):
+    change, message = REFUSED[case]
+    doc = copy.deepcopy(MODEL)
+    doc["spec"].update(change)
+    kube.create(doc)
+    invalid = condition(eventually(lambda: status(kube).get("conditions") and status(kube)), "InvalidSpec")
+    assert invalid["status"] == "True" and invalid["message"].startswith(message), invalid["message"]
+    assert kube.list("apps/v1", "Deployment", "ml") == []
