@@ -236,6 +236,7 @@ class Entry:
     server: Server  # the upstream `modelrollout serve`
     body: Path
     slices: list[Slice] = field(default_factory=list)
+    pace_ms: int = 0  # 0: as fast as answers come; else the wait between answer and next request
 
     @property
     def scenario(self) -> str:
@@ -247,14 +248,14 @@ class Entry:
 
     def measure(self, round_no: int, seconds: int, warmup: int) -> Slice:
         url = self.target.base + "/v2/models/m/infer"
-        run_wrk(url, self.body, self.concurrency, warmup)  # warm-up, not counted
+        run_wrk(url, self.body, self.concurrency, warmup, self.pace_ms)  # warm-up, not counted
         is_gateway = self.contender == "gateway"
         server0 = scrape(self.server)
         proxy0 = scrape(self.target) if is_gateway else {}
         busy0, wrk0, wall0 = busy_cpu_seconds(), children_cpu_seconds(), time.monotonic()
         srv0 = self.server.cpu_seconds()
         prx0 = self.proxy.cpu_seconds() if self.proxy else 0.0
-        parsed, text = run_wrk(url, self.body, self.concurrency, seconds)
+        parsed, text = run_wrk(url, self.body, self.concurrency, seconds, self.pace_ms)
         busy1, wrk1, wall1 = busy_cpu_seconds(), children_cpu_seconds(), time.monotonic()
         srv1 = self.server.cpu_seconds()
         prx1 = self.proxy.cpu_seconds() if self.proxy else 0.0

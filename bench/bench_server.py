@@ -64,6 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 VENV_BIN = Path(sys.executable).parent
 LUA = BENCH / "post.lua"
+PACED_LUA = BENCH / "post_paced.lua"
 HOST = "127.0.0.1"
 
 # The same sizes as tests/models.py (TINY_SIZES, LARGE_SIZES).
@@ -282,10 +283,13 @@ def parse_wrk(text: str) -> dict:
     return out
 
 
-def run_wrk(url: str, body_file: Path, concurrency: int, seconds: int) -> tuple[dict, str]:
+def run_wrk(url: str, body_file: Path, concurrency: int, seconds: int, pace_ms: int = 0) -> tuple[dict, str]:
+    """wrk as fast as answers come, or with ``pace_ms`` between an answer and the next
+    request on each connection (bench/post_paced.lua)."""
+    script, extra = (PACED_LUA, [str(pace_ms)]) if pace_ms else (LUA, [])
     cmd = [
         "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency",
-        "-s", str(LUA), url, "--", str(body_file),
+        "-s", str(script), url, "--", str(body_file), *extra,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
     if proc.returncode != 0:
