@@ -156,12 +156,16 @@ def operator(**kwargs) -> None:
 @option("--folder", default=Path("modelrollout-demo"),
         type=click.Path(path_type=Path, file_okay=False, resolve_path=True),
         help="Where the models, the cluster's logs, the chart and the summary go.")
-def demo(folder: Path) -> None:
-    """Roll a model v1 -> v2 (promoted) and v2 -> v3 (broken: rolled back by itself) on
-    this machine, no cluster needed; writes a chart and a summary into FOLDER."""
+@option("--strategy", default=None, type=click.Choice(["canary", "blue-green", "shadow"]),
+        help="Run one strategy's rollouts only (default: all three, one after the other).")
+def demo(folder: Path, strategy: str | None) -> None:
+    """Shadow, canary and blue-green rollouts on this machine, no cluster needed: a shadow
+    that agrees is promoted and one that disagrees is caught before any client sees it; a
+    canary is promoted and a broken model rolled back by itself; a blue-green switch keeps
+    the old revision warm. Writes a chart and a summary into FOLDER."""
     from modelrollout.demo import run
 
-    run(folder)
+    run(folder, strategy)
 
 
 @main.command()

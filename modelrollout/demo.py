@@ -1,13 +1,20 @@
-"""`modelrollout demo`: two rollouts on this machine, no cluster needed.
+"""`modelrollout demo`: the three strategies on this machine, no cluster needed.
 
-It builds three versions of a small model (v2 good, v3 failing on half of the real
-inputs), starts the local harness (emulated API server, kubelet stand-in running real
-`modelrollout serve` processes, Prometheus, gateway and operator), sends steady client
-traffic through the gateway, then rolls v1 -> v2 by canary (promoted) and v2 -> v3
-(caught by analysis and rolled back on its own). It prints the rollout as it goes and
-writes a chart (traffic share, error ratio and latency per version over time as the
-clients saw them, and the error rate the analysis read from Prometheus) and a summary
-into the output folder.
+It builds versions of a small model, starts the local harness (emulated API server,
+kubelet stand-in running real `modelrollout serve` processes, Prometheus, gateway and
+operator), sends steady client traffic through the gateway and rolls out, each strategy
+showing what it is for:
+
+    shadow      1.0.1 (1.0.0 exported again) answers copies only, agrees: promoted;
+                2.0.0 answers differently: caught, and not one client request saw it
+    canary      4.0.0 step by step: promoted; 3.0.0 fails on half of the real inputs:
+                the analysis catches it at 20% and rolls it back
+    blue-green  5.0.0 previewed (testers reach it by header), analysed on that traffic,
+                then every client switched at once, the old revision kept warm a while
+
+``--strategy`` runs one of them from 1.0.0. It prints the rollout as it goes and writes a
+chart (traffic share, error ratio and latency per version as the clients saw them, and
+the error rate the analysis read from Prometheus) and a summary into the output folder.
 """
 
 from __future__ import annotations
@@ -31,10 +38,43 @@ from modelrollout.serving.examples import write_model_versions
 NAME = "iris"
 INTERVAL_SECONDS = 4
 ERROR_RATE_MAX = 0.05
-STEPS = [
-    {"setWeight": 20}, {"analysis": {"metrics": ["error-rate", "latency-p99"]}},
-    {"setWeight": 50}, {"analysis": {"metrics": ["error-rate", "latency-p99"]}},
+PREVIEW_HEADER = {"x-modelrollout-revision": "preview"}
+METRICS = [
+    {"name": "error-rate", "thresholdRange": {"max": ERROR_RATE_MAX}, "minSamples": 5},
+    {"name": "latency-p99", "thresholdRange": {"max": 0.25}, "minSamples": 5},
+    {"name": "shadow-agreement", "thresholdRange": {"min": 0.99}, "minSamples": 20},
+    {"name": "shadow-error-rate", "thresholdRange": {"max": 0.01}, "minSamples": 20},
 ]
+STRATEGIES = {
+    "shadow": {"shadow": {"duration": "8s", "minComparisons": 100, "then": "promote",
+                          "scaleDownDelaySeconds": 3,
+                          "analysis": {"metrics": ["shadow-agreement", "shadow-error-rate"]}}},
+    "canary": {"canary": {"steps": [
+        {"setWeight": 20}, {"analysis": {"metrics": ["error-rate", "latency-p99"]}},
+        {"setWeight": 50}, {"analysis": {"metrics": ["error-rate", "latency-p99"]}},
+    ]}},
+    "blue-green": {"blueGreen": {"prePromotionAnalysis": {"metrics": ["error-rate"]},
+                                 "autoPromotionSeconds": 2,
+                                 "postPromotionAnalysis": {"metrics": ["error-rate"]},
+                                 "scaleDownDelaySeconds": 6}},
+}
+
+
+@dataclass(frozen=True)
+class Rollout:
+    strategy: str  # a key of STRATEGIES
+    version: str
+    expected: str  # "promoted" or "rolled back"
+    story: str
+
+
+SCENARIOS = {
+    "shadow": [Rollout("shadow", "1.0.1", "promoted", "1.0.0 exported again: the same answers"),
+               Rollout("shadow", "2.0.0", "rolled back", "healthy and fast, but it answers differently")],
+    "canary": [Rollout("canary", "4.0.0", "promoted", "a good new model"),
+               Rollout("canary", "3.0.0", "rolled back", "fails on half of the real inputs")],
+    "blue-green": [Rollout("blue-green", "5.0.0", "promoted", "previewed, then every client at once")],
+}
 
 
 @dataclass(frozen=True)
@@ -46,37 +86,41 @@ class Sample:
     candidate_version: str | None
     candidate_weight: int
     phase: str
+    strategy: str
 
 
-def run(folder: Path) -> None:
+@dataclass(frozen=True)
+class Outcome:
+    rollout: Rollout
+    result: str  # promoted, rolled back, or the phase it ended in
+    seconds: float
+    served_before: int  # client requests it answered before the rollout settled
+
+
+def run(folder: Path, strategy: str | None = None) -> None:
     # The emulated API server runs in this process: its access log is not the demo's story.
     for noisy in ("aiohttp.access", "kmock", "modelrollout.harness", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     folder = folder.resolve()  # the pods and file:// model URIs need absolute paths
     folder.mkdir(parents=True, exist_ok=True)
     models = write_model_versions(folder / "models", stem=NAME)
+    plan = [r for name, rollouts in SCENARIOS.items() if strategy in (None, name) for r in rollouts]
     started = time.monotonic()
     say = _printer(started)
     say("starting the local cluster: API server, kubelet, Prometheus, gateway, operator")
     samples: list[Sample] = []
-    outcomes: list[tuple[str, str, float]] = []
+    outcomes: list[Outcome] = []
     with LocalCluster(folder / "cluster", namespace="demo") as cluster:
         say(f"gateway on {cluster.gateway.url}, Prometheus on {cluster.prometheus.url}")
-        cluster.apply(_model_deployment(models, "1.0.0", cluster.prometheus.url))
+        cluster.apply(_model_deployment(models, "1.0.0", plan[0].strategy, cluster.prometheus.url))
         _follow(cluster, say, samples, _settled("1.0.0"), timeout=90)
         wait_serving(cluster.gateway.url, NAME)
-        traffic = Traffic(cluster.gateway.url, NAME, rate_per_second=40, max_seconds=170).start()
+        traffic = Traffic(cluster.gateway.url, NAME, rate_per_second=40, max_seconds=300).start()
         try:
             time.sleep(2)
-            for version, expected in (("2.0.0", "Healthy"), ("3.0.0", "Degraded")):
-                say(f"applying model {version}")
-                began = time.monotonic()
-                cluster.apply(_model_deployment(models, version, cluster.prometheus.url))
-                final = _follow(cluster, say, samples, _settled(version), timeout=90)
-                outcomes.append((version, final.get("phase", "?"), time.monotonic() - began))
-                if final.get("phase") != expected:
-                    say(f"unexpected: {version} ended {final.get('phase')} ({final.get('message')})")
-                time.sleep(3)
+            for rollout in plan:
+                outcomes.append(_roll_out(cluster, models, rollout, traffic, say, samples))
+                time.sleep(2)
         finally:
             results = traffic.stop()
         versions = cluster.status(NAME).get("revisionVersions") or {}
@@ -89,18 +133,53 @@ def run(folder: Path) -> None:
     say(f"done in {time.monotonic() - started:.0f} s")
 
 
-def _model_deployment(models: dict[str, Path], version: str, prometheus_url: str) -> dict:
-    return model_deployment(NAME, models[version], version, prometheus_url, STEPS, INTERVAL_SECONDS, [
-        {"name": "error-rate", "thresholdRange": {"max": ERROR_RATE_MAX}, "minSamples": 5},
-        {"name": "latency-p99", "thresholdRange": {"max": 0.25}, "minSamples": 5},
-    ], progress_deadline_seconds=60)
+def _roll_out(cluster: LocalCluster, models: dict[str, Path], rollout: Rollout, traffic: Traffic, say,
+              samples: list[Sample]) -> Outcome:
+    say(f"{rollout.strategy}: applying model {rollout.version} ({rollout.story})")
+    began = time.monotonic()
+    cluster.apply(_model_deployment(models, rollout.version, rollout.strategy, cluster.prometheus.url))
+    settled = _settled(rollout.version)
+    testers = None
+    if rollout.strategy == "blue-green":  # people trying the preview, once it is up, before any client
+        status = _follow(cluster, say, samples, lambda s: s.get("gatePassed") or settled(s), timeout=120)
+        if not settled(status):
+            say(f"testers send requests with '{_header(status)}' to the preview")
+            testers = Traffic(cluster.gateway.url, NAME, rate_per_second=15, max_seconds=120,
+                              headers=PREVIEW_HEADER).start()
+    try:
+        final = _follow(cluster, say, samples, settled, timeout=120)
+    finally:
+        if testers is not None:
+            tested = testers.stop()
+            say(f"{len(tested)} preview requests by header, {sum(r.status != 200 for r in tested)} failed")
+    phase = final.get("phase", "?")
+    result = {"Healthy": "promoted", "Degraded": "rolled back"}.get(phase, phase)
+    if result != rollout.expected:
+        say(f"unexpected: {rollout.version} ended {final.get('phase')} ({final.get('message')})")
+    served = sum(1 for r in list(traffic.results) if r.version == rollout.version and r.at >= began)
+    if rollout.strategy == "shadow":
+        say(f"{served} client requests answered by {rollout.version} before the decision "
+            f"(it answered copies only)")
+    return Outcome(rollout, result, time.monotonic() - began, served)
+
+
+def _header(status: dict) -> str:
+    return (status.get("preview") or {}).get("header") or "x-modelrollout-revision: preview"
+
+
+def _model_deployment(models: dict[str, Path], version: str, strategy: str, prometheus_url: str) -> dict:
+    return model_deployment(NAME, models[version], version, prometheus_url, [], INTERVAL_SECONDS, METRICS,
+                            progress_deadline_seconds=60, strategy=STRATEGIES[strategy])
 
 
 def _settled(version: str):
+    """Done when ``version`` serves, or when a rollout of it was aborted (not an earlier one's)."""
     def check(status: dict) -> bool:
         if status.get("phase") == "Healthy" and status.get("stableVersion") == version:
             return True
-        return status.get("phase") == "Degraded" and not status.get("candidateRevision")
+        last = (status.get("history") or [{}])[-1]
+        return (status.get("phase") == "Degraded" and not status.get("candidateRevision")
+                and last.get("result") == "Aborted" and last.get("modelVersion") == version)
     return check
 
 
@@ -112,7 +191,8 @@ def _follow(cluster: LocalCluster, say, samples: list[Sample], done, timeout: fl
         status = cluster.status(NAME)
         traffic = status.get("traffic") or {}
         samples.append(Sample(time.monotonic(), status.get("stableVersion"), status.get("candidateVersion"),
-                              int(traffic.get("candidate") or 0), status.get("phase", "")))
+                              int(traffic.get("candidate") or 0), status.get("phase", ""),
+                              status.get("strategy", "")))
         line = _line(status)
         if line != shown:
             say(line)
@@ -130,7 +210,8 @@ def _line(status: dict) -> str:
     candidate = status.get("candidateVersion")
     parts = [f"{status.get('phase', 'Pending'):<11}", f"stable {status.get('stableVersion') or '-'}"]
     if candidate:
-        parts.append(f"candidate {candidate} at {traffic.get('candidate', 0)}%")
+        parts.append(f"candidate {candidate} at {traffic.get('candidate', 0)}%"
+                     + (f", mirrored {traffic['mirror']}%" if traffic.get("mirror") else ""))
     parts.append(status.get("message") or "")
     last = (status.get("analysis") or [])[-1:]
     if last and candidate:
@@ -209,10 +290,27 @@ def _chart(path: Path, results: list[Result], samples: list[Sample], versions: d
     for axis in (share, errors, analysis, latency):
         axis.grid(alpha=0.3)
         axis.legend(loc="upper left", fontsize=8)
-    share.set_title("modelrollout demo: v1 -> v2 promoted, v2 -> v3 rolled back")
+    _strategy_spans(share, samples, started)
+    share.set_title("modelrollout demo: shadow, canary and blue-green rollouts, as clients saw them")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _strategy_spans(axis, samples: list[Sample], started: float) -> None:
+    """Shade the time each strategy's rollouts ran, and name it."""
+    spans: list[list] = []
+    for sample in samples:
+        moment = sample.at - started
+        if spans and spans[-1][0] == sample.strategy:
+            spans[-1][2] = moment
+        else:
+            spans.append([sample.strategy, moment, moment])
+    shades = {"shadow": "tab:purple", "canary": "tab:orange", "blueGreen": "tab:cyan"}
+    for strategy, begin, end in spans:
+        if strategy in shades and end > begin:
+            axis.axvspan(begin, end, color=shades[strategy], alpha=0.08)
+            axis.text(begin + 0.5, 2, strategy, fontsize=8, va="bottom")
 
 
 def _p99(values: list[float]) -> float:
@@ -220,14 +318,16 @@ def _p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-def _summary(results: list[Result], versions: dict, outcomes: list, chart: Path) -> str:
+def _summary(results: list[Result], versions: dict, outcomes: list[Outcome], chart: Path) -> str:
     by_version: dict[str, list[Result]] = defaultdict(list)
     for result in results:
         by_version[versions.get(result.revision, "unknown")].append(result)
-    lines = ["# modelrollout demo", "", "| rollout | outcome | took |", "|---|---|---|"]
-    names = {"Healthy": "promoted", "Degraded": "rolled back"}
-    for version, phase, seconds in outcomes:
-        lines.append(f"| to {version} | {names.get(phase, phase)} | {seconds:.0f} s |")
+    lines = ["# modelrollout demo", "", "| rollout | strategy | outcome | took | what it shows |",
+             "|---|---|---|---|---|"]
+    for outcome in outcomes:
+        rollout = outcome.rollout
+        lines.append(f"| to {rollout.version} | {rollout.strategy} | {outcome.result} | "
+                     f"{outcome.seconds:.0f} s | {rollout.story} |")
     lines += ["", "| version | requests served | errors | error ratio |", "|---|---|---|---|"]
     for version in sorted(by_version):
         served = by_version[version]
@@ -236,7 +336,13 @@ def _summary(results: list[Result], versions: dict, outcomes: list, chart: Path)
     failed = [r for r in results if r.status != 200]
     lines += ["", f"{len(results)} client requests, {len(failed)} failed "
               f"({len(failed) / max(1, len(results)):.2%})."]
-    if failed and all(versions.get(r.revision) == "3.0.0" for r in failed):
-        lines.append("Every failed request was answered by the broken 3.0.0 while it held its canary weight.")
+    broken = {o.rollout.version for o in outcomes if o.rollout.expected == "rolled back"}
+    if failed and all(versions.get(r.revision) in broken for r in failed):
+        lines.append("Every failed request was answered by a model that was then rolled back, while it held "
+                     "its canary weight.")
+    for outcome in outcomes:
+        if outcome.rollout.strategy == "shadow" and outcome.result == "rolled back":
+            lines.append(f"The shadow caught {outcome.rollout.version} after {outcome.served_before} client "
+                         "requests answered by it: it only ever answered copies.")
     lines += ["", f"Chart: {chart}"]
     return "\n".join(lines) + "\n"

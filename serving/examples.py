@@ -52,11 +52,12 @@ def write_model_versions(folder: Path, stem: str = "model") -> dict[str, Path]:
     2.0.0   good, other weights: as healthy and fast as 1.0.0, but it predicts differently
     3.0.0   failing on half of real inputs (build_faulty_mlp)
     4.0.0   good, other weights again
+    5.0.0   good, other weights again
     """
     folder.mkdir(parents=True, exist_ok=True)
     built = {"1.0.0": build_mlp([4, 16, 3], seed=0), "1.0.1": reexport(build_mlp([4, 16, 3], seed=0)),
              "2.0.0": build_mlp([4, 16, 3], seed=1), "3.0.0": build_faulty_mlp([4, 16, 3], seed=2),
-             "4.0.0": build_mlp([4, 16, 3], seed=3)}
+             "4.0.0": build_mlp([4, 16, 3], seed=3), "5.0.0": build_mlp([4, 16, 3], seed=4)}
     paths = {}
     for version, data in built.items():
         paths[version] = folder / f"{stem}-{version}.onnx"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import MODELROLLOUT
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,11 +23,20 @@ def readme_command(program: str) -> str:
     return line.split("#", 1)[0].strip()
 
 
+def test_one_strategy_runs_alone_with_strategy(tmp_path):
+    done = subprocess.run([MODELROLLOUT, "demo", "--strategy", "shadow", "--folder", "out"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = (tmp_path / "out" / "summary.md").read_text()  # a relative --folder, from where it ran
+    assert "| to 1.0.1 | shadow | promoted |" in summary and "| to 2.0.0 | shadow | rolled back |" in summary
+    assert "canary" not in summary and "blue-green" not in summary
+
+
 def test_the_readme_names_the_demo_with_no_flags():
     assert readme_command("modelrollout demo") == "bash scripts/setup.sh && .venv/bin/modelrollout demo"
 
 
-def test_the_demo_as_the_readme_writes_it_promotes_v2_rolls_back_v3_and_writes_its_chart(tmp_path):
+def test_the_demo_as_the_readme_writes_it_shows_the_three_strategies_and_writes_its_chart(tmp_path):
     """From the repository root, no extra flag: the default output folder is relative, which
     once crashed the demo (a relative path has no file:// URI)."""
     output = ROOT / "modelrollout-demo"
@@ -44,10 +55,18 @@ def test_the_demo_as_the_readme_writes_it_promotes_v2_rolls_back_v3_and_writes_i
             shutil.rmtree(output)
         if kept is not None:
             shutil.move(kept, output)
-    assert "| to 2.0.0 | promoted |" in summary and "| to 3.0.0 | rolled back |" in summary
+    for row in ("| to 1.0.1 | shadow | promoted |", "| to 2.0.0 | shadow | rolled back |",
+                "| to 4.0.0 | canary | promoted |", "| to 3.0.0 | canary | rolled back |",
+                "| to 5.0.0 | blue-green | promoted |"):
+        assert row in summary, summary
+    # The disagreeing shadow answered copies only: not one client request.
+    assert "The shadow caught 2.0.0 after 0 client requests answered by it" in summary
+    assert "| 2.0.0 |" not in summary  # no row of requests served by it
     assert "unexpected" not in done.stdout and "no analysis view" not in done.stdout
     assert chart.startswith(b"\x89PNG") and len(chart) > 20_000
     # Failed requests, if any, came from the broken 3.0.0 only.
     failures = next(line for line in summary.splitlines() if "client requests" in line)
     if not failures.split(",")[1].strip().startswith("0 failed"):
-        assert "Every failed request was answered by the broken 3.0.0" in summary
+        assert "Every failed request was answered by a model that was then rolled back" in summary
+    seconds = float(re.search(r"done in (\d+) s", done.stdout).group(1))
+    assert seconds < 180, seconds  # the issue's budget for all three strategies
