@@ -72,6 +72,8 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
 
+from .apiserver import ApiServer
+
 T = TypeVar("T")
 
 _START_SECONDS = 10.0
@@ -96,7 +98,7 @@ class KubeEmulator:
         self.folder = folder
         self.kubeconfig = folder / "kubeconfig"
         self.port = 0  # chosen at start, kept across outages
-        self.emulator: kmock.KubernetesEmulator | None = None  # touch it only through on_loop()
+        self.emulator: ApiServer | None = None  # touch it only through on_loop()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: kmock.Server | None = None
@@ -168,17 +170,16 @@ class KubeEmulator:
             self._forget_client()  # its discovery cache predates the new resource
 
     def define_crd(self, crd: dict) -> None:
-        """Declare every served version of a CustomResourceDefinition document."""
-        spec = crd["spec"]
-        names = spec["names"]
-        subresources = tuple(sorted(set().union(*(
-            (version.get("subresources") or {}).keys() for version in spec["versions"]
-        ))))
-        for version in spec["versions"]:
-            if version.get("served", True):
-                self.define(f"{spec['group']}/{version['name']}", names["plural"], names["kind"],
-                            namespaced=spec.get("scope", "Namespaced") == "Namespaced",
-                            subresources=subresources, singular=names.get("singular"))
+        """Install a CustomResourceDefinition document: its served versions become resources
+        (names, short names, printer columns, schema) and the CRD object is stored."""
+        def install(emulator: ApiServer) -> None:
+            emulator.store_crd(crd)
+
+        if self.emulator is None:
+            self._pending.append(install)
+        else:
+            self.on_loop(install, self.emulator)
+            self._forget_client()  # its discovery cache predates the new resource
 
     # --- objects, through the official client over HTTP ---
 
@@ -254,7 +255,7 @@ class KubeEmulator:
         try:
             self._loop = asyncio.get_running_loop()
             self._done = asyncio.Event()
-            self.emulator = kmock.KubernetesEmulator()
+            self.emulator = ApiServer()
             self.emulator._requests = collections.deque(maxlen=REQUEST_HISTORY)  # see the docstring
             with warnings.catch_warnings():  # kmock 0.8 reads it with a deprecated importlib call
                 warnings.simplefilter("ignore", DeprecationWarning)
