@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
+from modelrollout.harness.crd import model_deployment_crd
 from modelrollout.harness.emulator import KubeEmulator
 from modelrollout.harness.ports import free_port
 from tests.dockerfiles import final_stage
@@ -42,7 +42,7 @@ def test_entrypoint_reconciles_and_answers_probes(tmp_path):
     executable = os.path.join(os.path.dirname(sys.executable), STAGE.entrypoint[0])
     metrics, liveness = free_port(), free_port()
     with KubeEmulator(tmp_path) as kube:
-        kube.define_crd(yaml.safe_load((ROOT / "manifests/crd/modeldeployments.yaml").read_text()))
+        kube.define_crd(model_deployment_crd())
         kube.create({"apiVersion": "modelrollout.io/v1alpha1", "kind": "ModelDeployment",
                      "metadata": {"name": "iris", "namespace": "ml"},
                      "spec": {"model": {"uri": "file:///m/model.onnx", "version": "1"},

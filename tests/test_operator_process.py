@@ -14,15 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from modelrollout.harness.components import OperatorProcess
+from modelrollout.harness.crd import model_deployment_crd
 from modelrollout.harness.emulator import KubeEmulator
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-CRD = yaml.safe_load((ROOT / "manifests/crd/modeldeployments.yaml").read_text())
+CRD = model_deployment_crd()
 MD = "modelrollout.io/v1alpha1"
 MODEL = {
     "apiVersion": MD, "kind": "ModelDeployment",

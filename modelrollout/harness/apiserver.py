@@ -45,7 +45,7 @@ from typing import Any
 import aiohttp.web
 import attrs
 import kmock
-from kmock._internal import enums, parsing, references, rendering
+from kmock._internal import enums, references, rendering
 
 from .api import openapi, patches, protobuf, schema, tables
 from .api.selectors import SelectorError, field_selector, label_selector
@@ -191,16 +191,16 @@ class ApiServer(kmock.KubernetesEmulator):
         key = (request.resource, request.namespace, request.name)
         dry_run = _dry_run(request)
         async with self._lock:
-            stored = self._objects[key] if key in self._objects else None
+            stored = _entry(self._objects, key)
             if stored is None or stored.deleted:
                 raise self._not_found(request)
             live = copy.deepcopy(stored.raw)
             wanted = self._apply_body(request, live)
             precondition = (wanted.get("metadata") or {}).get("resourceVersion")
             if isinstance(request.data, dict) and precondition and precondition != _revision_of(live):
-                raise _Refused(409, "Conflict", f"Operation cannot be fulfilled on {_qualified(request.resource)} "
-                                                f"\"{request.name}\": the object has been modified; please apply "
-                                                "your changes to the latest version and try again")
+                raise _Refused(409, "Conflict", f"Operation cannot be fulfilled on "
+                               f"{_qualified(request.resource)} \"{request.name}\": the object has been "
+                               "modified; please apply your changes to the latest version and try again")
             if request.subresource is not None:  # only the subresource's part changes
                 part = wanted.get(request.subresource)
                 wanted = {k: v for k, v in live.items() if k != request.subresource}
@@ -230,7 +230,7 @@ class ApiServer(kmock.KubernetesEmulator):
         self._check_known(request)
         key = (request.resource, request.namespace, request.name)
         async with self._lock:
-            stored = self._objects[key] if key in self._objects else None
+            stored = _entry(self._objects, key)
             if stored is None or stored.deleted:
                 raise self._not_found(request)
             live = stored.raw
@@ -313,12 +313,12 @@ class ApiServer(kmock.KubernetesEmulator):
             unknown = schema.unknown_fields(obj, openapi_schema)
             if unknown:
                 listed = ", ".join(f'unknown field "{u}"' for u in unknown)
-                raise _Refused(400, "BadRequest", f"{kind} in version \"{version['name']}\" cannot be handled "
-                                                  f"as a {kind}: strict decoding error: {listed}")
+                raise _Refused(400, "BadRequest", f"{kind} in version \"{version['name']}\" cannot be "
+                               f"handled as a {kind}: strict decoding error: {listed}")
         problems = schema.validate(obj, openapi_schema)
         if problems:
-            causes = [{"reason": "FieldValueInvalid", "message": p.split(": ", 1)[1], "field": p.split(":", 1)[0]}
-                      for p in problems]
+            causes = [{"reason": "FieldValueInvalid", "field": p.split(": ", 1)[0],
+                       "message": p.split(": ", 1)[1]} for p in problems]
             raise _Refused(422, "Invalid", schema.invalid_message(kind, name, problems),
                            {"name": name, "group": crd["spec"]["group"], "kind": kind, "causes": causes})
 
@@ -346,15 +346,17 @@ class ApiServer(kmock.KubernetesEmulator):
         return crd
 
     def _check_known(self, request: rendering.Request) -> None:
-        if request.resource not in self._resources and all(r != request.resource for r in self._get_resources()):
+        known = request.resource in self._resources
+        if not known and all(r != request.resource for r in self._get_resources()):
             raise _Refused(404, "NotFound", "the server could not find the requested resource")
 
     def _not_found(self, request: rendering.Request) -> _Refused:
         return _Refused(404, "NotFound", f"{_qualified(request.resource)} \"{request.name}\" not found",
-                        {"name": request.name, "group": request.resource.group, "kind": request.resource.plural})
+                        {"name": request.name, "group": request.resource.group,
+                         "kind": request.resource.plural})
 
     def _kind(self, request: rendering.Request) -> str:
-        info = self._resources[request.resource] if request.resource in self._resources else None
+        info = _entry(self._resources, request.resource)
         return (info.kind if info is not None else None) or request.resource.plural
 
     # --- reads (kmock reactions, when a test adds some, come first) ---
@@ -384,7 +386,7 @@ class ApiServer(kmock.KubernetesEmulator):
         if _wants_table(request):
             return tables.table(items, self._columns(request.resource), datetime.now(UTC),
                                 request.params.get("includeObject", "Metadata"), revision)
-        info = self._resources[request.resource] if request.resource in self._resources else None
+        info = _entry(self._resources, request.resource)
         kind = (info.kind if info is not None and info.kind else request.resource.plural.capitalize())
         return {"kind": f"{kind}List", "apiVersion": _api_version(request.resource),
                 "metadata": {"resourceVersion": revision}, "items": items}
@@ -393,7 +395,7 @@ class ApiServer(kmock.KubernetesEmulator):
         self._check_known(request)
         key = (request.resource, request.namespace, request.name)
         async with self._lock:
-            stored = self._objects[key] if key in self._objects else None
+            stored = _entry(self._objects, key)
             if stored is None or stored.deleted:
                 raise self._not_found(request)
             obj = stored.raw
@@ -450,7 +452,7 @@ class ApiServer(kmock.KubernetesEmulator):
         found = self._crd_versions.get(resource)
         if found is not None:
             return tables.columns_of_crd(found[1])
-        info = self._resources[resource] if resource in self._resources else None
+        info = _entry(self._resources, resource)
         return tables.builtin_columns(info.kind if info is not None and info.kind else "")
 
     # --- discovery and OpenAPI ---
@@ -473,7 +475,8 @@ class ApiServer(kmock.KubernetesEmulator):
             crd = self._crd_versions.get(resource)
             crd_schema = ((crd[1].get("schema") or {}).get("openAPIV3Schema") if crd else None)
             by_group_version.setdefault((resource.group, resource.version), []).append(openapi.Resource(
-                resource.plural, info.kind, bool(info.namespaced), crd_schema, tuple(sorted(info.subresources))))
+                resource.plural, info.kind, bool(info.namespaced), crd_schema,
+                tuple(sorted(info.subresources))))
         return {openapi.document_path(g, v): openapi.group_version_document(g, v, resources)
                 for (g, v), resources in by_group_version.items()}
 
@@ -520,6 +523,13 @@ def _body(request: rendering.Request) -> object:
         except ValueError as exc:
             raise _Refused(400, "BadRequest", f"unreadable protobuf body: {exc}") from exc
     return request.data
+
+
+def _entry(mapping: Any, key: object) -> Any:
+    """kmock's arrays have no .get()."""
+    if key not in mapping:
+        return None
+    return mapping[key]
 
 
 def _wants_table(request: rendering.Request) -> bool:

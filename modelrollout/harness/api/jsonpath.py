@@ -59,9 +59,8 @@ def find(obj: object, path: str) -> list:
     for kind, arg in parse(path):
         following: list = []
         for node in nodes:
-            if kind == "key" and isinstance(node, dict) and arg in node:
-                following.append(node[arg])
-            elif kind == "index" and isinstance(node, list) and -len(node) <= arg < len(node):
+            if (kind == "key" and isinstance(node, dict) and arg in node) or \
+                    (kind == "index" and isinstance(node, list) and -len(node) <= arg < len(node)):
                 following.append(node[arg])
             elif kind == "all" and isinstance(node, list):
                 following.extend(node)

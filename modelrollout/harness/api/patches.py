@@ -93,8 +93,9 @@ def _smp_map(live: dict, patch: dict) -> dict:
             live.pop(key, None)
         elif isinstance(value, dict) and isinstance(live.get(key), dict):
             live[key] = _smp_map(live[key], value)
-        elif isinstance(value, list) and isinstance(live.get(key), list) and _merge_key(key, value, live[key]):
-            live[key] = _smp_list(live[key], value, _merge_key(key, value, live[key]))
+        elif isinstance(value, list) and isinstance(live.get(key), list) \
+                and _merge_key(key, value, live[key]):
+            live[key] = _smp_list(live[key], value, str(_merge_key(key, value, live[key])))
         else:
             live[key] = _strip(copy.deepcopy(value))
     if isinstance(retain, list):
@@ -115,8 +116,8 @@ def _merge_key(field: str, patch: list, live: list) -> str | None:
 def _smp_list(live: list, patch: list, key: str) -> list:
     result = list(live)
     for item in patch:
-        position = next((n for n, old in enumerate(result) if isinstance(old, dict) and old.get(key) == item.get(key)),
-                        None)
+        position = next((n for n, old in enumerate(result)
+                         if isinstance(old, dict) and old.get(key) == item.get(key)), None)
         if item.get("$patch") == "delete":
             if position is not None:
                 result.pop(position)

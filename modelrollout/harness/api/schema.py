@@ -65,8 +65,8 @@ def _check(value: object, schema: dict, path: str, problems: list[str], top: boo
     where = path or "<root>"
     if value is None:
         if not schema.get("nullable") and "type" in schema:
-            problems.append(f"{where}: Invalid value: \"null\": {where} in body must be of type {schema['type']}: "
-                            f"\"null\"")
+            problems.append(f"{where}: Invalid value: \"null\": {where} in body must be of type "
+                            f"{schema['type']}: \"null\"")
         return
     if schema.get("x-kubernetes-int-or-string"):
         if not (_TYPES["integer"](value) or isinstance(value, str)):

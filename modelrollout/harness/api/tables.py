@@ -165,8 +165,8 @@ def _slice_endpoints(obj: dict, _now: datetime) -> str:
 
 
 def _event_last_seen(obj: dict, now: datetime) -> str:
-    return _age(obj.get("lastTimestamp") or obj.get("eventTime") or _get(obj, "metadata", "creationTimestamp"),
-                now)
+    when = obj.get("lastTimestamp") or obj.get("eventTime") or _get(obj, "metadata", "creationTimestamp")
+    return _age(when, now)
 
 
 def _event_object(obj: dict, _now: datetime) -> str:
@@ -191,9 +191,10 @@ _BUILTIN: dict[str, list[Column]] = {
                 Column("Port(s)", "string", _service_ports), AGE,
                 Column("Selector", "string", _selector, priority=1)],
     "EndpointSlice": [NAME, Column("AddressType", "string", lambda o, _n: o.get("addressType") or ""),
-                      Column("Ports", "string", _slice_ports), Column("Endpoints", "string", _slice_endpoints),
-                      AGE],
-    "Namespace": [NAME, Column("Status", "string", lambda o, _n: _get(o, "status", "phase") or "Active"), AGE],
+                      Column("Ports", "string", _slice_ports),
+                      Column("Endpoints", "string", _slice_endpoints), AGE],
+    "Namespace": [NAME, Column("Status", "string", lambda o, _n: _get(o, "status", "phase") or "Active"),
+                  AGE],
     "ConfigMap": [NAME, Column("Data", "integer", lambda o, _n: len(o.get("data") or {})
                                + len(o.get("binaryData") or {})), AGE],
     "Secret": [NAME, Column("Type", "string", lambda o, _n: o.get("type") or "Opaque"),
