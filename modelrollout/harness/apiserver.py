@@ -188,6 +188,9 @@ class ApiServer(kmock.KubernetesEmulator):
 
     async def _update(self, request: rendering.Request) -> aiohttp.web.Response:
         self._check_known(request)
+        if (request.headers.get("Content-Type") or "").startswith("application/apply-patch"):
+            raise _Refused(415, "UnsupportedMediaType", "server-side apply is not supported by the "
+                           "modelrollout harness: use kubectl apply without --server-side")
         key = (request.resource, request.namespace, request.name)
         dry_run = _dry_run(request)
         async with self._lock:
@@ -292,9 +295,6 @@ class ApiServer(kmock.KubernetesEmulator):
                                    "format - accepted media types include: application/json-patch+json, "
                                    "application/merge-patch+json, application/apply-patch+yaml")
                 return patches.strategic_merge_patch(live, body)
-            if content_type == "application/apply-patch+yaml":
-                raise _Refused(415, "UnsupportedMediaType", "server-side apply is not supported by the "
-                               "modelrollout harness: use kubectl apply without --server-side")
             return patches.merge_patch(live, body)
         except patches.PatchError as exc:
             raise _Refused(422, "Invalid", str(exc)) from exc
