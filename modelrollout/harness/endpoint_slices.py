@@ -1,6 +1,7 @@
 """The EndpointSlice controller of the kubelet stand-in: a Service with a selector gets one
 slice per selected pod (``<service>-<pod suffix>``, since every process has its own loopback
-port), every Service port mapped to the process's real port."""
+port), carrying the Service's labels (as the real controller copies them), every Service
+port mapped to the process's real port."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def write_slices(api: KubeletApi, lock: threading.RLock, namespace: str, service
             service_name = podlib.name_of(service)
             for pod in live:
                 if all(pod.template.labels.get(k) == v for k, v in selector.items()):
-                    body = endpoint_slice(service_name, namespace, spec.get("ports") or [], pod)
+                    body = endpoint_slice(service_name, namespace, spec.get("ports") or [], pod,
+                                          (service.get("metadata") or {}).get("labels") or {})
                     desired[body["metadata"]["name"]] = body
     for name, obj in listed.items():
         labels = (obj.get("metadata") or {}).get("labels") or {}
@@ -45,13 +47,15 @@ def write_slices(api: KubeletApi, lock: threading.RLock, namespace: str, service
             write(api.merge_patch, "EndpointSlice", namespace, name, patch)
 
 
-def endpoint_slice(service: str, namespace: str, ports: list[dict], pod: Pod) -> dict:
+def endpoint_slice(service: str, namespace: str, ports: list[dict], pod: Pod,
+                   labels: dict | None = None) -> dict:
     serving = pod.ready and pod.running
     return {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
         "metadata": {"name": f"{service}-{pod.suffix}", "namespace": namespace,
-                     "labels": {SERVICE_NAME_LABEL: service, MANAGED_BY_LABEL: SLICE_MANAGER}},
+                     "labels": {**(labels or {}), SERVICE_NAME_LABEL: service,
+                                MANAGED_BY_LABEL: SLICE_MANAGER}},
         "addressType": "IPv4",
         "endpoints": [{
             "addresses": ["127.0.0.1"],
