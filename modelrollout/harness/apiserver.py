@@ -259,7 +259,7 @@ class ApiServer(kmock.KubernetesEmulator):
 
     async def _remove(self, key: tuple) -> dict:
         stored = self._objects[key]
-        live = stored.raw
+        live = self._stamped(copy.deepcopy(stored.raw), stored.raw)  # a deletion is a change too
         stored.delete()
         await self._buses[key[0]].put({"type": "DELETED", "object": live})
         # Garbage collection (background): dependents by ownerReference, a namespace's objects.
@@ -420,27 +420,32 @@ class ApiServer(kmock.KubernetesEmulator):
         table = _wants_table(request)
         columns = self._columns(request.resource) if table else []
         include = request.params.get("includeObject", "Metadata")
-        events = aiter(self._buses[request.resource])
-        async with self._lock:
+        bus = self._buses[request.resource]
+        async with self._lock:  # writes publish under this lock: nothing falls between the two
+            marker = await bus.mark()
             initial = [o for o in self._matching(request) if int(_revision_of(o) or 0) > since_number]
-        for obj in initial:
-            yield self._event("ADDED", obj, table, columns, include)
-        while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return
-            try:
-                event = await asyncio.wait_for(anext(events), remaining)
-            except TimeoutError:
-                return
-            obj = event.get("object") or {}
-            meta = obj.get("metadata") or {}
-            if request.namespace is not None and meta.get("namespace") != request.namespace:
-                continue
-            if request.name is not None and meta.get("name") != request.name:
-                continue
-            if labels(obj) and fields(obj):
-                yield self._event(event["type"], obj, table, columns, include)
+        try:
+            for obj in initial:
+                yield self._event("ADDED", obj, table, columns, include)
+            events = aiter(bus.stream(since=marker))
+            while True:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return
+                try:
+                    event = await asyncio.wait_for(anext(events), remaining)
+                except TimeoutError:
+                    return
+                obj = event.get("object") or {}
+                meta = obj.get("metadata") or {}
+                if request.namespace is not None and meta.get("namespace") != request.namespace:
+                    continue
+                if request.name is not None and meta.get("name") != request.name:
+                    continue
+                if labels(obj) and fields(obj):
+                    yield self._event(event["type"], obj, table, columns, include)
+        finally:
+            await bus.unmark(marker)
 
     def _event(self, kind: str, obj: dict, table: bool, columns: list, include: str) -> dict:
         if not table:
