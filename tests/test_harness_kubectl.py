@@ -241,3 +241,33 @@ def test_deleting_an_owner_deletes_its_dependents(env, kube):
     kubectl(env, "delete", "mdep", "owner", "-n", "ml")
     gone = kubectl(env, "get", "cm", "owned", "-n", "ml", ok=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr
+
+
+def test_a_crd_applied_with_kubectl_serves_its_resource_by_short_name_and_category(env):
+    widgets = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"kind": "Widget", "plural": "widgets", "singular": "widget",
+                           "shortNames": ["wdg"], "categories": ["gadgets"]},
+                 "versions": [{"name": "v1", "served": True, "storage": True,
+                               "additionalPrinterColumns": [{"name": "Size", "type": "integer",
+                                                             "jsonPath": ".spec.size"}],
+                               "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                                   "spec": {"type": "object", "properties": {
+                                       "size": {"type": "integer", "maximum": 10}}}}}}}]},
+    }
+    assert "customresourcedefinition.apiextensions.k8s.io/widgets.example.com created" in \
+        apply(env, widgets).stdout
+    kubectl(env, "wait", "crd/widgets.example.com", "--for=condition=Established", "--timeout=30s")
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget",
+              "metadata": {"name": "w1", "namespace": "ml"}, "spec": {"size": 3}}
+    apply(env, widget)
+    # Given columns replace the default AGE, as on a real API server.
+    assert kubectl(env, "get", "wdg", "-n", "ml").stdout.split() == ["NAME", "SIZE", "w1", "3"]
+    by_category = kubectl(env, "get", "gadgets", "-n", "ml", "-o", "name").stdout.split()
+    assert by_category == ["widget.example.com/w1"]
+    widget["spec"]["size"] = 11
+    too_big = apply(env, widget, ok=False)
+    assert too_big.returncode != 0
+    assert "spec.size in body should be less than or equal to 10" in too_big.stderr
