@@ -174,8 +174,10 @@ def cluster(folder: Path, kubeconfig: Path | None) -> None:
     Not emulated (see docs/harness.md): admission webhooks, CEL validation rules
     (x-kubernetes-validations; the operator still rejects such a spec in its InvalidSpec
     condition), defaulting and pruning, RBAC and authentication, server-side apply,
+    kubectl scale/logs/exec/port-forward (pod logs are files under FOLDER/cluster),
     containers (images are ignored; `modelrollout serve` runs here), kube-proxy, ClusterIPs
-    and DNS, liveness probes, and Deployments not made by the operator (stored, not run).
+    and DNS, liveness probes, foreground deletion, and Deployments not made by the operator
+    (stored, not run).
     """
     from .local_cluster import run
 

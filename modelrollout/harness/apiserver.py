@@ -26,7 +26,8 @@ kubectl (and our own clients) also rely on is added here, in a subclass:
 
 Not emulated: admission webhooks, CEL rules (x-kubernetes-validations), defaulting, pruning
 of unknown fields, the status subresource's split (a write to the object can change its
-status), RBAC and authentication, server-side apply, pagination (``limit`` returns all).
+status), subresources other than status (scale, log, exec, port-forward), RBAC and
+authentication, server-side apply, pagination (``limit`` returns all).
 See docs/harness.md.
 """
 
@@ -188,6 +189,8 @@ class ApiServer(kmock.KubernetesEmulator):
 
     async def _update(self, request: rendering.Request) -> aiohttp.web.Response:
         self._check_known(request)
+        if request.subresource not in (None, "status"):  # scale, ...: not served
+            raise _Refused(404, "NotFound", "the server could not find the requested resource")
         if (request.headers.get("Content-Type") or "").startswith("application/apply-patch"):
             raise _Refused(415, "UnsupportedMediaType", "server-side apply is not supported by the "
                            "modelrollout harness: use kubectl apply without --server-side")
