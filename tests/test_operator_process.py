@@ -18,6 +18,7 @@ import pytest
 from modelrollout.harness.components import OperatorProcess
 from modelrollout.harness.crd import model_deployment_crd
 from modelrollout.harness.emulator import KubeEmulator
+from modelrollout.harness.process import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -52,18 +53,22 @@ def operator(kube, tmp_path) -> Iterator[OperatorProcess]:
 
 
 def eventually(check: Callable[[], object], timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while True:
+    """``check()``'s first truthy result; its last failure is raised when none came in time."""
+    failures: list[Exception] = []
+
+    def attempt() -> object:
         try:
-            result = check()
-            if result:
-                return result
-        except (AssertionError, KeyError, TypeError):
-            if time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s")
-        time.sleep(0.2)
+            return check()
+        except (AssertionError, KeyError, TypeError) as exc:
+            failures[:] = [exc]
+            return None
+
+    try:
+        return wait_for(attempt, timeout, "the check", poll_seconds=0.2)
+    except TimeoutError:
+        if failures:
+            raise failures[0] from None
+        raise
 
 
 def status(kube: KubeEmulator, name: str = "iris") -> dict:
