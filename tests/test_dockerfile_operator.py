@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 from modelrollout.harness.crd import model_deployment_crd
 from modelrollout.harness.emulator import KubeEmulator
 from modelrollout.harness.ports import free_port
+from modelrollout.harness.process import wait_for
 from tests.dockerfiles import final_stage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,13 +56,12 @@ def test_entrypoint_reconciles_and_answers_probes(tmp_path):
             proc = subprocess.Popen([executable, *STAGE.entrypoint[1:], *STAGE.cmd], env=env, stdout=log,
                                     stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 30
-            status = {}
-            while time.monotonic() < deadline and not status.get("route"):
-                time.sleep(0.3)
-                body = kube.get("modelrollout.io/v1alpha1", "ModelDeployment", "iris", "ml")
-                status = body.get("status") or {}
-            assert status.get("route"), (tmp_path / "operator.log").read_text()[-3000:]
+            def routed() -> dict:
+                status = kube.get("modelrollout.io/v1alpha1", "ModelDeployment", "iris", "ml").get("status")
+                return status if (status or {}).get("route") else {}
+
+            wait_for(routed, 30, lambda: "a route; " + (tmp_path / "operator.log").read_text()[-3000:],
+                     poll_seconds=0.3)
             assert httpx.get(f"http://127.0.0.1:{liveness}/healthz").status_code == 200
             assert "modelrollout_rollout_phase" in httpx.get(f"http://127.0.0.1:{metrics}/metrics").text
         finally:
