@@ -6,7 +6,7 @@
         httpx.post(f"{cluster.gateway.url}/v2/models/iris/infer", json=...)
 
 - the API server: kmock's KubernetesEmulator made honest for kubectl (emulator.py,
-  apiserver.py) with the ModelDeployment CRD installed (its schema enforced, not its CEL
+  apiserver/) with the ModelDeployment CRD installed (its schema enforced, not its CEL
   rules: see docs/harness.md);
 - the kubelet stand-in (kubelet.py): Deployments become real `modelrollout serve`
   processes, with Pods, Deployment status and EndpointSlices kept true;

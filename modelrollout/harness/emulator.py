@@ -1,5 +1,5 @@
 """A Kubernetes API for the harness (`modelrollout cluster`, the demo, the tests): the
-harness's ApiServer (apiserver.py: kmock's KubernetesEmulator made honest for kubectl)
+harness's ApiServer (apiserver/: kmock's KubernetesEmulator made honest for kubectl)
 served over HTTP on 127.0.0.1.
 
     with KubeEmulator(tmp_path) as kube:            # serving, with tmp_path/kubeconfig written
@@ -20,7 +20,7 @@ It is only the API server: objects are stored and served, nothing acts on them. 
 controller turns a Deployment into Pods and no kubelet runs them (``harness/kubelet.py``
 does both for ``modelrollout serve`` pods), no endpoints controller writes EndpointSlices
 (the same stand-in does), no scheduler. What the API server does and does not do is in
-apiserver.py's docstring and in docs/harness.md's table.
+apiserver/'s docstring and in docs/harness.md's table.
 
 Added here: ``outage()`` takes the HTTP server down and brings it back on the same port
 with the same objects, and stopping cuts open watches at once instead of waiting out
