@@ -239,8 +239,9 @@ def test_h_replicas_routing_splits_by_the_pods_behind_the_entry_service(cluster,
             half = cluster.wait_for(name, lambda s: s.get("currentStep") == 3 and s.get("phase") == "Paused",
                                     what="50% and analysis passed")
             split_from = time.monotonic() + 1
-            time.sleep(3)
-            split = [r for r in traffic.results if r.at > split_from]
+            # Enough requests at 50 %, however slow the machine is (bounded in time).
+            split = wait_for(lambda: [r for r in traffic.results if r.at > split_from][50:] and
+                             [r for r in traffic.results if r.at > split_from], 60, "51 requests at 50 %")
             cluster.command(name, "resume", "h-2")
             final = cluster.wait_for(name, healthy_on("2.0.0"), what="2.0.0 promoted")
             time.sleep(2)

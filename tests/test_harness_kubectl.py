@@ -271,3 +271,10 @@ def test_a_crd_applied_with_kubectl_serves_its_resource_by_short_name_and_catego
     too_big = apply(env, widget, ok=False)
     assert too_big.returncode != 0
     assert "spec.size in body should be less than or equal to 10" in too_big.stderr
+
+
+def test_kubectl_explain_reads_the_crd_schema_from_openapi_v3(env):
+    replicas = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+        "replicas"]
+    explained = kubectl(env, "explain", "mdep.spec.replicas").stdout
+    assert "FIELD: replicas <integer>" in explained and replicas["description"] in explained
