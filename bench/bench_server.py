@@ -40,7 +40,6 @@ import re
 import resource
 import shlex
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -59,6 +58,8 @@ from modelrollout.serving.examples import build_mlp
 from modelrollout.serving.server.cpu import usable_cpus
 from modelrollout.serving.server.runtime import ModelRuntime, RuntimeOptions
 from prometheus_client.parser import text_string_to_metric_families
+
+from modelrollout.harness.process import Process
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -121,62 +122,34 @@ def http(method: str, url: str, body: bytes | None = None,
         return exc.code, exc.read()
 
 
-class Server:
-    """A server subprocess: started, waited for, and always stopped."""
+class Server(Process):
+    """A server subprocess (the harness's process wrapper): started, waited for, always stopped."""
 
     def __init__(self, label: str, cmd: list[str], port: int, log_path: Path,
                  env: dict | None = None, cwd: Path | None = None) -> None:
         self.label = label
-        self.cmd = cmd
         self.port = port
-        self.log_path = log_path
-        self.env = env
-        self.cwd = cwd
-        self.proc: subprocess.Popen | None = None
-        self._log = None
+        log_path.unlink(missing_ok=True)
+        super().__init__(cmd, log_path, env=env, cwd=cwd, start=False)
 
     @property
     def base(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def start(self) -> None:
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            self.cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=self.env, cwd=self.cwd,
-        )
+    @property
+    def cmd(self) -> list[str]:
+        return self.args
 
     def wait_ready(self, path: str = "/v2/health/ready", timeout: float = READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.label} exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                status, _ = http("GET", self.base + path, timeout=1.0)
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.label} not ready after {timeout:.0f}s:\n{self.log_tail()}")
+        self.wait_until_healthy(self.base + path, timeout)
 
     def cpu_seconds(self) -> float:
         """utime + stime of the server process (all its threads)."""
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(STOP_TIMEOUT_S)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
+        return super().stop(timeout)
 
     def ready_facts(self) -> str:
         """What `modelrollout serve` logged about the loaded model (threads, inline, ...)."""

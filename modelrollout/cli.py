@@ -192,6 +192,36 @@ def manifests(context: click.Context, namespaces: tuple[str, ...], cluster_wide:
     click.echo(render(documents), nl=False)
 
 
+@main.command()
+@option("--folder", default=Path("modelrollout-cluster"),
+        type=click.Path(path_type=Path, file_okay=False, resolve_path=True),
+        help="Where the models, the example manifests, the kubeconfig and the logs go.")
+@option("--kubeconfig", default=None, type=click.Path(path_type=Path, dir_okay=False, resolve_path=True),
+        help="Where to write the kubeconfig (default: FOLDER/kubeconfig). An existing file not "
+        "written by this command is never overwritten.")
+def cluster(folder: Path, kubeconfig: Path | None) -> None:
+    """Run the whole system on this machine for the real kubectl, until Ctrl-C.
+
+    An emulated Kubernetes API server (kmock, made honest for kubectl: short names, printer
+    columns, OpenAPI, CRD schema validation, dry runs, selectors, watches), a kubelet stand-in
+    running `modelrollout serve` processes, Prometheus, the gateway and the operator, watching
+    every namespace. It serves three versions of an example model over HTTP on loopback and
+    writes ready-to-apply example ModelDeployments into FOLDER/examples.
+
+    \b
+    Not emulated (see docs/harness.md): admission webhooks, CEL validation rules
+    (x-kubernetes-validations; the operator still rejects such a spec in its InvalidSpec
+    condition), defaulting and pruning, RBAC and authentication, server-side apply,
+    kubectl scale/logs/exec/port-forward (pod logs are files under FOLDER/cluster),
+    containers (images are ignored; `modelrollout serve` runs here), kube-proxy, ClusterIPs
+    and DNS, liveness probes, foreground deletion, and Deployments not made by the operator
+    (stored, not run).
+    """
+    from .local_cluster import run
+
+    run(folder, kubeconfig, tick_seconds=1.0, say=lambda text: click.echo(text, err=False))
+
+
 @main.command("example-model")
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--seed", default=0, type=int, show_default=True)

@@ -8,15 +8,15 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from modelrollout.harness.emulator import KubeEmulator
 from modelrollout.harness.ports import free_port
+from modelrollout.harness.process import wait_for
+from modelrollout.install_manifests import model_deployment_crd
 from tests.dockerfiles import final_stage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ def test_entrypoint_reconciles_and_answers_probes(tmp_path):
     executable = os.path.join(os.path.dirname(sys.executable), STAGE.entrypoint[0])
     metrics, liveness = free_port(), free_port()
     with KubeEmulator(tmp_path) as kube:
-        kube.define_crd(yaml.safe_load((ROOT / "manifests/crd/modeldeployments.yaml").read_text()))
+        kube.define_crd(model_deployment_crd())
         kube.create({"apiVersion": "modelrollout.io/v1alpha1", "kind": "ModelDeployment",
                      "metadata": {"name": "iris", "namespace": "ml"},
                      "spec": {"model": {"uri": "file:///m/model.onnx", "version": "1"},
@@ -56,13 +56,12 @@ def test_entrypoint_reconciles_and_answers_probes(tmp_path):
             proc = subprocess.Popen([executable, *STAGE.entrypoint[1:], *STAGE.cmd], env=env, stdout=log,
                                     stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 30
-            status = {}
-            while time.monotonic() < deadline and not status.get("route"):
-                time.sleep(0.3)
-                body = kube.get("modelrollout.io/v1alpha1", "ModelDeployment", "iris", "ml")
-                status = body.get("status") or {}
-            assert status.get("route"), (tmp_path / "operator.log").read_text()[-3000:]
+            def routed() -> dict:
+                status = kube.get("modelrollout.io/v1alpha1", "ModelDeployment", "iris", "ml").get("status")
+                return status if (status or {}).get("route") else {}
+
+            wait_for(routed, 30, lambda: "a route; " + (tmp_path / "operator.log").read_text()[-3000:],
+                     poll_seconds=0.3)
             assert httpx.get(f"http://127.0.0.1:{liveness}/healthz").status_code == 200
             assert "modelrollout_rollout_phase" in httpx.get(f"http://127.0.0.1:{metrics}/metrics").text
         finally:

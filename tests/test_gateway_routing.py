@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.models import tiny_mlp, write
-from tests.processes import free_port
+from tests.processes import free_port, wait_for
 
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
 REVISION = "x-modelrollout-revision"
@@ -202,9 +202,4 @@ def test_sigterm_exits_zero(two_revisions, start_gateway):
 
 
 def wait_until(condition, seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"not true within {seconds} s")
+    wait_for(condition, seconds, "the condition", poll_seconds=0.02)

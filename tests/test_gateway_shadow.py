@@ -29,6 +29,7 @@ from tests.models import (
     write,
 )
 from tests.processes import free_port
+from tests.processes import wait_for as poll
 
 pytestmark = pytest.mark.slow
 
@@ -90,15 +91,17 @@ def send_all(gateway, xs: list[np.ndarray], model: bytes) -> None:
 
 def wait_for(gateway, done: Callable[[list], bool], timeout: float = 30.0) -> list:
     """Scrape the gateway until ``done(samples)``; the mirror queue drains on its own time."""
-    deadline = time.monotonic() + timeout
-    while True:
-        samples = scrape(gateway.url)
-        if done(samples):
-            return samples
-        if time.monotonic() > deadline:
-            shown = [s for s in samples if "shadow" in s[0] or "mirrored" in s[0]]
-            raise TimeoutError(f"mirror did not settle within {timeout}s: {shown}\n{gateway.logs()}")
-        time.sleep(0.1)
+    last: list = []
+
+    def settled() -> tuple | None:
+        last[:] = [scrape(gateway.url)]
+        return (last[0],) if done(last[0]) else None
+
+    def story() -> str:
+        shown = [s for s in (last[0] if last else []) if "shadow" in s[0] or "mirrored" in s[0]]
+        return f"the mirror to settle: {shown}\n{gateway.logs()}"
+
+    return poll(settled, timeout, story, poll_seconds=0.1)[0]
 
 
 def comparisons(samples: list, result: str) -> float:

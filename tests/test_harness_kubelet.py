@@ -41,13 +41,14 @@ SLICE = "discovery.k8s.io/v1"
 
 def wait_for(fetch: Callable[[], T], ok: Callable[[T], bool], seconds: float, what: str) -> T:
     """The first ``fetch()`` result that is ``ok``, polled for at most ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = fetch()
-        if ok(result):
-            return result
-        assert time.monotonic() < deadline, f"{what}: not within {seconds}s; last: {result}"
-        time.sleep(0.1)
+    last: list = []
+
+    def passed() -> tuple | None:
+        last[:] = [fetch()]
+        return (last[0],) if ok(last[0]) else None
+
+    return wait_until(passed, seconds, lambda: f"{what}; last: {last[0] if last else None}",
+                      poll_seconds=0.1)[0]
 
 
 def bodies(model_uri: str, revision: str = REVISION, replicas: int = 2, name: str = "iris",

@@ -14,15 +14,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from modelrollout.harness.components import OperatorProcess
 from modelrollout.harness.emulator import KubeEmulator
+from modelrollout.harness.process import wait_for
+from modelrollout.install_manifests import model_deployment_crd
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-CRD = yaml.safe_load((ROOT / "manifests/crd/modeldeployments.yaml").read_text())
+CRD = model_deployment_crd()
 MD = "modelrollout.io/v1alpha1"
 MODEL = {
     "apiVersion": MD, "kind": "ModelDeployment",
@@ -52,18 +53,22 @@ def operator(kube, tmp_path) -> Iterator[OperatorProcess]:
 
 
 def eventually(check: Callable[[], object], timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while True:
+    """``check()``'s first truthy result; its last failure is raised when none came in time."""
+    failures: list[Exception] = []
+
+    def attempt() -> object:
         try:
-            result = check()
-            if result:
-                return result
-        except (AssertionError, KeyError, TypeError):
-            if time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s")
-        time.sleep(0.2)
+            return check()
+        except (AssertionError, KeyError, TypeError) as exc:
+            failures[:] = [exc]
+            return None
+
+    try:
+        return wait_for(attempt, timeout, "the check", poll_seconds=0.2)
+    except TimeoutError:
+        if failures:
+            raise failures[0] from None
+        raise
 
 
 def status(kube: KubeEmulator, name: str = "iris") -> dict:

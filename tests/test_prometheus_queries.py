@@ -9,7 +9,7 @@ import pytest
 from modelrollout.operator.analysis.queries import BUILTIN, render
 
 from modelrollout.harness.prometheus import PrometheusProcess
-from tests.processes import free_port
+from tests.processes import free_port, wait_for
 
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
 
@@ -41,10 +41,8 @@ def value(prometheus: PrometheusProcess, template: str, revision: str) -> float 
 def test_error_rate_latency_and_samples_from_real_scrapes(prometheus_over_gateway):
     gateway, prometheus = prometheus_over_gateway
     # rate() needs two samples in its window: let the scrapes start before the traffic.
-    deadline = time.monotonic() + 15
-    while not prometheus.query('up{job="modelrollout"} == 1'):
-        assert time.monotonic() < deadline, "Prometheus did not scrape the gateway within 15 s"
-        time.sleep(0.2)
+    wait_for(lambda: prometheus.query('up{job="modelrollout"} == 1'), 15, "Prometheus to scrape the gateway",
+             poll_seconds=0.2)
     sent = 0
     deadline = time.monotonic() + 4  # traffic across several 1 s scrapes
     with httpx.Client(base_url=gateway.url) as client:
@@ -54,14 +52,12 @@ def test_error_rate_latency_and_samples_from_real_scrapes(prometheus_over_gatewa
     error_rate, latency, samples = (BUILTIN["builtin"]["error-rate"], BUILTIN["builtin"]["latency-p99"],
                                     BUILTIN["builtin"]["error-rate"])
     served = 'sum(modelrollout_gateway_requests_total{model="tiny",revision="v1"})'
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # until a scrape after the last request is in
+    def all_seen() -> bool:  # a scrape after the last request is in
         result = prometheus.query(served)
-        if result and float(result[0]["value"][1]) == sent:
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail(f"Prometheus never saw all {sent} requests: {prometheus.query(served)}")
+        return bool(result) and float(result[0]["value"][1]) == sent
+
+    wait_for(all_seen, 10, lambda: f"Prometheus to see all {sent} requests: {prometheus.query(served)}",
+             poll_seconds=0.2)
     v2_samples = value(prometheus, samples.samples, "v2")
     # Every request drawn to v2 fell back to v1: v2's error rate is 1, v1's is 0.
     assert value(prometheus, error_rate.value, "v2") == pytest.approx(1.0)

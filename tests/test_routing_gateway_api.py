@@ -21,7 +21,11 @@ from modelrollout.operator.spec import InvalidSpec
 from tests.crd_validation import CrdVersion, cel_program, rules
 
 ROOT = Path(__file__).resolve().parent.parent
-HTTPROUTE = CrdVersion.load(ROOT.parent / "shared" / "crds" / "gateway-api-v1.6.1-httproutes.yaml", "v1")
+# No registry package ships the Gateway API CRDs: the file sits beside the clone (CI always has it).
+HTTPROUTE_FILE = ROOT.parent / "shared" / "crds" / "gateway-api-v1.6.1-httproutes.yaml"
+HTTPROUTE = CrdVersion.load(HTTPROUTE_FILE, "v1") if HTTPROUTE_FILE.exists() else None
+needs_httproute = pytest.mark.skipif(
+    HTTPROUTE is None, reason=f"the Gateway API HTTPRoute CRD is missing: {HTTPROUTE_FILE} does not exist")
 GATEWAY_EXAMPLE = yaml.safe_load((ROOT / "manifests" / "examples" / "canary-gateway-api.yaml").read_text())
 
 OPTIONS = {"parentRefs": [{"name": "ml-gateway", "namespace": "gateways", "sectionName": "http"}]}
@@ -71,6 +75,7 @@ def test_without_a_candidate_the_route_has_one_backend_no_preview_and_no_mirror(
 
 @pytest.mark.parametrize(("candidate", "mirror", "expected"), [
     ("a41f03", 0, None), ("a41f03", 1, 1), ("a41f03", 30, 30), ("a41f03", 100, 100), (None, 100, None)])
+@needs_httproute
 def test_a_mirror_filter_copies_to_the_candidate_only_when_there_is_one_and_mirror_is_on(
         candidate, mirror, expected):
     route = http_route(TARGET, SetTraffic("7c9d1e", candidate, 100, 0, mirror_percent=mirror))
@@ -121,6 +126,7 @@ def test_the_http_route_option_names_the_route():
     assert route["metadata"]["labels"]["modelrollout.io/model-deployment"] == "fraud"
 
 
+@needs_httproute
 def test_parent_refs_hostnames_and_port_are_passed_through():
     parents = [{"name": "a", "namespace": "gw", "sectionName": "https", "port": 443}, {"name": "b"}]
     target = _target(parentRefs=parents, hostnames=["models.example.com", "*.ml.example.com"], port=9000)
@@ -159,6 +165,7 @@ def test_a_model_name_that_no_path_match_can_carry_is_refused(model):
     assert caught.value.path == "spec.model.name"
 
 
+@needs_httproute
 def test_the_gateway_api_example_makes_a_valid_route():
     options = GATEWAY_EXAMPLE["spec"]["trafficRouting"]["gatewayAPI"]
     validate_options(options)
@@ -191,6 +198,7 @@ VALID_CASES = {
 }
 
 
+@needs_httproute
 @pytest.mark.parametrize("case", VALID_CASES, ids=str)
 def test_the_route_passes_the_httproute_schema_and_cel_rules(case):
     options, traffic = VALID_CASES[case]
@@ -207,6 +215,7 @@ def _messages(evaluated: list[tuple[str, str]]) -> set[str]:
     return {by_rule[text] for _, text in evaluated}
 
 
+@needs_httproute
 def test_the_cel_rules_on_what_we_write_are_actually_evaluated():
     """Not vacuous: the rules about mirrors, Service ports, paths and parents ran on our route."""
     route = http_route(TARGET, SetTraffic("7c9d1e", "a41f03", 90, 10, mirror_percent=20))
@@ -228,6 +237,7 @@ def test_the_cel_rules_on_what_we_write_are_actually_evaluated():
           f"{len(result.skipped)} skipped")
 
 
+@needs_httproute
 def test_celpy_compiles_every_rule_of_the_httproute_crd():
     """So no rule of this CRD can be skipped for want of a parser; a function celpy lacks would
     show up as skipped in the validation result, which the tests above refuse."""
@@ -278,6 +288,7 @@ BROKEN = {
 }
 
 
+@needs_httproute
 @pytest.mark.parametrize("case", BROKEN, ids=str)
 def test_the_validator_rejects_a_broken_route(case):
     change, words = BROKEN[case]
@@ -343,6 +354,7 @@ def test_validate_options_prefixes_the_path_it_is_given():
     {"parentRefs": [{"name": "gw", "sectionName": "a"}, {"name": "gw", "sectionName": "b"}]},
     {"parentRefs": [{"name": "gw", "namespace": "a"}, {"name": "gw", "namespace": "b"}]},
 ])
+@needs_httproute
 def test_validate_options_accepts_what_makes_a_valid_route(options):
     validate_options(options)
     _assert_accepted(http_route(_target(**options), SetTraffic("7c9d1e", "a41f03", 90, 10, mirror_percent=5)))

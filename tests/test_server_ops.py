@@ -15,7 +15,7 @@ import pytest
 from modelrollout.serving.contract import metric_names as names
 
 from tests.models import binary_request, fp32_request, metric, reference, scrape, tiny_mlp
-from tests.processes import MODELROLLOUT
+from tests.processes import MODELROLLOUT, wait_for
 
 SERVER_METRICS = sorted(
     value for key, value in vars(names).items() if key.startswith("SERVER_")
@@ -117,13 +117,11 @@ def test_logs_are_json_lines_naming_refused_requests(start_server, tiny_model: P
 
 def read_lines(path: Path, count: int, timeout: float = 5.0) -> list[dict]:
     """The prediction log's lines once it holds ``count`` of them (a thread writes it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def written() -> list[bytes]:
         lines = path.read_bytes().splitlines() if path.exists() else []
-        if len(lines) >= count:
-            return [json.loads(line) for line in lines]
-        time.sleep(0.05)
-    pytest.fail(f"{path} did not get {count} lines within {timeout}s")
+        return lines if len(lines) >= count else []
+
+    return [json.loads(line) for line in wait_for(written, timeout, f"{path} to hold {count} lines")]
 
 
 def test_prediction_log_writes_one_json_line_per_request(start_server, tiny_model, tmp_path):

@@ -1,10 +1,11 @@
 """--execution-provider: CPU by default; CUDA without onnxruntime-gpu is a clear failure."""
 
-import time
 
 import httpx
 import onnxruntime as ort
 import pytest
+
+from tests.processes import wait_for
 
 
 def test_cpu_provider_is_the_default_and_is_reported(tiny_server):
@@ -18,11 +19,11 @@ def test_cuda_without_onnxruntime_gpu_stays_unready_and_says_why(start_server, t
         ["--model-uri", str(tiny_model), "--model-name", "tiny", "--execution-provider", "cuda"],
         ready=False,
     )
-    for _ in range(100):  # bounded: about 5 s
-        ready = httpx.get(f"{server.url}/v2/health/ready")
-        if "failed" in ready.json().get("error", ""):
-            break
-        time.sleep(0.05)
+    def failed() -> httpx.Response | None:
+        answer = httpx.get(f"{server.url}/v2/health/ready")
+        return answer if "failed" in answer.json().get("error", "") else None
+
+    ready = wait_for(failed, 5, "the load to fail")
     assert ready.status_code == 503
     assert "onnxruntime-gpu" in ready.json()["error"]
     metrics = httpx.get(f"{server.url}/metrics").text

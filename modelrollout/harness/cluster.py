@@ -5,8 +5,9 @@
         cluster.wait_for(lambda s: s.get("phase") == "Healthy")
         httpx.post(f"{cluster.gateway.url}/v2/models/iris/infer", json=...)
 
-- the API server: kmock's KubernetesEmulator (emulator.py) with the ModelDeployment CRD
-  declared (its schema is not enforced: see docs/harness.md);
+- the API server: kmock's KubernetesEmulator made honest for kubectl (emulator.py,
+  apiserver/) with the ModelDeployment CRD installed (its schema enforced, not its CEL
+  rules: see docs/harness.md);
 - the kubelet stand-in (kubelet.py): Deployments become real `modelrollout serve`
   processes, with Pods, Deployment status and EndpointSlices kept true;
 - real Prometheus scraping every pod, the gateway and the operator through file SD;
@@ -17,15 +18,17 @@
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Self
+
+from modelrollout.operator.routing import MANAGED_BY
 
 from ..install_manifests import model_deployment_crd
 from .components import GatewayProcess, OperatorProcess
 from .emulator import KubeEmulator
 from .kubelet import Kubelet
+from .process import wait_for
 from .prometheus import PrometheusProcess
 
 API_VERSION = "modelrollout.io/v1alpha1"
@@ -54,10 +57,16 @@ def model_deployment(name: str, model: Path, version: str, prometheus_url: str, 
 
 
 class LocalCluster:
-    def __init__(self, folder: Path, namespace: str = "ml", tick_seconds: float = 0.5) -> None:
+    """``namespace`` is where apply/get/status act. The kubelet stand-in, the gateway and the
+    operator watch that namespace only, or every namespace with ``all_namespaces`` (then the
+    kubelet runs only the Deployments the operator made)."""
+
+    def __init__(self, folder: Path, namespace: str = "ml", tick_seconds: float = 0.5,
+                 all_namespaces: bool = False) -> None:
         self.folder = folder
         self.namespace = namespace
         self.tick_seconds = tick_seconds
+        self.all_namespaces = all_namespaces
         self.kube: KubeEmulator | None = None
         self.kubelet: Kubelet | None = None
         self.prometheus: PrometheusProcess | None = None
@@ -65,17 +74,20 @@ class LocalCluster:
         self.operator: OperatorProcess | None = None
 
     def start(self) -> Self:
+        crd = model_deployment_crd()
         self.folder.mkdir(parents=True, exist_ok=True)
+        watched = [] if self.all_namespaces else [self.namespace]
         try:
             self.kube = KubeEmulator(self.folder).start()
-            self.kube.define_crd(model_deployment_crd())
+            self.kube.define_crd(crd)
             file_sd = self.folder / "scrape-targets.json"
-            self.kubelet = Kubelet(self.kube.kubeconfig, self.folder / "kubelet", [self.namespace],
-                                   file_sd=file_sd).start()
+            self.kubelet = Kubelet(self.kube.kubeconfig, self.folder / "kubelet", watched or None,
+                                   file_sd=file_sd,
+                                   deployment_labels=MANAGED_BY if self.all_namespaces else None).start()
             self.prometheus = PrometheusProcess(self.folder / "prometheus", file_sd=file_sd)
-            self.gateway = GatewayProcess(self.kube.kubeconfig, self.namespace, self.folder / "gateway.log")
-            self.operator = OperatorProcess(self.kube.kubeconfig, self.namespace,
-                                            self.folder / "operator.log", self.tick_seconds)
+            self.gateway = GatewayProcess(self.kube.kubeconfig, watched, self.folder / "gateway.log")
+            self.operator = OperatorProcess(self.kube.kubeconfig, watched, self.folder / "operator.log",
+                                            self.tick_seconds)
             self.gateway.wait_healthy()
             self.operator.wait_healthy()
             self.kubelet.add_scrape_target(f"127.0.0.1:{self.gateway.port}", {"job": "modelrollout-gateway"})
@@ -137,12 +149,14 @@ class LocalCluster:
     def wait_for(self, name: str, check: Callable[[dict], object], timeout: float = 120.0,
                  what: str = "condition") -> dict:
         """Poll the status until ``check(status)`` is true; the status that passed."""
-        deadline = time.monotonic() + timeout
-        status: dict = {}
-        while time.monotonic() < deadline:
-            status = self.status(name)
-            if check(status):
-                return status
-            time.sleep(0.2)
-        raise TimeoutError(f"{what} not reached within {timeout}s; last status: {status}\n"
-                           f"operator log tail:\n{self.operator.logs()[-3000:] if self.operator else ''}")
+        last: dict = {}
+
+        def passed() -> dict | None:
+            last.update(status=self.status(name))
+            return last["status"] if check(last["status"]) else None
+
+        def story() -> str:
+            tail = self.operator.logs()[-3000:] if self.operator else ""
+            return f"{what}; last status: {last.get('status')}\noperator log tail:\n{tail}"
+
+        return wait_for(passed, timeout, story, poll_seconds=0.2)

@@ -1,47 +1,26 @@
-"""A Kubernetes API for the harness (tests and `modelrollout demo`): kmock's
-KubernetesEmulator served over HTTP on 127.0.0.1.
+"""A Kubernetes API for the harness (`modelrollout cluster`, the demo, the tests): the
+harness's ApiServer (apiserver/: kmock's KubernetesEmulator made honest for kubectl)
+served over HTTP on 127.0.0.1.
 
     with KubeEmulator(tmp_path) as kube:            # serving, with tmp_path/kubeconfig written
-        kube.define_crd(crd_document)               # or kube.define(api_version, plural, kind)
+        kube.define_crd(crd_document)               # install a CRD (or kube.define(...) a resource)
         kube.create({"apiVersion": ..., "kind": ..., "metadata": {...}})
         kube.merge_patch("modelrollout.io/v1alpha1", "ModelDeployment", "iris", {...},
                          namespace="ml", subresource="status")
-        subprocess.run([..., "--kubeconfig", str(kube.kubeconfig)])
+        subprocess.run(["kubectl", "--kubeconfig", str(kube.kubeconfig), "get", "mdep", "-A"])
         with kube.outage(): ...                     # the API server restarts, objects kept
         kube.on_loop(lambda: kube.emulator[...] << reaction)   # kmock's own DSL, thread-safely
 
 The emulator runs on an event loop in a thread of its own, so synchronous tests and the
-processes they start (the gateway, the operator) all reach it over real HTTP. Objects are
-created, read, patched and deleted with the official ``kubernetes`` client (its
-DynamicClient), the same wire path as the code under test.
+processes they start (the gateway, the operator, kubectl) all reach it over real HTTP.
+Objects are created, read, patched and deleted here with the official ``kubernetes``
+client (its DynamicClient), the same wire path as the code under test.
 
 It is only the API server: objects are stored and served, nothing acts on them. No
 controller turns a Deployment into Pods and no kubelet runs them (``harness/kubelet.py``
 does both for ``modelrollout serve`` pods), no endpoints controller writes EndpointSlices
-(the same stand-in does), no scheduler, no garbage collector. See docs/harness.md.
-
-What kmock 0.8 is, so tests stay inside what works:
-
-- It knows the built-in resources of a recent K3s (its bundled ``resources.json.gz``)
-  plus what ``define``/``define_crd`` declares; discovery (/api, /apis) serves both.
-  ``define_crd`` declares the resource only; the CRD object itself is not stored.
-- Create, get, list, delete, watch (namespaced and across namespaces), JSON patch and
-  merge patch work; the status subresource is patched into the same stored object.
-- It sets no uid, resourceVersion or generation; a list says resourceVersion "..." and
-  carries no kind or apiVersion, and ignores labelSelector (filter on the client). A
-  watch first sends every existing object as ADDED, ignores resourceVersion and
-  ``timeoutSeconds`` (it stays open until a side closes it), and never sends BOOKMARK or
-  410 Gone (inject one with a kmock reaction).
-- Per DESIGN.md it also replaces lists on strategic-merge patches, answers 404 to PUT
-  and to server-side apply, and collects no garbage by ownerReferences.
-- It validates nothing: no OpenAPI schema, no CRD schema or CEL rules, no admission
-  (defaults are not filled in either: a Deployment reads back exactly as written), and
-  it checks no credentials (no RBAC).
-- It does honour finalizers: DELETE of an object with finalizers only sets its
-  deletionTimestamp, and an object with a deletionTimestamp and no finalizers left is
-  removed on its next write (so patching a deletionTimestamp in deletes it).
-- ``metadata.generateName`` is not supported: the create answers 500, yet stores the
-  object without a name.
+(the same stand-in does), no scheduler. What the API server does and does not do is in
+apiserver/'s docstring and in docs/harness.md's table.
 
 Added here: ``outage()`` takes the HTTP server down and brings it back on the same port
 with the same objects, and stopping cuts open watches at once instead of waiting out
@@ -72,6 +51,8 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
 
+from .apiserver import ApiServer
+
 T = TypeVar("T")
 
 _START_SECONDS = 10.0
@@ -96,7 +77,7 @@ class KubeEmulator:
         self.folder = folder
         self.kubeconfig = folder / "kubeconfig"
         self.port = 0  # chosen at start, kept across outages
-        self.emulator: kmock.KubernetesEmulator | None = None  # touch it only through on_loop()
+        self.emulator: ApiServer | None = None  # touch it only through on_loop()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: kmock.Server | None = None
@@ -168,17 +149,16 @@ class KubeEmulator:
             self._forget_client()  # its discovery cache predates the new resource
 
     def define_crd(self, crd: dict) -> None:
-        """Declare every served version of a CustomResourceDefinition document."""
-        spec = crd["spec"]
-        names = spec["names"]
-        subresources = tuple(sorted(set().union(*(
-            (version.get("subresources") or {}).keys() for version in spec["versions"]
-        ))))
-        for version in spec["versions"]:
-            if version.get("served", True):
-                self.define(f"{spec['group']}/{version['name']}", names["plural"], names["kind"],
-                            namespaced=spec.get("scope", "Namespaced") == "Namespaced",
-                            subresources=subresources, singular=names.get("singular"))
+        """Install a CustomResourceDefinition document: its served versions become resources
+        (names, short names, printer columns, schema) and the CRD object is stored."""
+        def install(emulator: ApiServer) -> None:
+            emulator.store_crd(crd)
+
+        if self.emulator is None:
+            self._pending.append(install)
+        else:
+            self.on_loop(install, self.emulator)
+            self._forget_client()  # its discovery cache predates the new resource
 
     # --- objects, through the official client over HTTP ---
 
@@ -209,7 +189,6 @@ class KubeEmulator:
 
     def list(self, api_version: str, kind: str, namespace: str | None = None) -> list[dict]:
         resource = self.client.resources.get(api_version=api_version, kind=kind)
-        # kmock's lists carry no kind, which the DynamicClient's list wrapper insists on.
         response = resource.get(namespace=namespace, serialize=False)
         return json.loads(response.data)["items"]
 
@@ -254,7 +233,7 @@ class KubeEmulator:
         try:
             self._loop = asyncio.get_running_loop()
             self._done = asyncio.Event()
-            self.emulator = kmock.KubernetesEmulator()
+            self.emulator = ApiServer()
             self.emulator._requests = collections.deque(maxlen=REQUEST_HISTORY)  # see the docstring
             with warnings.catch_warnings():  # kmock 0.8 reads it with a deprecated importlib call
                 warnings.simplefilter("ignore", DeprecationWarning)

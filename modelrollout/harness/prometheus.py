@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import IO, Self
 
@@ -26,6 +25,7 @@ import httpx
 import yaml
 
 from .ports import free_port
+from .process import wait_for
 
 STATIC_JOB = "modelrollout"
 FILE_SD_JOB = "file-sd"
@@ -78,19 +78,20 @@ class PrometheusProcess:
              f"--web.listen-address=127.0.0.1:{self.port}"],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + _READY_SECONDS
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.proc.poll() is not None:
-                self.stop()
                 raise RuntimeError(f"prometheus exited with {self.proc.returncode}: see {self.log_path}")
             try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return self
+                return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"prometheus not ready within {_READY_SECONDS:.0f} s: see {self.log_path}")
+                return False
+
+        try:
+            wait_for(ready, _READY_SECONDS, f"prometheus to be ready (see {self.log_path})")
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         """SIGTERM (Prometheus writes its head block), SIGKILL after 10 s. Idempotent."""

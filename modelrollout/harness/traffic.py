@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from .process import wait_for
+
 
 @dataclass(frozen=True)
 class Result:
@@ -24,16 +26,14 @@ class Result:
 def wait_serving(url: str, model: str, timeout: float = 30.0) -> None:
     """Until the gateway answers for ``model``: it learns of new endpoints from its watch,
     a moment after the operator sees them ready."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def serves() -> bool:
         try:
             answer = httpx.post(f"{url}/v2/models/{model}/infer", json=_request([0.0] * 4), timeout=5)
-            if answer.status_code == 200:
-                return
+            return answer.status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"the gateway did not serve {model} within {timeout}s")
+            return False
+
+    wait_for(serves, timeout, f"the gateway to serve {model}", poll_seconds=0.2)
 
 
 @dataclass

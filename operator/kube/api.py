@@ -62,8 +62,9 @@ class Api:
                 return None
             raise
 
-    def list(self, kind: str, namespace: str, labels: dict | None = None) -> list[dict]:
-        """Objects of ``kind`` carrying every label in ``labels``. The selector is also
+    def list(self, kind: str, namespace: str | None, labels: dict | None = None) -> list[dict]:
+        """Objects of ``kind`` in ``namespace`` (None: every namespace) carrying every label in
+        ``labels``. The selector is also
         applied here: not every API server (the harness's emulator) honours it."""
         query = []
         if labels:
@@ -105,8 +106,11 @@ class Api:
         return json.loads(response.data) if response.data else {}
 
 
-def _path(kind: str, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
-    path = _PATHS[kind].format(namespace=namespace)
+def _path(kind: str, namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
+    if namespace is None:  # every namespace (lists only)
+        path = _PATHS[kind].replace("/namespaces/{namespace}", "")
+    else:
+        path = _PATHS[kind].format(namespace=namespace)
     if name is not None:
         path += f"/{name}"
     if subresource is not None:

@@ -52,7 +52,8 @@ async def observe(api: Api, http: httpx.AsyncClient, target: Target, spec: Spec,
                   body: dict, now: datetime) -> Observations:
     namespace = target.namespace
     stable, candidate = status.stable_revision, status.candidate_revision
-    stable_ready, stable_ready_replicas = True, 0
+    # No stable revision yet: the first one is about to be made, and nothing of it is ready.
+    stable_ready, stable_ready_replicas = False, 0
     if stable is not None:
         stable_ready_replicas = await _ready_replicas(api, namespace, target.name, stable)
         stable_ready = stable_ready_replicas >= spec.replicas
