@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -25,6 +26,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from modelrollout.harness.process import wait_for
+from tests.kubectl import kubectl_env, run_kubectl
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "manifests"
@@ -174,14 +178,41 @@ def test_installed_manifests_are_the_objects_of_manifests(installed: InstalledWh
 
 
 @pytest.mark.slow
-def test_installed_demo_promotes_v2_and_rolls_back_v3(installed: InstalledWheel):
-    done = installed.run("demo", timeout=600)
+def test_installed_demo_promotes_a_canary_and_rolls_back_a_broken_model(installed: InstalledWheel):
+    # One strategy: the README's full demo runs from the checkout in tests/test_demo.py.
+    done = installed.run("demo", "--strategy", "canary", timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = (installed.folder / "modelrollout-demo" / "summary.md").read_text()
-    assert "| to 2.0.0 | promoted |" in summary and "| to 3.0.0 | rolled back |" in summary
+    assert "| to 4.0.0 | canary | promoted |" in summary and "| to 3.0.0 | canary | rolled back |" in summary
     chart = (installed.folder / "modelrollout-demo" / "rollout.png").read_bytes()
     assert chart.startswith(b"\x89PNG") and len(chart) > 20_000
     assert "unexpected" not in done.stdout and "no analysis view" not in done.stdout
+
+
+@pytest.mark.slow
+def test_installed_cluster_serves_the_real_kubectl_and_stops_on_ctrl_c(installed: InstalledWheel, tmp_path):
+    log = tmp_path / "cluster.log"
+    proc = installed.start("cluster", "--folder", "local", log=log)
+    try:
+        wait_for(lambda: "kubectl describe mdep" in log.read_text() or proc.poll() is not None, 120,
+                 "modelrollout cluster to print the next commands")
+        assert proc.poll() is None, log.read_text()[-3000:]
+        text = log.read_text()
+        kubeconfig = Path(re.search(r"export KUBECONFIG=(\S+)", text).group(1))
+        assert kubeconfig.is_relative_to(installed.folder / "local")
+        example = re.search(r"kubectl apply -f (\S+)", text).group(1)
+        env = {**kubectl_env(kubeconfig, tmp_path), "PATH": f"{installed.venv / 'bin'}{os.pathsep}"
+               + os.environ.get("PATH", "")}
+        run_kubectl(env, "create", "namespace", "ml")
+        run_kubectl(env, "apply", "-f", example)
+        run_kubectl(env, "wait", "mdep/iris", "-n", "ml", "--for=condition=Available", "--timeout=120s",
+                    timeout=150)
+        status = run_kubectl(env, "modelrollout", "status", "iris", "-n", "ml").stdout
+        assert "Phase:      Healthy" in status, status  # the installed plugin, found by kubectl
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(60)
+    assert code == 0, log.read_text()[-3000:]
 
 
 def test_nothing_here_reads_manifests_from_a_checkout():
@@ -207,3 +238,14 @@ def test_docs_name_no_folder_of_the_machine_they_were_written_on():
     for page in pages:
         found = re.findall(r"(?<![\w.])/(?:work|root|home|Users)/\S*", page.read_text())
         assert not found, f"{page.relative_to(ROOT)}: {found}"
+
+
+def test_every_package_folder_is_in_the_distribution():
+    """An import package missing from pyproject's list works in a checkout (editable install)
+    and breaks the wheel: every folder with an __init__.py is listed."""
+    mapping = PYPROJECT["tool"]["setuptools"]["package-dir"]
+    listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
+    for package, folder in mapping.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / folder).parts
+            assert ".".join((package, *parts)) in listed, init.parent
