@@ -13,7 +13,11 @@ from pathlib import Path
 
 import click
 
+from modelrollout.serving.http_limits import HttpLimits
+
 ENV_PREFIX = "MODELROLLOUT_"
+_HTTP = HttpLimits()  # the defaults of both HTTP front ends
+_POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
 
 
 def option(*flags: str, **kwargs):
@@ -21,6 +25,32 @@ def option(*flags: str, **kwargs):
     long_flag = next(f for f in flags if f.startswith("--"))
     name = long_flag[2:].split("/")[0].replace("-", "_").upper()
     return click.option(*flags, envvar=ENV_PREFIX + name, show_envvar=True, show_default=True, **kwargs)
+
+
+def http_limit_options(command):
+    """The limits both HTTP front ends put on what a client sends (serving/http_limits.py)."""
+    for decorate in reversed((
+        option("--max-header-line-bytes", default=_HTTP.max_line_bytes, type=click.IntRange(min=64),
+               help="Longest request line (else 414) or header line (else 431); nginx: 8k."),
+        option("--max-header-bytes", default=_HTTP.max_head_bytes, type=click.IntRange(min=64),
+               help="Longest request line plus headers, else 431; nginx: 4 x 8k."),
+        option("--max-headers", default=_HTTP.max_headers, type=click.IntRange(min=1),
+               help="Most header lines in a request, else 431."),
+        option("--header-timeout-seconds", default=_HTTP.header_timeout_seconds, type=_POSITIVE_SECONDS,
+               help="Time for a request's line and headers, from their first byte, else 408."),
+        option("--body-timeout-seconds", default=_HTTP.body_timeout_seconds, type=_POSITIVE_SECONDS,
+               help="Time for a whole request body, from the end of its headers, else 408."),
+    )):
+        command = decorate(command)
+    return command
+
+
+def settings_of(settings_class, kwargs: dict):
+    """Settings from the command line; what they refuse is a usage error."""
+    try:
+        return settings_class(**kwargs)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -69,12 +99,13 @@ def main(log_level: str) -> None:
 @option("--grace-seconds", default=30.0, type=click.FloatRange(min=0),
         help="After the listener closes, how long in-flight requests may take.")
 @option("--access-log/--no-access-log", default=False, help="Log every inference request.")
+@http_limit_options
 def serve(**kwargs) -> None:
     """Serve one ONNX model over the Open Inference Protocol (V2)."""
     from modelrollout.serving.server.main import serve as run_server
     from modelrollout.serving.server.settings import ServerSettings
 
-    run_server(ServerSettings(**kwargs))
+    run_server(settings_of(ServerSettings, kwargs))
 
 
 @main.command()
@@ -108,6 +139,7 @@ def serve(**kwargs) -> None:
         help="After SIGTERM, stay up but unready this long before closing the listener.")
 @option("--grace-seconds", default=30.0, type=click.FloatRange(min=0),
         help="After the listener closes, how long in-flight requests may take.")
+@http_limit_options
 def gateway(**kwargs) -> None:
     """Route /v2/models/{name}/... between model revisions: weights, sticky users, header
     rules, and shadow mirroring with per-request output comparison."""
@@ -117,7 +149,7 @@ def gateway(**kwargs) -> None:
     if (kwargs["routes"] is None) == (not kwargs["kubernetes"]):
         raise click.UsageError("give exactly one route source: --routes FILE or --kubernetes")
     kwargs["namespaces"] = tuple(kwargs["namespaces"])
-    run(GatewaySettings(**kwargs))
+    run(settings_of(GatewaySettings, kwargs))
 
 
 @main.command()

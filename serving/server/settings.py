@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..http_limits import HttpLimits
+
+_HTTP = HttpLimits()
+
 
 @dataclass(frozen=True)
 class ServerSettings:
@@ -27,6 +31,12 @@ class ServerSettings:
     # Limits and input policy.
     max_body_bytes: int = 16 * 1024 * 1024
     allow_nonfinite: bool = False
+    # What a client may send before its request is answered (serving/http_limits.py).
+    max_header_line_bytes: int = _HTTP.max_line_bytes
+    max_header_bytes: int = _HTTP.max_head_bytes
+    max_headers: int = _HTTP.max_headers
+    header_timeout_seconds: float = _HTTP.header_timeout_seconds
+    body_timeout_seconds: float = _HTTP.body_timeout_seconds
     # Model fetching.
     cache_dir: Path = Path("/tmp/modelrollout-models")
     download_timeout_seconds: float = 30.0
@@ -39,3 +49,11 @@ class ServerSettings:
     drain_seconds: float = 0.0
     grace_seconds: float = 30.0
     access_log: bool = False
+
+    def __post_init__(self) -> None:
+        self.http_limits  # noqa: B018 - refuses limits that contradict each other (ValueError)
+
+    @property
+    def http_limits(self) -> HttpLimits:
+        return HttpLimits(self.max_header_line_bytes, self.max_header_bytes, self.max_headers,
+                          self.header_timeout_seconds, self.body_timeout_seconds)
