@@ -14,10 +14,12 @@ from pathlib import Path
 import click
 
 from modelrollout.serving.http_limits import HttpLimits
+from modelrollout.serving.server.download_policy import DownloadPolicy
 
 ENV_PREFIX = "MODELROLLOUT_"
 _HTTP = HttpLimits()  # the defaults of both HTTP front ends
 _POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
+_DOWNLOAD = DownloadPolicy()  # model downloads of `modelrollout serve`
 
 
 def option(*flags: str, **kwargs):
@@ -63,7 +65,8 @@ def main(log_level: str) -> None:
 
 
 @main.command()
-@option("--model-uri", required=True, help="Model file or folder: a path, file://, or http(s)://.")
+@option("--model-uri", required=True, help="Model file or folder: a path, file://, or http(s)://"
+        " (never a link-local or cloud-metadata address).")
 @option("--sha256", default=None, help="Expected sha256 of the .onnx file; checked before loading.")
 @option("--model-name", required=True, help="Name in /v2/models/{name}.")
 @option("--model-version", default="1", help="Version reported and accepted in /versions/{v}.")
@@ -89,8 +92,20 @@ def main(log_level: str) -> None:
         help="Accept NaN and Infinity in float inputs (rejected with 400 by default).")
 @option("--cache-dir", default=os.path.join(tempfile.gettempdir(), "modelrollout-models"),
         type=click.Path(path_type=Path), help="Where downloaded models are kept.")
-@option("--download-timeout-seconds", default=30.0, type=float)
-@option("--download-retries", default=3, type=click.IntRange(min=0))
+@option("--download-timeout-seconds", default=_DOWNLOAD.read_timeout_seconds, type=_POSITIVE_SECONDS,
+        help="Model download: longest wait for the next bytes (read timeout).")
+@option("--download-connect-timeout-seconds", default=_DOWNLOAD.connect_timeout_seconds,
+        type=_POSITIVE_SECONDS, help="Model download: longest wait for a connection.")
+@option("--download-deadline-seconds", default=_DOWNLOAD.deadline_seconds, type=_POSITIVE_SECONDS,
+        help="Model download: longest one attempt may take, start to end.")
+@option("--download-retries", default=_DOWNLOAD.retries, type=click.IntRange(min=0))
+@option("--max-model-bytes", default=_DOWNLOAD.max_bytes, type=click.IntRange(min=1),
+        help="Largest model download; larger ones are refused (no retry).")
+@option("--allow-http-models/--https-models-only", default=False,
+        help="Download models over plain http from any host (by default http only from loopback: "
+        "127.0.0.0/8, ::1, localhost).")
+@option("--require-sha256/--no-require-sha256", default=False,
+        help="Refuse to start without --sha256.")
 @option("--prediction-log", default=None,
         help="Write sampled predictions as JSON lines to this file ('-' for stdout).")
 @option("--prediction-log-sample-rate", default=1.0, type=click.FloatRange(0, 1))
