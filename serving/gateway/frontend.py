@@ -257,8 +257,11 @@ class _Connection(asyncio.Protocol):
                 self._refuse(400, f"malformed HTTP request: {exc}")
             return
         if self._in_head:
-            if self._url:  # this read ended inside a request's head
-                self._head_pending(data)
+            if self._deadline is not None:  # this read ended inside a request's head
+                try:
+                    self._meter.pending(data, self._completed_in_read)
+                except Refused as refused:
+                    self._refuse(refused.status, refused.message)
         else:  # inside a request's body
             self._body_bytes += len(data)
             if self._body_bytes > self._shared.raw_body_cap and not self._closing:
@@ -287,6 +290,9 @@ class _Connection(asyncio.Protocol):
             self._next()
 
     # --- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._deadline = self._shared.tick + self._shared.head_ticks
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -431,14 +437,6 @@ class _Connection(asyncio.Protocol):
             transport.resume_reading()  # to drop what still arrives, rather than leave it unread
         transport.write_eof()
         self._linger_since = self._shared.tick
-
-    def _head_pending(self, data: bytes) -> None:
-        if self._deadline is None:  # the first read of this head
-            self._deadline = self._shared.tick + self._shared.head_ticks
-        try:
-            self._meter.pending(data, self._completed_in_read)
-        except Refused as refused:
-            self._refuse(refused.status, refused.message)
 
     def _restart_deadline(self) -> None:
         """Reading again, or the client told to send its body: it gets its whole time."""
