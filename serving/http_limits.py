@@ -1,7 +1,11 @@
 """What a client may send before its request is answered: limits both HTTP front ends
 enforce, the gateway's (gateway/frontend.py) and the model server's under uvicorn
-(server/http_protocol.py), with one meter that measures a request head as httptools
+(server/http_protocol.py), and the checks that measure a request head as httptools
 (llhttp) reports it. Pure: no I/O, no clock; the front ends keep the deadlines.
+
+The checks cost a few calls per request, not per header: the request target is checked
+as it arrives, a read that ends inside a head is measured from its raw bytes (which also
+bounds what httptools holds of an unfinished line), and the complete head once.
 
 The defaults are nginx's, where nginx has one:
 
@@ -72,82 +76,60 @@ class Refused(Exception):
         self.message = message
 
 
-class HeadMeter:
-    """Measures one request head: call ``url`` and ``header`` from the parser's callbacks,
-    ``pending`` after a read that ended inside the head, ``check_head`` when it is complete,
-    and ``reset`` before the next request. Each raises Refused past a limit."""
+def check_url(limits: HttpLimits, size: int) -> None:
+    """The request target so far (httptools reports it piece by piece as it arrives)."""
+    if size > limits.max_line_bytes:
+        raise Refused(414, f"request target over {limits.max_line_bytes} bytes")
 
-    __slots__ = ("_line", "_head", "_count_limit", "head_bytes", "count", "partial", "hosts",
-                 "transfer_encoding", "url_bytes", "_limits")
 
-    def __init__(self, limits: HttpLimits) -> None:
-        self._limits = limits
-        self._line = limits.max_line_bytes
-        self._head = limits.max_head_bytes
-        self._count_limit = limits.max_headers
-        self.reset()
+def check_partial_head(limits: HttpLimits, data: bytes, after_message: bool, received: int,
+                       partial: int) -> tuple[int, int]:
+    """After a read that ended inside a head, what httptools holds of it, from the raw
+    bytes (it keeps an unfinished header line to itself until the line ends):
+    ``received``, the bytes of this head in reads that ended inside it so far, and
+    ``partial``, those of its unfinished line, both updated and returned.
 
-    def reset(self) -> None:
-        self.url_bytes = 0
-        self.head_bytes = 0  # complete header lines (name, value and the ": " between)
-        self.count = 0
-        self.partial = 0  # bytes of the line the parser holds, not reported yet
-        self.hosts = 0
-        self.transfer_encoding = False
+    ``after_message``: another request ended earlier in the same read, so which of its
+    bytes are this head's is unknown: they are left uncounted for this read (what
+    httptools holds stays bounded by the limit plus one read), and ``received`` is marked
+    over the line limit so that check_head measures the head exactly.
+    """
+    if after_message:
+        return max(received, limits.max_line_bytes + 1), 0
+    received += len(data)
+    newline = data.rfind(b"\n")
+    partial = partial + len(data) if newline < 0 else len(data) - newline - 1
+    # The slack covers what the raw bytes hold and check_head does not count: a request
+    # line's method and version, line ends, and whitespace around values.
+    if partial > limits.max_line_bytes + 64:
+        raise Refused(431, f"a header line over {limits.max_line_bytes} bytes")
+    if received > limits.max_head_bytes + limits.max_line_bytes:
+        raise Refused(431, f"request line and headers over {limits.max_head_bytes} bytes")
+    return received, partial
 
-    def url(self, size: int) -> None:
-        """The request target so far (httptools reports it piece by piece as it arrives)."""
-        self.url_bytes = size
-        if size > self._line:
-            raise Refused(414, f"request target over {self._line} bytes")
 
-    def header(self, name: bytes, value: bytes) -> None:
-        """One complete header line; ``name`` lower-cased."""
-        size = len(name) + len(value) + 2
-        self.count += 1
-        self.head_bytes += size
-        if (size > self._line or self.count > self._count_limit
-                or self.url_bytes + self.head_bytes > self._head):
-            self._refuse_head(size)
-        if name == b"host":
-            self.hosts += 1
-        elif name == b"transfer-encoding":
-            self.transfer_encoding = True
+def check_head(limits: HttpLimits, headers: list[tuple[bytes, bytes]], url_bytes: int, hosts: int,
+               http_version: str, bound: int) -> None:
+    """The head is complete (``headers``: lower-case names; ``hosts``: how many were Host).
+    Raises Refused over a limit, or unless a strict reading of its framing is certain.
 
-    def pending(self, data: bytes, after_message: bool) -> None:
-        """After a read that ended inside the head: httptools keeps the unfinished line to
-        itself until its end arrives, so it is measured here, from the raw bytes.
-        ``after_message``: another request ended earlier in the same read, so the bytes
-        after the read's last newline may be partly that one's (its body): the unfinished
-        line is then left unmeasured for this read, which bounds what httptools holds to
-        the limit plus one read."""
-        if after_message:
-            self.partial = 0
-            return
-        newline = data.rfind(b"\n")
-        self.partial = self.partial + len(data) if newline < 0 else len(data) - newline - 1
-        # The slack covers the method and version around a request target that is itself
-        # measured by url(), and a line's CRLF.
-        if self.partial > self._line + 32:
-            raise Refused(431, f"a header line over {self._line} bytes")
-        if self.url_bytes + self.head_bytes + self.partial > self._head + 32:
-            raise Refused(431, f"request line and headers over {self._head} bytes")
-
-    def check_head(self, http_version: str) -> None:
-        """The head is complete: one strict reading of its framing, or Refused."""
-        self.partial = 0
-        if http_version != "1.1":
-            if http_version != "1.0":
-                raise Refused(505, f"HTTP/{http_version} is not supported: use HTTP/1.1")
-            if self.transfer_encoding:
-                raise Refused(400, "Transfer-Encoding in an HTTP/1.0 request: its framing cannot be trusted")
-        if self.hosts != 1 and (self.hosts > 1 or http_version == "1.1"):
-            raise Refused(400, "more than one Host header" if self.hosts else
-                          "HTTP/1.1 request without a Host header")
-
-    def _refuse_head(self, size: int) -> None:
-        if size > self._line:
-            raise Refused(431, f"a header line over {self._line} bytes")
-        if self.count > self._count_limit:
-            raise Refused(431, f"more than {self._count_limit} header lines")
-        raise Refused(431, f"request line and headers over {self._head} bytes")
+    ``bound``: at least the bytes of the head (the front end's raw count): when it is
+    within one line's limit, no line and no block can be over theirs, and the head is
+    not measured header by header (the usual case: a whole request in one read).
+    """
+    if len(headers) > limits.max_headers:
+        raise Refused(431, f"more than {limits.max_headers} header lines")
+    if bound > limits.max_line_bytes:
+        line = limits.max_line_bytes
+        sizes = [len(name) + len(value) + 2 for name, value in headers]  # "name: value"
+        if sizes and max(sizes) > line:
+            raise Refused(431, f"a header line over {line} bytes")
+        if url_bytes + sum(sizes) > limits.max_head_bytes:
+            raise Refused(431, f"request line and headers over {limits.max_head_bytes} bytes")
+    if http_version != "1.1":
+        if http_version != "1.0":
+            raise Refused(505, f"HTTP/{http_version} is not supported: use HTTP/1.1")
+        if any(name == b"transfer-encoding" for name, _ in headers):
+            raise Refused(400, "Transfer-Encoding in an HTTP/1.0 request: its framing cannot be trusted")
+    if hosts != 1 and (hosts > 1 or http_version == "1.1"):
+        raise Refused(400, "more than one Host header" if hosts else "HTTP/1.1 request without a Host header")

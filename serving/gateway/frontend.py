@@ -22,8 +22,8 @@ HTTP semantics kept:
   paused while any do) and are answered in order;
 - ``Content-Length`` and chunked request bodies; ``Expect: 100-continue`` is answered when
   the request's turn comes, unless its declared body is over the limit;
-- the limits of serving/http_limits.py (its HeadMeter, called from the parser callbacks):
-  a request line over the line limit is 414; a header line over it, more headers than
+- the limits of serving/http_limits.py, checked from the parser callbacks: a request
+  line over the line limit is 414; a header line over it, more headers than
   allowed or a head over the block limit 431; a head not complete within its deadline,
   or a body not complete within its own, 408 (deadlines are kept by the connection's
   once-a-second tick, so they end up to a second late); HTTP/1.1 without exactly one
@@ -60,7 +60,7 @@ from typing import Protocol
 import httptools
 
 from .. import hosting
-from ..http_limits import HeadMeter, HttpLimits, Refused
+from ..http_limits import HttpLimits, Refused, check_head, check_partial_head, check_url
 
 log = logging.getLogger("modelrollout.gateway")
 
@@ -159,6 +159,7 @@ class _Connections:
         self.max_body_bytes = max_body_bytes
         self.limits = limits
         self.raw_body_cap = limits.raw_body_cap(max_body_bytes)
+        self.max_line, self.max_headers = limits.max_line_bytes, limits.max_headers
         # Deadlines in ticks: a stage that began during tick T is late from tick T + n + 1
         # on (see on_tick), so it gets at least its seconds, and at most one more.
         self.head_ticks = math.ceil(limits.header_timeout_seconds)
@@ -210,9 +211,13 @@ class _Connection(asyncio.Protocol):
         self._declared: bytes | None = None  # its content-length
         self._expects_continue = False
         self._in_head = True
-        self._meter = HeadMeter(shared.limits)
-        self._deadline: int | None = None  # tick by which the request being received must be in
-        self._body_bytes = 0  # of the request being received, framing included, counted per read
+        self._limits = shared.limits
+        self._hosts = 0  # its Host headers
+        self._deadline: int | None = None  # tick by which its head, then its body, must be in
+        self._read_size = 0  # of the read being parsed
+        self._head_received = 0  # bytes of its head in reads that ended inside it
+        self._partial = 0  # bytes of the unfinished header line httptools holds
+        self._body_bytes = 0  # of its body, framing included, counted per read that ended inside it
         self._completed_in_read = False
         # The request being answered, and those waiting behind it.
         self._task: Pending | None = None  # _STARTING while the handler's begin() runs
@@ -235,6 +240,7 @@ class _Connection(asyncio.Protocol):
         if self._closing:
             return  # lingering after a refusal, or past a request that closes the connection
         self._completed_in_read = False
+        self._read_size = len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -257,15 +263,14 @@ class _Connection(asyncio.Protocol):
                 self._refuse(400, f"malformed HTTP request: {exc}")
             return
         if self._in_head:
-            if self._deadline is not None:  # this read ended inside a request's head
-                try:
-                    self._meter.pending(data, self._completed_in_read)
-                except Refused as refused:
-                    self._refuse(refused.status, refused.message)
-        else:  # inside a request's body
+            if self._url:  # this read ended inside a request's head
+                self._head_read(data)
+        elif not self._closing:  # inside a request's body
             self._body_bytes += len(data)
-            if self._body_bytes > self._shared.raw_body_cap and not self._closing:
+            if self._body_bytes > self._shared.raw_body_cap:
                 self._refuse(413, f"request body over {self._shared.raw_body_cap} bytes on the wire")
+            elif self._deadline is None:  # the body began in this read: its clock starts now
+                self._deadline = self._shared.tick + self._shared.body_ticks
 
     def eof_received(self) -> None:
         # The client closed (or half-closed) its side. As nginx and uvicorn do, that ends the
@@ -291,27 +296,31 @@ class _Connection(asyncio.Protocol):
 
     # --- httptools callbacks
 
-    def on_message_begin(self) -> None:
-        self._deadline = self._shared.tick + self._shared.head_ticks
-
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._meter.url(len(self._url))
+        if len(self._url) > self._shared.max_line:
+            check_url(self._limits, len(self._url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
-        self._meter.header(name, value)
         self._headers.append((name, value))
         if name == b"content-length":
             self._declared = value
+        elif name == b"host":
+            self._hosts += 1
         elif name == b"expect":
             self._expects_continue = value.lower() == b"100-continue"
 
     def on_headers_complete(self) -> None:
-        self._meter.check_head(self._parser.get_http_version())
+        headers, version, shared = self._headers, self._parser.get_http_version(), self._shared
+        bound = self._head_received + self._read_size  # at least the head's bytes
+        # The usual head (one Host, HTTP/1.1, within one line's limit) passes without a call.
+        if (bound > shared.max_line or version != "1.1" or self._hosts != 1
+                or len(headers) > shared.max_headers):
+            check_head(self._limits, headers, len(self._url), self._hosts, version, bound)
         self._in_head = False
-        self._body_bytes = 0
-        self._deadline = self._shared.tick + self._shared.body_ticks
+        self._head_received = self._partial = self._body_bytes = 0
+        self._deadline = None  # the body's starts with the first read that ends inside it
         declared = self._declared
         if declared is not None and declared.strip().isdigit() and int(declared) > self._limit:
             raise Refused(413, f"request body of {int(declared)} bytes is over the limit of "
@@ -342,8 +351,7 @@ class _Connection(asyncio.Protocol):
         )
         self._url, self._headers, self._body, self._size = b"", [], [], 0
         self._declared, self._expects_continue, self._in_head = None, False, True
-        self._deadline, self._completed_in_read = None, True
-        self._meter.reset()
+        self._deadline, self._completed_in_read, self._hosts = None, True, 0
         if not keep_alive:
             self._closing = True
         if self._task is None and not self._queue and not self._writing_paused:
@@ -437,6 +445,15 @@ class _Connection(asyncio.Protocol):
             transport.resume_reading()  # to drop what still arrives, rather than leave it unread
         transport.write_eof()
         self._linger_since = self._shared.tick
+
+    def _head_read(self, data: bytes) -> None:
+        if self._deadline is None:  # the head began in this read: its clock starts now
+            self._deadline = self._shared.tick + self._shared.head_ticks
+        try:
+            self._head_received, self._partial = check_partial_head(
+                self._limits, data, self._completed_in_read, self._head_received, self._partial)
+        except Refused as refused:
+            self._refuse(refused.status, refused.message)
 
     def _restart_deadline(self) -> None:
         """Reading again, or the client told to send its body: it gets its whole time."""

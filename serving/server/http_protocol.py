@@ -7,11 +7,11 @@ httptools a client could send a head of any size, any number of headers, or keep
 connection whose head (or body) never finishes open for ever. This subclass adds, with as
 little of its own as it can:
 
-- the HeadMeter in the parser callbacks (line, block and count limits: 414/431; Host,
-  version and HTTP/1.0 Transfer-Encoding checks: 400/505);
+- the checks of serving/http_limits.py (line, block and count limits: 414/431; Host,
+  version and HTTP/1.0 Transfer-Encoding: 400/505), a few calls per request;
 - one deadline per request stage (head, then body: 408), kept by one timer per connection
   that is armed only when a read ends inside a request: a request that arrives in one
-  read, the usual case, costs a clock read and no timer;
+  read, the usual case, reads no clock and arms no timer;
 - keep-alive from the moment the connection opens, and not cancelled by bytes that begin
   no request (a client sending CRLFs for ever);
 - refusals in the server's error format (``{"error": ...}``, JSON), after the answers to
@@ -31,7 +31,7 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from ..hosting import is_sane_request_id
-from ..http_limits import HeadMeter, HttpLimits, Refused
+from ..http_limits import HttpLimits, Refused, check_head, check_partial_head, check_url
 
 log = logging.getLogger("modelrollout.serve")
 
@@ -51,10 +51,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args, limits: HttpLimits, max_body_bytes: int, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._limits = limits
-        self._meter = HeadMeter(limits)
+        self._max_line, self._max_headers = limits.max_line_bytes, limits.max_headers
         self._raw_body_cap = limits.raw_body_cap(max_body_bytes)
         self._stage = _IDLE
-        self._deadline = 0.0  # loop time by which the current stage must be over
+        self._deadline = 0.0  # loop time by which the current stage must be over; 0: not set yet
+        self._read_size = 0  # of the read being parsed
+        self._head_received = 0  # bytes of this head in reads that ended inside it
+        self._partial = 0  # bytes of the unfinished header line httptools holds
+        self._hosts = 0  # Host headers of this head
         self._timer = None  # the deadline's timer, armed only once a read ends inside a request
         self._timer_at = 0.0
         self._body_bytes = 0  # of the current request, framing included, counted per read
@@ -81,6 +85,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return
         self._completed_in_read = False
+        self._read_size = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -105,9 +110,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if stage is _IDLE:
             return
         # The read ended inside a request.
+        limits = self._limits
         try:
             if stage is _HEAD:
-                self._meter.pending(data, self._completed_in_read)
+                self._head_received, self._partial = check_partial_head(
+                    limits, data, self._completed_in_read, self._head_received, self._partial)
             else:
                 self._body_bytes += len(data)
                 if self._body_bytes > self._raw_body_cap:
@@ -115,6 +122,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         except Refused as refused:
             self._refuse(refused.status, refused.message)
             return
+        if not self._deadline:  # the stage began in this read: its clock starts now
+            self._deadline = self.loop.time() + (limits.header_timeout_seconds if stage is _HEAD
+                                                 else limits.body_timeout_seconds)
         if self._timer is None or self._timer_at > self._deadline:
             self._arm(self._deadline)
 
@@ -123,28 +133,36 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         self._unset_keepalive_if_required()
         super().on_message_begin()
-        self._meter.reset()
         self._stage = _HEAD
-        self._deadline = self.loop.time() + self._limits.header_timeout_seconds
+        self._deadline = 0.0
+        self._hosts = 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
-        self._meter.url(len(self.url))
+        if len(self.url) > self._max_line:
+            check_url(self._limits, len(self.url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # uvicorn's, measured.
+        # uvicorn's, with Host counted.
         name = name.lower()
         value = value.rstrip(b" \t")
-        self._meter.header(name, value)
-        if name == b"expect" and value.lower() == b"100-continue":
-            self.expect_100_continue = True
+        if name == b"expect":
+            if value.lower() == b"100-continue":
+                self.expect_100_continue = True
+        elif name == b"host":
+            self._hosts += 1
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self._meter.check_head(self.parser.get_http_version())
+        headers, version = self.headers, self.parser.get_http_version()
+        bound = self._head_received + self._read_size  # at least the head's bytes
+        # The usual head (one Host, HTTP/1.1, within one line's limit) passes without a call.
+        if (bound > self._max_line or version != "1.1" or self._hosts != 1
+                or len(headers) > self._max_headers):
+            check_head(self._limits, headers, len(self.url), self._hosts, version, bound)
+        self._head_received = self._partial = self._body_bytes = 0
         self._stage = _BODY
-        self._body_bytes = 0
-        self._deadline = self.loop.time() + self._limits.body_timeout_seconds
+        self._deadline = 0.0
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -208,8 +226,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_timer()
         cycle = self.cycle
         if stage is _BODY and cycle is not None:  # its head is in; uvicorn made it a cycle
-            if cycle in self.pipeline:
-                self.pipeline.remove(cycle)  # waiting behind another request: it never runs
+            waiting = [item for item in self.pipeline if item[0] is cycle]  # (cycle, app)
+            if waiting:
+                self.pipeline.remove(waiting[0])  # behind another request: it never runs
             elif cycle.response_started:
                 # The app answered without reading the whole body: that answer stands, and
                 # the connection ends with it.
