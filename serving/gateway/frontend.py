@@ -15,9 +15,10 @@ at concurrency 1 (docs/benchmarks.md, "Gateway").
 HTTP semantics kept:
 
 - keep-alive (HTTP/1.1 by default, HTTP/1.0 with ``Connection: keep-alive``), ``Connection:
-  close``; a connection with nothing in flight and no request begun is closed
+  close``; a connection with nothing in flight and no request target begun is closed
   ``KEEP_ALIVE_SECONDS`` after it opened or after its last answer (bytes that begin no
-  request, such as blank lines, do not keep it open);
+  request, such as blank lines, do not keep it open); from the read in which a request
+  target begins, the head deadline runs instead, then the body's;
 - one request at a time per connection: pipelined requests wait in a queue (reading is
   paused while any do) and are answered in order;
 - ``Content-Length`` and chunked request bodies; ``Expect: 100-continue`` is answered when

@@ -1,11 +1,13 @@
 """uvicorn's httptools protocol with the limits of serving/http_limits.py.
 
-What uvicorn 0.3x-0.5x offers is not enough: ``h11_max_incomplete_event_size`` bounds the
-head under the h11 parser only; ``timeout_keep_alive`` runs only between requests after a
-first answer and any byte cancels it; httptools has no limit of its own. So under
-httptools a client could send a head of any size, any number of headers, or keep a
-connection whose head (or body) never finishes open for ever. This subclass adds, with as
-little of its own as it can:
+What uvicorn (0.55, as installed) offers is not enough: ``h11_max_incomplete_event_size``
+bounds the head under the h11 parser only (16 KiB by default; the server runs httptools,
+llhttp in C, where h11 is pure Python); ``timeout_keep_alive`` runs only between requests, after a first
+answer, and any byte cancels it; ``limit_concurrency`` answers 503 past a number of
+connections, whatever they do; httptools itself has no limit. So under httptools a
+client could send a head of any size, any number of headers, or keep a connection whose
+head (or body) never finishes open for ever. This subclass adds, with as little of its
+own as it can:
 
 - the checks of serving/http_limits.py (line, block and count limits: 414/431; Host,
   version and HTTP/1.0 Transfer-Encoding: 400/505), a few calls per request;
@@ -107,12 +109,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(400, f"malformed HTTP request: {exc}")
             return
         stage = self._stage
-        if stage is _IDLE:
+        if stage == _IDLE:
             return
         # The read ended inside a request.
         limits = self._limits
         try:
-            if stage is _HEAD:
+            if stage == _HEAD:
                 self._head_received, self._partial = check_partial_head(
                     limits, data, self._completed_in_read, self._head_received, self._partial)
             else:
@@ -123,7 +125,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(refused.status, refused.message)
             return
         if not self._deadline:  # the stage began in this read: its clock starts now
-            self._deadline = self.loop.time() + (limits.header_timeout_seconds if stage is _HEAD
+            self._deadline = self.loop.time() + (limits.header_timeout_seconds if stage == _HEAD
                                                  else limits.body_timeout_seconds)
         if self._timer is None or self._timer_at > self._deadline:
             self._arm(self._deadline)
@@ -184,26 +186,26 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_response_complete()
 
     def timeout_keep_alive_handler(self) -> None:
-        if self._stage is _IDLE:  # else the request's own deadline runs
+        if self._stage == _IDLE:  # else the request's own deadline runs
             super().timeout_keep_alive_handler()
 
     # --- ours
 
     def _check_deadline(self) -> None:
         self._timer = None
-        if self._stage is _IDLE or self.transport.is_closing():
+        if self._stage == _IDLE or self.transport.is_closing():
             return
         now = self.loop.time()
         if self.flow.read_paused:
             # Not reading (requests pipelined ahead, or the app not reading the body yet):
             # the client cannot be late; its clock starts again.
             limits = self._limits
-            self._deadline = now + (limits.header_timeout_seconds if self._stage is _HEAD
+            self._deadline = now + (limits.header_timeout_seconds if self._stage == _HEAD
                                     else limits.body_timeout_seconds)
         if now < self._deadline - _TIMER_SLACK_SECONDS:
             self._arm(self._deadline)
             return
-        if self._stage is _HEAD:
+        if self._stage == _HEAD:
             self._refuse(408, self._limits.head_timeout_message())
         else:
             self._refuse(408, self._limits.body_timeout_message())
@@ -225,7 +227,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = True
         self._cancel_timer()
         cycle = self.cycle
-        if stage is _BODY and cycle is not None:  # its head is in; uvicorn made it a cycle
+        if stage == _BODY and cycle is not None:  # its head is in; uvicorn made it a cycle
             waiting = [item for item in self.pipeline if item[0] is cycle]  # (cycle, app)
             if waiting:
                 self.pipeline.remove(waiting[0])  # behind another request: it never runs
