@@ -18,6 +18,12 @@ matter far less than in an end-to-end run.
 Usage (from the repository root):
 
     .venv/bin/python bench/bench_http_front.py --before b811371 [--requests 20000] [--rounds 8]
+    .venv/bin/python bench/bench_http_front.py --before b811371 --requests 2000 \
+        --instructions /usr/bin/valgrind
+
+The second form counts instructions per request instead (valgrind's callgrind, each
+variant alone, run with N and 2N requests so that start-up cancels out): slow (minutes),
+but the same on a busy machine as on an idle one.
 """
 
 from __future__ import annotations
@@ -159,7 +165,16 @@ def main() -> int:
     parser.add_argument("--before", required=True, help="git revision of the gateway front end before")
     parser.add_argument("--requests", type=int, default=20000, help="per variant and round")
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--only", metavar="FRONT:VERSION:READS",
+                        help="run one variant once and print nothing, e.g. server:after:split (for "
+                        "an instruction count under valgrind, see --instructions)")
+    parser.add_argument("--instructions", metavar="VALGRIND",
+                        help="instead of CPU time: instructions per request, counted by valgrind's "
+                        "callgrind in a run of each variant alone (the difference between "
+                        "--requests and twice as many, so start-up cancels out)")
     args = parser.parse_args()
+    if args.instructions:
+        return count_instructions(args)
     before = frontend_at(args.before, Path(tempfile.mkdtemp(prefix="bench-http-front-")))
     limits = HttpLimits()
     variants = {
@@ -170,6 +185,10 @@ def main() -> int:
         ("gateway", "after"): lambda split: run_gateway_front(frontend, args.requests, split),
     }
     results: dict[tuple, list[float]] = {}
+    if args.only:
+        front, version, reads = args.only.split(":")
+        uvloop.run(variants[(front, version)](reads == "split"))
+        return 0
 
     async def measure() -> None:
         for split in (False, True):
@@ -191,6 +210,32 @@ def main() -> int:
                   f"| {statistics.median(b) * 1e6:.2f} ({min(b) * 1e6:.2f}-{max(b) * 1e6:.2f}) "
                   f"| {statistics.median(a) * 1e6:.2f} ({min(a) * 1e6:.2f}-{max(a) * 1e6:.2f}) "
                   f"| {statistics.median(a) / statistics.median(b):.3f} |")
+    return 0
+
+
+def count_instructions(args) -> int:
+    """Instructions per request of each variant: deterministic, whatever else runs."""
+    def instructions(only: str, requests: int) -> int:
+        result = subprocess.run(
+            [args.instructions, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+             __file__, "--before", args.before, "--only", only, "--requests", str(requests)],
+            capture_output=True, text=True, check=True, timeout=1800)
+        line = next(line for line in result.stderr.splitlines() if "Collected" in line)
+        return int(line.rsplit(":", 1)[1].replace(",", "").strip())
+
+    print(f"\ninstructions per request (callgrind, {args.requests} requests more in the second run)\n")
+    print("| front end | request arrives | before | after | after / before |")
+    print("|---|---|---:|---:|---:|")
+    for front in ("server", "gateway"):
+        for reads in ("one", "split"):
+            per = {}
+            for version in ("before", "after"):
+                only = f"{front}:{version}:{reads}"
+                base = instructions(only, args.requests)
+                per[version] = (instructions(only, 2 * args.requests) - base) / args.requests
+            print(f"| {front} | {'head, then body' if reads == 'split' else 'in one read'} "
+                  f"| {per['before']:.0f} | {per['after']:.0f} | {per['after'] / per['before']:.3f} |",
+                  flush=True)
     return 0
 
 
