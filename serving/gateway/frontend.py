@@ -214,6 +214,7 @@ class _Connection(asyncio.Protocol):
         self._in_head = True
         self._limits = shared.limits
         self._hosts = 0  # its Host headers
+        self._version = "1.1"  # its HTTP version, once its head is in
         self._deadline: int | None = None  # tick by which its head, then its body, must be in
         self._read_size = 0  # of the read being parsed
         self._head_received = 0  # bytes of its head in reads that ended inside it
@@ -313,7 +314,9 @@ class _Connection(asyncio.Protocol):
             self._expects_continue = value.lower() == b"100-continue"
 
     def on_headers_complete(self) -> None:
-        headers, version, shared = self._headers, self._parser.get_http_version(), self._shared
+        # get_http_version formats a string: once per request, kept for on_message_complete.
+        self._version = version = self._parser.get_http_version()
+        headers, shared = self._headers, self._shared
         bound = self._head_received + self._read_size  # at least the head's bytes
         # The usual head (one Host, HTTP/1.1, within one line's limit) passes without a call.
         if (bound > shared.max_line or version != "1.1" or self._hosts != 1
@@ -348,7 +351,7 @@ class _Connection(asyncio.Protocol):
         request = (
             parser.get_method(), path, query, self._headers,
             body[0] if len(body) == 1 else b"".join(body),
-            keep_alive, keep_alive and parser.get_http_version() == "1.0",
+            keep_alive, keep_alive and self._version == "1.0",
         )
         self._url, self._headers, self._body, self._size = b"", [], [], 0
         self._declared, self._expects_continue, self._in_head = None, False, True

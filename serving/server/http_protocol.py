@@ -12,8 +12,9 @@ own as it can:
 - the checks of serving/http_limits.py (line, block and count limits: 414/431; Host,
   version and HTTP/1.0 Transfer-Encoding: 400/505), a few calls per request;
 - one deadline per request stage (head, then body: 408), kept by one timer per connection
-  that is armed only when a read ends inside a request: a request that arrives in one
-  read, the usual case, reads no clock and arms no timer;
+  that is armed only when a read ends inside a request, and left to run out rather than
+  disarmed: a request that arrives in one read, the usual case, reads no clock and arms
+  no timer;
 - keep-alive from the moment the connection opens, and not cancelled by bytes that begin
   no request (a client sending CRLFs for ever);
 - refusals in the server's error format (``{"error": ...}``, JSON), after the answers to
@@ -66,7 +67,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._body_bytes = 0  # of the current request, framing included, counted per read
         self._completed_in_read = False
         self._refused = False  # nothing more is read from this connection
-        self._owed: tuple[int, str] | None = None  # a refusal waiting for the answers before it
 
     # --- asyncio.Protocol
 
@@ -132,9 +132,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # --- httptools callbacks
 
+    # The parent's callbacks are called by name rather than through super(): this is the
+    # path of every request, and super() costs a lookup each time.
+
     def on_message_begin(self) -> None:
         self._unset_keepalive_if_required()
-        super().on_message_begin()
+        HttpToolsProtocol.on_message_begin(self)
         self._stage = _HEAD
         self._deadline = 0.0
         self._hosts = 0
@@ -165,29 +168,20 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_received = self._partial = self._body_bytes = 0
         self._stage = _BODY
         self._deadline = 0.0
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        HttpToolsProtocol.on_message_complete(self)
+        # The deadline's timer, if armed, stays: it finds the connection idle when it fires
+        # (or a later request's deadline to wait for), which costs less than disarming it.
         self._stage = _IDLE
         self._completed_in_read = True
-        if self._timer is not None:
-            self._cancel_timer()
 
     # --- uvicorn's hooks
 
-    def on_response_complete(self) -> None:
-        if self._owed is not None and not self.pipeline:
-            self.server_state.total_requests += 1
-            status, message = self._owed
-            self._owed = None
-            self._send_refusal(status, message)
-            return
-        super().on_response_complete()
-
     def timeout_keep_alive_handler(self) -> None:
         if self._stage == _IDLE:  # else the request's own deadline runs
-            super().timeout_keep_alive_handler()
+            HttpToolsProtocol.timeout_keep_alive_handler(self)
 
     # --- ours
 
@@ -228,10 +222,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_timer()
         cycle = self.cycle
         if stage == _BODY and cycle is not None:  # its head is in; uvicorn made it a cycle
-            waiting = [item for item in self.pipeline if item[0] is cycle]  # (cycle, app)
-            if waiting:
-                self.pipeline.remove(waiting[0])  # behind another request: it never runs
-            elif cycle.response_started:
+            for i, (waiting, _) in enumerate(self.pipeline):
+                if waiting is cycle:  # behind another request: the refusal is its answer, in turn
+                    async def refuse_in_turn(scope, receive, send) -> None:
+                        cycle.disconnected = True  # answered here, past uvicorn's send
+                        self._send_refusal(status, message)
+
+                    self.pipeline[i] = (cycle, refuse_in_turn)
+                    return
+            if cycle.response_started:
                 # The app answered without reading the whole body: that answer stands, and
                 # the connection ends with it.
                 cycle.keep_alive = False
@@ -244,8 +243,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 cycle.message_event.set()
                 self._send_refusal(status, message)
                 return
-        if self.pipeline or (cycle is not None and not cycle.response_complete):
-            self._owed = (status, message)
+        if cycle is not None and not cycle.response_complete:
+            # The refusal goes out after the answer to the newest request before it (those
+            # pipelined ahead of that one are answered first).
+            answered = cycle.on_response
+
+            def then_refuse() -> None:
+                answered()
+                self._send_refusal(status, message)
+
+            cycle.on_response = then_refuse
         else:
             self._send_refusal(status, message)
 
