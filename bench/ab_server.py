@@ -13,7 +13,9 @@ sitecustomize.py on PYTHONPATH:
 * ``SWITCH=<s>``   - ``sys.setswitchinterval(<s>)`` (GIL hand-off interval);
 * ``INLINE_US=<n>`` - the server's inline threshold (lifecycle.INLINE_THRESHOLD_SECONDS,
   100 µs as shipped) set to <n> µs: 0 forces the thread pool, a large value forces
-  inference on the event loop, whatever the start-up warm-up runs measured.
+  inference on the event loop, whatever the start-up warm-up runs measured;
+* ``STOCK_HTTP``   - uvicorn's own httptools protocol instead of the server's
+  (server/http_protocol.py): the request path as it was before the HTTP limits.
 
 Example (from the repository root):
 
@@ -57,6 +59,12 @@ _ort.InferenceSession.__init__ = _no_spin
 """
 
 
+STOCK_HTTP = """\
+import modelrollout.serving.server.http_protocol as _http_protocol
+_http_protocol.protocol_for = lambda limits, max_body_bytes: "httptools"
+"""
+
+
 def variant_server(label: str, flags: list[str], model: Path, work: Path) -> Server:
     site_lines = []
     serve_flags = []
@@ -65,6 +73,8 @@ def variant_server(label: str, flags: list[str], model: Path, work: Path) -> Ser
             site_lines.append(NOSPIN)
         elif flag.startswith("SWITCH="):
             site_lines.append(f"import sys\nsys.setswitchinterval({float(flag[7:])!r})\n")
+        elif flag == "STOCK_HTTP":
+            site_lines.append(STOCK_HTTP)
         elif flag.startswith("INLINE_US="):
             site_lines.append(
                 "import modelrollout.serving.server.lifecycle as _lifecycle\n"
@@ -110,16 +120,16 @@ def main() -> int:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
     print()
-    print("| variant | 2xx/s | per round | p50 ms | p99 ms | CPU server / wrk / other "
+    print("| variant | 2xx/s | per round | p50 ms | p99 ms | CPU server / wrk / other | server CPU µs/req "
           "| decode µs | queue µs | infer µs | encode µs | handler µs | mean batch |")
-    print("|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for e in entries:
         cpu = e.cpu()
         stage = [e.metric_mean(STAGE_METRIC, s) for s in STAGES]
         handler = e.metric_mean(REQUEST_METRIC)
         print(f"| {e.contender.removeprefix('modelrollout ')} | {e.ok_rps:.0f} "
               f"| {' / '.join(f'{r:.0f}' for r in e.round_rps)} | {e.p50_ms:.2f} | {e.p99_ms:.2f} "
-              f"| {cpu[0]:.2f} / {cpu[1]:.2f} / {cpu[2]:.2f} | "
+              f"| {cpu[0]:.2f} / {cpu[1]:.2f} / {cpu[2]:.2f} | {cpu[0] / e.ok_rps * 1e6:.0f} | "
               + " | ".join(f"{v * 1e6:.0f}" if v is not None else "–" for v in stage)
               + f" | {handler * 1e6:.0f} | {e.metric_mean(BATCH_METRIC) or 0:.1f} |")
     return 0

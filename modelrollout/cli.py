@@ -13,7 +13,13 @@ from pathlib import Path
 
 import click
 
+from modelrollout.serving.http_limits import HttpLimits
+from modelrollout.serving.server.download_policy import DownloadPolicy
+
 ENV_PREFIX = "MODELROLLOUT_"
+_HTTP = HttpLimits()  # the defaults of both HTTP front ends
+_POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
+_DOWNLOAD = DownloadPolicy()  # model downloads of `modelrollout serve`
 
 
 def option(*flags: str, **kwargs):
@@ -31,6 +37,32 @@ def _print_version(context: click.Context, _param, value: bool) -> None:
         context.exit()
 
 
+def http_limit_options(command):
+    """The limits both HTTP front ends put on what a client sends (serving/http_limits.py)."""
+    for decorate in reversed((
+        option("--max-header-line-bytes", default=_HTTP.max_line_bytes, type=click.IntRange(min=64),
+               help="Longest request line (else 414) or header line (else 431); nginx: 8k."),
+        option("--max-header-bytes", default=_HTTP.max_head_bytes, type=click.IntRange(min=64),
+               help="Longest request line plus headers, else 431; nginx: 4 x 8k."),
+        option("--max-headers", default=_HTTP.max_headers, type=click.IntRange(min=1),
+               help="Most header lines in a request, else 431."),
+        option("--header-timeout-seconds", default=_HTTP.header_timeout_seconds, type=_POSITIVE_SECONDS,
+               help="Time for a request's line and headers, from their first byte, else 408."),
+        option("--body-timeout-seconds", default=_HTTP.body_timeout_seconds, type=_POSITIVE_SECONDS,
+               help="Time for a whole request body, from the end of its headers, else 408."),
+    )):
+        command = decorate(command)
+    return command
+
+
+def settings_of(settings_class, kwargs: dict):
+    """Settings from the command line; what they refuse is a usage error."""
+    try:
+        return settings_class(**kwargs)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Print the installed version and exit.")
@@ -43,7 +75,8 @@ def main(log_level: str) -> None:
 
 
 @main.command()
-@option("--model-uri", required=True, help="Model file or folder: a path, file://, or http(s)://.")
+@option("--model-uri", required=True, help="Model file or folder: a path, file://, or http(s)://"
+        " (never a link-local or cloud-metadata address).")
 @option("--sha256", default=None, help="Expected sha256 of the .onnx file; checked before loading.")
 @option("--model-name", required=True, help="Name in /v2/models/{name}.")
 @option("--model-version", default="1", help="Version reported and accepted in /versions/{v}.")
@@ -69,8 +102,20 @@ def main(log_level: str) -> None:
         help="Accept NaN and Infinity in float inputs (rejected with 400 by default).")
 @option("--cache-dir", default=os.path.join(tempfile.gettempdir(), "modelrollout-models"),
         type=click.Path(path_type=Path), help="Where downloaded models are kept.")
-@option("--download-timeout-seconds", default=30.0, type=float)
-@option("--download-retries", default=3, type=click.IntRange(min=0))
+@option("--download-timeout-seconds", default=_DOWNLOAD.read_timeout_seconds, type=_POSITIVE_SECONDS,
+        help="Model download: longest wait for the next bytes (read timeout).")
+@option("--download-connect-timeout-seconds", default=_DOWNLOAD.connect_timeout_seconds,
+        type=_POSITIVE_SECONDS, help="Model download: longest wait for a connection.")
+@option("--download-deadline-seconds", default=_DOWNLOAD.deadline_seconds, type=_POSITIVE_SECONDS,
+        help="Model download: longest one attempt may take, start to end.")
+@option("--download-retries", default=_DOWNLOAD.retries, type=click.IntRange(min=0))
+@option("--max-model-bytes", default=_DOWNLOAD.max_bytes, type=click.IntRange(min=1),
+        help="Largest model download; larger ones are refused (no retry).")
+@option("--allow-http-models/--https-models-only", default=False,
+        help="Download models over plain http from any host (by default http only from loopback: "
+        "127.0.0.0/8, ::1, localhost).")
+@option("--require-sha256/--no-require-sha256", default=False,
+        help="Refuse to start without --sha256.")
 @option("--prediction-log", default=None,
         help="Write sampled predictions as JSON lines to this file ('-' for stdout).")
 @option("--prediction-log-sample-rate", default=1.0, type=click.FloatRange(0, 1))
@@ -79,12 +124,13 @@ def main(log_level: str) -> None:
 @option("--grace-seconds", default=30.0, type=click.FloatRange(min=0),
         help="After the listener closes, how long in-flight requests may take.")
 @option("--access-log/--no-access-log", default=False, help="Log every inference request.")
+@http_limit_options
 def serve(**kwargs) -> None:
     """Serve one ONNX model over the Open Inference Protocol (V2)."""
     from modelrollout.serving.server.main import serve as run_server
     from modelrollout.serving.server.settings import ServerSettings
 
-    run_server(ServerSettings(**kwargs))
+    run_server(settings_of(ServerSettings, kwargs))
 
 
 @main.command()
@@ -118,6 +164,7 @@ def serve(**kwargs) -> None:
         help="After SIGTERM, stay up but unready this long before closing the listener.")
 @option("--grace-seconds", default=30.0, type=click.FloatRange(min=0),
         help="After the listener closes, how long in-flight requests may take.")
+@http_limit_options
 def gateway(**kwargs) -> None:
     """Route /v2/models/{name}/... between model revisions: weights, sticky users, header
     rules, and shadow mirroring with per-request output comparison."""
@@ -127,7 +174,7 @@ def gateway(**kwargs) -> None:
     if (kwargs["routes"] is None) == (not kwargs["kubernetes"]):
         raise click.UsageError("give exactly one route source: --routes FILE or --kubernetes")
     kwargs["namespaces"] = tuple(kwargs["namespaces"])
-    run(GatewaySettings(**kwargs))
+    run(settings_of(GatewaySettings, kwargs))
 
 
 @main.command()

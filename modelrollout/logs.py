@@ -25,9 +25,11 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # httpx logs every request's full URL at INFO, and a signed model or Prometheus URL
-    # carries credentials in its query string.
-    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
+    # httpx logs every request's full URL at INFO, and httpcore every response's headers
+    # at DEBUG (a redirect's Location too): a signed model or Prometheus URL carries
+    # credentials in its query string.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
     # watchfiles logs every file event it sees at INFO.
     logging.getLogger("watchfiles").setLevel(max(root.level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error"):

@@ -98,13 +98,16 @@ def run(
     grace_seconds: float,
     on_shutdown: Callable[[], None],
     drain_seconds: float = 0.0,
+    http="httptools",
 ) -> None:
+    """``http``: uvicorn's HTTP protocol (a name, or a factory such as the model server's
+    server/http_protocol.py)."""
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=http,
         lifespan="on",
         access_log=False,
         log_config=None,

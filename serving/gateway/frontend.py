@@ -15,17 +15,26 @@ at concurrency 1 (docs/benchmarks.md, "Gateway").
 HTTP semantics kept:
 
 - keep-alive (HTTP/1.1 by default, HTTP/1.0 with ``Connection: keep-alive``), ``Connection:
-  close``; a connection with nothing in flight that sends nothing for ``KEEP_ALIVE_SECONDS``
-  (idle, or stalled halfway through a request) is closed;
+  close``; a connection with nothing in flight and no request target begun is closed
+  ``KEEP_ALIVE_SECONDS`` after it opened or after its last answer (bytes that begin no
+  request, such as blank lines, do not keep it open); from the read in which a request
+  target begins, the head deadline runs instead, then the body's;
 - one request at a time per connection: pipelined requests wait in a queue (reading is
   paused while any do) and are answered in order;
 - ``Content-Length`` and chunked request bodies; ``Expect: 100-continue`` is answered when
   the request's turn comes, unless its declared body is over the limit;
-- a body over ``max_body_bytes`` is 413, a head over ``MAX_HEAD_BYTES`` 431, and a request
-  that does not parse 400. The rest of such a request is not read: the answer goes out
-  with ``Connection: close``, the sending side is shut and whatever still arrives is
-  dropped until the client closes (at most ``LINGER_SECONDS``), so the client sees the
-  answer rather than a reset;
+- the limits of serving/http_limits.py, checked from the parser callbacks: a request
+  line over the line limit is 414; a header line over it, more headers than
+  allowed or a head over the block limit 431; a head not complete within its deadline,
+  or a body not complete within its own, 408 (deadlines are kept by the connection's
+  once-a-second tick, so they end up to a second late); HTTP/1.1 without exactly one
+  Host, HTTP/1.0 with Transfer-Encoding 400, other versions 505;
+- a body over ``max_body_bytes`` is 413 and a request that does not parse 400 (llhttp is
+  strict: Content-Length with Transfer-Encoding, duplicate Content-Length, obsolete line
+  folding and bad chunk sizes do not parse). The rest of such a request is not read: the
+  answer goes out with ``Connection: close``, the sending side is shut and whatever still
+  arrives is dropped until the client closes (at most ``LINGER_SECONDS``), so the client
+  sees the answer rather than a reset;
 - a client that goes away cancels its request in flight (the upstream call with it).
 
 Shutdown (the semantics of serving/hosting.py, which the model server runs under
@@ -40,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 from collections import deque
 from collections.abc import Callable
@@ -51,16 +61,17 @@ from typing import Protocol
 import httptools
 
 from .. import hosting
+from ..http_limits import HttpLimits, Refused, check_head, check_partial_head, check_url
 
 log = logging.getLogger("modelrollout.gateway")
 
 Headers = list[tuple[bytes, bytes]]  # lower-case names, as received
 
 KEEP_ALIVE_SECONDS = 5  # as uvicorn's default, which the gateway ran under before
-MAX_HEAD_BYTES = 1 << 20  # request line and headers; above a socket read (256 KiB), see _count_head
 LINGER_SECONDS = 2  # after a refusal, how long to drop what the client still sends
 _TICK_SECONDS = 1.0  # idle checks and the date header run once per tick
 STARTUP_FAILED = 3  # exit code, as uvicorn's for a failed start-up
+_DEFAULT_LIMITS = HttpLimits()
 
 
 @dataclass(slots=True)
@@ -104,15 +115,6 @@ class Handler(Protocol):
         are the request's as far as they were read."""
 
 
-class _Refused(Exception):
-    """Raised in a parser callback to stop parsing and answer ``status``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _CLOSE = b"connection: close\r\n"
@@ -153,9 +155,16 @@ def _date_header() -> bytes:
 class _Connections:
     """What all connections share: the handler, the limits, the clock, the shutdown state."""
 
-    def __init__(self, handler: Handler, max_body_bytes: int) -> None:
+    def __init__(self, handler: Handler, max_body_bytes: int, limits: HttpLimits) -> None:
         self.handler = handler
         self.max_body_bytes = max_body_bytes
+        self.limits = limits
+        self.raw_body_cap = limits.raw_body_cap(max_body_bytes)
+        self.max_line, self.max_headers = limits.max_line_bytes, limits.max_headers
+        # Deadlines in ticks: a stage that began during tick T is late from tick T + n + 1
+        # on (see on_tick), so it gets at least its seconds, and at most one more.
+        self.head_ticks = math.ceil(limits.header_timeout_seconds)
+        self.body_ticks = math.ceil(limits.body_timeout_seconds)
         self.open: set[_Connection] = set()
         self.shutting_down = False
         self.tick = 0
@@ -203,7 +212,15 @@ class _Connection(asyncio.Protocol):
         self._declared: bytes | None = None  # its content-length
         self._expects_continue = False
         self._in_head = True
-        self._head_bytes = 0
+        self._limits = shared.limits
+        self._hosts = 0  # its Host headers
+        self._version = "1.1"  # its HTTP version, once its head is in
+        self._deadline: int | None = None  # tick by which its head, then its body, must be in
+        self._read_size = 0  # of the read being parsed
+        self._head_received = 0  # bytes of its head in reads that ended inside it
+        self._partial = 0  # bytes of the unfinished header line httptools holds
+        self._body_bytes = 0  # of its body, framing included, counted per read that ended inside it
+        self._completed_in_read = False
         # The request being answered, and those waiting behind it.
         self._task: Pending | None = None  # _STARTING while the handler's begin() runs
         self._answering: tuple | None = None  # that request
@@ -222,9 +239,10 @@ class _Connection(asyncio.Protocol):
         self._shared.open.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self._last_tick = self._shared.tick
         if self._closing:
             return  # lingering after a refusal, or past a request that closes the connection
+        self._completed_in_read = False
+        self._read_size = len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -236,7 +254,7 @@ class _Connection(asyncio.Protocol):
             if self._closing:
                 return
             refused = exc.__context__
-            if isinstance(refused, _Refused):
+            if isinstance(refused, Refused):
                 self._refuse(refused.status, refused.message)
             else:
                 log.error("HTTP parser callback failed", exc_info=refused or exc)
@@ -246,8 +264,15 @@ class _Connection(asyncio.Protocol):
             if not self._closing:  # after `Connection: close` llhttp refuses any more data: ignore it
                 self._refuse(400, f"malformed HTTP request: {exc}")
             return
-        if self._in_head and self._url:  # this read ended inside a request's head
-            self._count_head(len(data))
+        if self._in_head:
+            if self._url:  # this read ended inside a request's head
+                self._head_read(data)
+        elif not self._closing:  # inside a request's body
+            self._body_bytes += len(data)
+            if self._body_bytes > self._shared.raw_body_cap:
+                self._refuse(413, f"request body over {self._shared.raw_body_cap} bytes on the wire")
+            elif self._deadline is None:  # the body began in this read: its clock starts now
+                self._deadline = self._shared.tick + self._shared.body_ticks
 
     def eof_received(self) -> None:
         # The client closed (or half-closed) its side. As nginx and uvicorn do, that ends the
@@ -275,21 +300,34 @@ class _Connection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        if len(self._url) > self._shared.max_line:
+            check_url(self._limits, len(self._url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
         self._headers.append((name, value))
         if name == b"content-length":
             self._declared = value
+        elif name == b"host":
+            self._hosts += 1
         elif name == b"expect":
             self._expects_continue = value.lower() == b"100-continue"
 
     def on_headers_complete(self) -> None:
+        # get_http_version formats a string: once per request, kept for on_message_complete.
+        self._version = version = self._parser.get_http_version()
+        headers, shared = self._headers, self._shared
+        bound = self._head_received + self._read_size  # at least the head's bytes
+        # The usual head (one Host, HTTP/1.1, within one line's limit) passes without a call.
+        if (bound > shared.max_line or version != "1.1" or self._hosts != 1
+                or len(headers) > shared.max_headers):
+            check_head(self._limits, headers, len(self._url), self._hosts, version, bound)
         self._in_head = False
-        self._head_bytes = 0
+        self._head_received = self._partial = self._body_bytes = 0
+        self._deadline = None  # the body's starts with the first read that ends inside it
         declared = self._declared
         if declared is not None and declared.strip().isdigit() and int(declared) > self._limit:
-            raise _Refused(413, f"request body of {int(declared)} bytes is over the limit of "
+            raise Refused(413, f"request body of {int(declared)} bytes is over the limit of "
                                 f"{self._limit} bytes")
         if self._expects_continue:
             if self._task is None and not self._queue:
@@ -300,7 +338,7 @@ class _Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
         if self._size > self._limit:  # chunked, or more than declared (llhttp stops at declared)
-            raise _Refused(413, f"request body is over the limit of {self._limit} bytes")
+            raise Refused(413, f"request body is over the limit of {self._limit} bytes")
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -313,10 +351,11 @@ class _Connection(asyncio.Protocol):
         request = (
             parser.get_method(), path, query, self._headers,
             body[0] if len(body) == 1 else b"".join(body),
-            keep_alive, keep_alive and parser.get_http_version() == "1.0",
+            keep_alive, keep_alive and self._version == "1.0",
         )
         self._url, self._headers, self._body, self._size = b"", [], [], 0
         self._declared, self._expects_continue, self._in_head = None, False, True
+        self._deadline, self._completed_in_read, self._hosts = None, True, 0
         if not keep_alive:
             self._closing = True
         if self._task is None and not self._queue and not self._writing_paused:
@@ -384,13 +423,16 @@ class _Connection(asyncio.Protocol):
             if self._reading_paused:
                 self._reading_paused = False
                 self._transport.resume_reading()
+                self._restart_deadline()
             if self._continue_owed and self._task is None:
                 self._continue_owed = False
                 self._transport.write(_CONTINUE)
+                self._restart_deadline()
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer the request being parsed with ``status`` once its turn comes, and read no more."""
         self._closing = True
+        self._deadline = None
         response = self._handler.error_response(status, message, self._headers)
         if self._task is None and not self._queue:
             self._send_refusal(response)
@@ -408,12 +450,20 @@ class _Connection(asyncio.Protocol):
         transport.write_eof()
         self._linger_since = self._shared.tick
 
-    def _count_head(self, size: int) -> None:
-        # Counts whole reads, so it may overcount by one read (256 KiB at most), which
-        # MAX_HEAD_BYTES leaves room for.
-        self._head_bytes += size
-        if self._head_bytes > MAX_HEAD_BYTES:
-            self._refuse(431, f"request line and headers over {MAX_HEAD_BYTES} bytes")
+    def _head_read(self, data: bytes) -> None:
+        if self._deadline is None:  # the head began in this read: its clock starts now
+            self._deadline = self._shared.tick + self._shared.head_ticks
+        try:
+            self._head_received, self._partial = check_partial_head(
+                self._limits, data, self._completed_in_read, self._head_received, self._partial)
+        except Refused as refused:
+            self._refuse(refused.status, refused.message)
+
+    def _restart_deadline(self) -> None:
+        """Reading again, or the client told to send its body: it gets its whole time."""
+        if self._deadline is not None:
+            shared = self._shared
+            self._deadline = shared.tick + (shared.head_ticks if self._in_head else shared.body_ticks)
 
     # --- the connection's life
 
@@ -425,8 +475,15 @@ class _Connection(asyncio.Protocol):
         if self._linger_since is not None:
             if tick - self._linger_since > LINGER_SECONDS:
                 self.close()
+        elif self._deadline is not None:  # a request being received
+            # Not while the gateway is not reading, or owes the client its 100 Continue:
+            # then the client cannot be late (its clock starts again when it may go on).
+            if tick > self._deadline and not self._reading_paused and not self._continue_owed:
+                limits = self._shared.limits
+                self._refuse(408, limits.head_timeout_message() if self._in_head
+                             else limits.body_timeout_message())
         elif self._task is None and not self._queue and tick - self._last_tick > KEEP_ALIVE_SECONDS:
-            self.close()  # idle since its last answer, or stalled halfway through a request
+            self.close()  # no request since it opened or since its last answer
 
     def close(self) -> None:
         if self._transport is not None:
@@ -486,7 +543,7 @@ class _Signals:
 
 
 async def serve(handler: Handler, host: str, port: int, *, max_body_bytes: int, grace_seconds: float,
-                on_shutdown, drain_seconds: float = 0.0) -> int:
+                on_shutdown, drain_seconds: float = 0.0, limits: HttpLimits = _DEFAULT_LIMITS) -> int:
     """Start the handler, serve until a signal, shut down; the process's exit code."""
     signals = _Signals(on_shutdown, drain_seconds)
     starting = asyncio.ensure_future(handler.start())
@@ -502,7 +559,7 @@ async def serve(handler: Handler, host: str, port: int, *, max_body_bytes: int, 
         log.error(f"gateway start-up failed: {starting.exception()}")
         await handler.stop()
         return STARTUP_FAILED
-    connections = _Connections(handler, max_body_bytes)
+    connections = _Connections(handler, max_body_bytes, limits)
     loop = asyncio.get_running_loop()
     try:
         listener = await loop.create_server(connections, host, port, backlog=2048)
@@ -532,11 +589,11 @@ async def serve(handler: Handler, host: str, port: int, *, max_body_bytes: int, 
 
 
 def run(handler: Handler, host: str, port: int, *, max_body_bytes: int, grace_seconds: float,
-        on_shutdown, drain_seconds: float = 0.0) -> None:
+        on_shutdown, drain_seconds: float = 0.0, limits: HttpLimits = _DEFAULT_LIMITS) -> None:
     """Serve ``handler`` on host:port (uvloop when installed) until SIGTERM; exits non-zero
     when the start-up fails."""
     main = serve(handler, host, port, max_body_bytes=max_body_bytes, grace_seconds=grace_seconds,
-                 on_shutdown=on_shutdown, drain_seconds=drain_seconds)
+                 on_shutdown=on_shutdown, drain_seconds=drain_seconds, limits=limits)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop comes with the gateway's dependencies

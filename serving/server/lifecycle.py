@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .batching import BatchingPolicy, Scheduler
 from .cpu import usable_cpus
+from .download_policy import scrub
 from .loading import LoadError, fetch, resolve
 from .metrics import ServerMetrics
 from .runtime import ModelRuntime, RuntimeOptions
@@ -69,7 +70,7 @@ async def load_model(
         _fail(state, metrics, settings, exc.reason, exc.message)
         return
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises many kinds
-        _fail(state, metrics, settings, "load", f"{type(exc).__name__}: {exc}")
+        _fail(state, metrics, settings, "load", scrub(f"{type(exc).__name__}: {exc}", settings.model_uri))
         return
     policy = BatchingPolicy(
         max_batch_size=settings.max_batch_size if loaded.is_batchable else 0,
@@ -118,12 +119,7 @@ def _time_runs(runtime: ModelRuntime, count: int) -> float:
 
 
 def _load_runtime(settings: ServerSettings, state: ModelState) -> ModelRuntime:
-    path = fetch(
-        settings.model_uri,
-        settings.cache_dir,
-        timeout_seconds=settings.download_timeout_seconds,
-        retries=settings.download_retries,
-    )
+    path = fetch(settings.model_uri, settings.cache_dir, settings.download_policy)
     files = resolve(path, settings.sha256)
     state.extra_metadata = {**files.metadata, "sha256": files.sha256}
     if files.labels:

@@ -1,5 +1,8 @@
 """Fetch a model (path, file:// or http(s)://), verify its sha256, resolve its folder.
 
+Downloads follow download_policy.py: which URIs and addresses, size cap, timeouts,
+retries, and how a URI shows in logs.
+
 A model is one ``.onnx`` file, or a folder holding ``model.onnx`` plus optional
 ``metadata.json``/``metadata.yaml`` (merged into the model metadata's parameters) and
 ``labels.txt`` (one class label per line).
@@ -10,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -19,6 +24,17 @@ from urllib.parse import unquote, urlparse
 import httpx
 import orjson
 import yaml
+
+from .download_policy import (
+    DownloadPolicy,
+    RefusedURI,
+    blocked_address,
+    check,
+    host_of,
+    is_ip,
+    redact,
+    scrub,
+)
 
 log = logging.getLogger("modelrollout.serve")
 
@@ -52,24 +68,17 @@ class ModelFiles:
     labels: list[str] | None = None
 
 
-def fetch(
-    uri: str,
-    cache_dir: Path,
-    *,
-    timeout_seconds: float = 30.0,
-    retries: int = 3,
-    backoff_seconds: float = 1.0,
-) -> Path:
+def fetch(uri: str, cache_dir: Path, policy: DownloadPolicy) -> Path:
     """A local path for ``uri``; http(s) URIs are streamed into ``cache_dir``."""
     parsed = urlparse(uri)
     if parsed.scheme in ("http", "https"):
-        return _download(uri, cache_dir, timeout_seconds, retries, backoff_seconds)
+        return _download(uri, cache_dir, policy)
     if parsed.scheme == "file":
         path = Path(unquote(parsed.path))
     elif parsed.scheme == "":
         path = Path(uri)
     else:
-        raise LoadError("download", f"unsupported model URI scheme {parsed.scheme!r} in {uri!r}")
+        raise LoadError("download", f"unsupported model URI scheme {parsed.scheme!r} in {redact(uri)}")
     if not path.exists():
         raise LoadError("download", f"model path {str(path)!r} does not exist")
     return path
@@ -122,36 +131,94 @@ def _read_metadata(folder: Path) -> dict:
     return {}
 
 
-def _download(uri: str, cache_dir: Path, timeout: float, retries: int, backoff: float) -> Path:
+class _Retry(Exception):
+    """This attempt failed in a way another attempt may not (a 5xx, a timeout)."""
+
+
+def _download(uri: str, cache_dir: Path, policy: DownloadPolicy) -> Path:
+    try:
+        check(uri, policy.allow_http)
+    except RefusedURI as exc:
+        raise LoadError("download", str(exc)) from None
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / _cache_name(uri)
+    guard = _Guard(policy.allow_http)
+    timeout = httpx.Timeout(policy.read_timeout_seconds, connect=policy.connect_timeout_seconds)
     last_error = ""
-    for attempt in range(1, retries + 2):
+    for attempt in range(1, policy.retries + 2):
         if _stopping.is_set():
             last_error = "the server is shutting down"
             break
         try:
-            with httpx.stream("GET", uri, timeout=timeout, follow_redirects=True) as response:
-                if response.status_code >= 400:
-                    last_error = f"HTTP {response.status_code}"
-                    if response.status_code < 500 and response.status_code != 429:
-                        break  # retrying a 404 or a 403 changes nothing
-                else:
-                    _save(response, target)
-                    log.info(
-                        "model downloaded",
-                        extra={"uri": _redact(uri), "bytes": target.stat().st_size},
-                    )
-                    return target
-        except httpx.HTTPError as exc:
-            last_error = f"{type(exc).__name__}: {exc}"
+            hooks = {"request": [guard.request], "response": [guard.response]}
+            with httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=5,
+                              event_hooks=hooks) as client:
+                _attempt(client, uri, target, policy)
+            log.info("model downloaded", extra={"uri": redact(uri), "bytes": target.stat().st_size})
+            return target
+        except RefusedURI as exc:  # a redirect, or a name, leading where we do not go
+            raise LoadError("download", f"could not download {redact(uri)}: {exc}") from None
+        except _Retry as exc:
+            last_error = str(exc)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            last_error = scrub(f"{type(exc).__name__}: {exc}", uri)
+            if isinstance(exc, httpx.TooManyRedirects | httpx.InvalidURL | httpx.UnsupportedProtocol):
+                break  # the same again on every attempt
         log.warning(
             "model download failed",
-            extra={"uri": _redact(uri), "attempt": attempt, "error": last_error},
+            extra={"uri": redact(uri), "attempt": attempt, "error": last_error},
         )
-        if attempt <= retries:
-            _stopping.wait(backoff * 2 ** (attempt - 1))
-    raise LoadError("download", f"could not download {_redact(uri)}: {last_error}")
+        if attempt <= policy.retries:
+            _stopping.wait(policy.backoff_seconds * 2 ** (attempt - 1))
+    raise LoadError("download", f"could not download {redact(uri)}: {last_error}")
+
+
+def _attempt(client: httpx.Client, uri: str, target: Path, policy: DownloadPolicy) -> None:
+    deadline = time.monotonic() + policy.deadline_seconds
+    with client.stream("GET", uri) as response:
+        if response.status_code >= 400:
+            message = f"HTTP {response.status_code}"
+            if response.status_code >= 500 or response.status_code == 429:
+                raise _Retry(message)
+            # Retrying a 404 or a 403 changes nothing.
+            raise LoadError("download", f"could not download {redact(uri)}: {message}")
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > policy.max_bytes:
+            raise LoadError("download", f"model at {redact(uri)} is {declared} bytes, over the limit of "
+                                        f"{policy.max_bytes} (--max-model-bytes)")
+        _save(response, target, uri, policy, deadline)
+
+
+class _Guard:
+    """httpx event hooks run for every request and response, redirects included: each URL
+    goes through download_policy.check, each name's addresses and each connected peer
+    through its blocked_address (the peer check also catches a name that changed its
+    answer between our lookup and httpx's)."""
+
+    def __init__(self, allow_http: bool) -> None:
+        self._allow_http = allow_http
+
+    def request(self, request: httpx.Request) -> None:
+        url = str(request.url)
+        check(url, self._allow_http)
+        host = host_of(url)
+        if not is_ip(host):  # a name: where it leads now (an IP was checked above)
+            try:
+                infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            except OSError:
+                return  # httpx's own lookup fails the same way, with its own error
+            for info in infos:
+                reason = blocked_address(str(info[4][0]))
+                if reason is not None:
+                    raise RefusedURI(f"{redact(url)}: {host} resolves to {reason}")
+
+    def response(self, response: httpx.Response) -> None:
+        stream = response.extensions.get("network_stream")
+        peer = stream.get_extra_info("server_addr") if stream is not None else None
+        if peer:
+            reason = blocked_address(str(peer[0]))
+            if reason is not None:
+                raise RefusedURI(f"{redact(str(response.request.url))}: connected to {reason}")
 
 
 def _cache_name(uri: str) -> str:
@@ -162,26 +229,26 @@ def _cache_name(uri: str) -> str:
     return f"{hashlib.sha256(uri.encode()).hexdigest()[:16]}-{name}"
 
 
-def _save(response: httpx.Response, target: Path) -> None:
+def _save(response: httpx.Response, target: Path, uri: str, policy: DownloadPolicy, deadline: float) -> None:
     """Stream into a partial file of this download's own, then rename it over ``target``:
     overlapping downloads never write into one file, and readers only see complete files."""
     fd, partial = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".part")
+    size = 0
     try:
         with os.fdopen(fd, "wb") as f:
             for chunk in response.iter_bytes(_CHUNK):
                 if _stopping.is_set():
                     raise LoadError("download", "the server is shutting down")
+                size += len(chunk)
+                if size > policy.max_bytes:
+                    raise LoadError("download", f"model at {redact(uri)} is over the limit of "
+                                                f"{policy.max_bytes} bytes (--max-model-bytes)")
+                if time.monotonic() > deadline:
+                    raise LoadError("download", f"model at {redact(uri)} not downloaded within "
+                                                f"{policy.deadline_seconds:g} s "
+                                                "(--download-deadline-seconds)")
                 f.write(chunk)
         os.replace(partial, target)
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
-
-
-def _redact(uri: str) -> str:
-    """The URI without credentials or query string (signed URLs carry secrets there)."""
-    parsed = urlparse(uri)
-    host = parsed.hostname or ""
-    if parsed.port:
-        host = f"{host}:{parsed.port}"
-    return f"{parsed.scheme}://{host}{parsed.path}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import hosting
 from .app import create_app
+from .http_protocol import protocol_for
 from .loading import stop_downloads
 from .settings import ServerSettings
 
@@ -17,4 +18,4 @@ def serve(settings: ServerSettings) -> None:
         stop_downloads()  # a model still downloading will never serve now
 
     hosting.run(app, settings.host, settings.port, settings.grace_seconds, on_shutdown,
-                settings.drain_seconds)
+                settings.drain_seconds, protocol_for(settings.http_limits, settings.max_body_bytes))

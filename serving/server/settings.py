@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..http_limits import HttpLimits
+from .download_policy import DownloadPolicy
+
+_HTTP = HttpLimits()
+_DOWNLOAD = DownloadPolicy()
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 @dataclass(frozen=True)
@@ -27,10 +35,21 @@ class ServerSettings:
     # Limits and input policy.
     max_body_bytes: int = 16 * 1024 * 1024
     allow_nonfinite: bool = False
-    # Model fetching.
+    # What a client may send before its request is answered (serving/http_limits.py).
+    max_header_line_bytes: int = _HTTP.max_line_bytes
+    max_header_bytes: int = _HTTP.max_head_bytes
+    max_headers: int = _HTTP.max_headers
+    header_timeout_seconds: float = _HTTP.header_timeout_seconds
+    body_timeout_seconds: float = _HTTP.body_timeout_seconds
+    # Model fetching (loading.py, model_uri.py).
     cache_dir: Path = Path("/tmp/modelrollout-models")
-    download_timeout_seconds: float = 30.0
-    download_retries: int = 3
+    download_timeout_seconds: float = _DOWNLOAD.read_timeout_seconds
+    download_connect_timeout_seconds: float = _DOWNLOAD.connect_timeout_seconds
+    download_deadline_seconds: float = _DOWNLOAD.deadline_seconds
+    download_retries: int = _DOWNLOAD.retries
+    max_model_bytes: int = _DOWNLOAD.max_bytes
+    allow_http_models: bool = False
+    require_sha256: bool = False
     # Prediction logging (off unless a path is given; "-" is stdout).
     prediction_log: str | None = None
     prediction_log_sample_rate: float = 1.0
@@ -39,3 +58,25 @@ class ServerSettings:
     drain_seconds: float = 0.0
     grace_seconds: float = 30.0
     access_log: bool = False
+
+    def __post_init__(self) -> None:
+        self.http_limits  # noqa: B018 - refuses limits that contradict each other (ValueError)
+        if self.sha256 is not None and not _SHA256.match(self.sha256):
+            raise ValueError(f"--sha256 must be 64 hexadecimal digits, got {self.sha256!r}")
+        if self.require_sha256 and not self.sha256:
+            raise ValueError("--require-sha256 is set and no --sha256 is given: "
+                             "refusing to load a model that cannot be verified")
+
+    @property
+    def download_policy(self) -> DownloadPolicy:
+        return DownloadPolicy(
+            allow_http=self.allow_http_models, max_bytes=self.max_model_bytes,
+            connect_timeout_seconds=self.download_connect_timeout_seconds,
+            read_timeout_seconds=self.download_timeout_seconds,
+            deadline_seconds=self.download_deadline_seconds, retries=self.download_retries,
+        )
+
+    @property
+    def http_limits(self) -> HttpLimits:
+        return HttpLimits(self.max_header_line_bytes, self.max_header_bytes, self.max_headers,
+                          self.header_timeout_seconds, self.body_timeout_seconds)

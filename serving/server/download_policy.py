@@ -1,0 +1,130 @@
+"""What a model download may do: which URIs and addresses, how big, how long; and how a
+URI shows in logs and errors. Pure: no I/O (loading.py resolves names, connects and
+streams, and asks here about every URL and address on the way).
+
+- https always; http only to a loopback host (127.0.0.0/8, ::1, ``localhost``: the local
+  harness, the demo and the tests) unless the operator of the server allows it
+  (``--allow-http-models``): a model fetched in the clear can be swapped on the way, and
+  only a ``--sha256`` would notice.
+- Never a link-local or cloud-metadata address (169.254.0.0/16, fe80::/10, AWS's
+  fd00:ec2::254, Alibaba's 100.100.100.200, ``metadata.google.internal``), whatever the
+  flags: a model URI is written by whoever may create a ModelDeployment, and a server
+  that fetched from there would hand the node's cloud credentials to it (SSRF).
+- A URI is shown without its user information and query string (signed URLs and
+  tokens travel there): ``https://***@host/path?***``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class DownloadPolicy:
+    allow_http: bool = False  # plain http to hosts that are not loopback
+    max_bytes: int = 2 * 1024**3  # protobuf's limit on one .onnx file
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 30.0  # longest wait for the next bytes
+    deadline_seconds: float = 1800.0  # one whole attempt
+    retries: int = 3
+    backoff_seconds: float = 1.0
+
+_BLOCKED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "169.254.0.0/16",  # IPv4 link-local: every big cloud's metadata service, 169.254.169.254
+    "fe80::/10",  # IPv6 link-local
+    "fd00:ec2::254/128",  # AWS's metadata service over IPv6
+    "100.100.100.200/32",  # Alibaba Cloud's metadata service
+))
+_BLOCKED_HOSTS = frozenset({"metadata.google.internal", "metadata.goog"})
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+class RefusedURI(Exception):
+    """A model URI (or an address it leads to) the server will not fetch from."""
+
+
+def blocked_address(address: str) -> str | None:
+    """Why the server will not connect to ``address`` (an IP), or None."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # without an IPv6 zone
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for network in _BLOCKED_NETWORKS:
+        if ip in network:
+            return f"{ip} is a link-local or cloud-metadata address ({network})"
+    return None
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_of(uri: str) -> str:
+    """The URI's host, lower-case, without brackets or a trailing dot."""
+    return (urlsplit(uri).hostname or "").rstrip(".")
+
+
+def check(uri: str, allow_http: bool) -> None:
+    """Raise RefusedURI unless the server may fetch ``uri`` (an http(s) URI), before any
+    name is resolved; every address it resolves to goes through ``blocked_address`` too."""
+    parts = urlsplit(uri)
+    host = host_of(uri)
+    if not host:
+        raise RefusedURI(f"model URI {redact(uri)} has no host")
+    if parts.scheme == "http":
+        if not (allow_http or is_loopback(host)):
+            raise RefusedURI(f"model URI {redact(uri)} is plain http to a host that is not loopback: "
+                             "use https, or allow it with --allow-http-models")
+    elif parts.scheme != "https":
+        raise RefusedURI(f"model URI {redact(uri)}: only https (and http) can be downloaded")
+    if host in _BLOCKED_HOSTS:
+        raise RefusedURI(f"model URI {redact(uri)} points at a cloud-metadata host")
+    reason = blocked_address(host)
+    if reason is not None:
+        raise RefusedURI(f"model URI {redact(uri)} points at {reason}")
+
+
+def redact(uri: str) -> str:
+    """``uri`` with its user information and query string masked."""
+    try:
+        parts = urlsplit(uri)
+        netloc = parts.netloc
+    except ValueError:  # not even a URI (an unbalanced '[', say): show nothing of it
+        return "<unparsable URI>"
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    shown = f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else parts.path
+    if parts.query:
+        shown += "?***"
+    return shown
+
+
+def scrub(text: str, uri: str) -> str:
+    """``text`` (an error message, say from httpx) without any secret of ``uri`` in it."""
+    try:
+        parts = urlsplit(uri)
+        secrets = [uri, parts.query, parts.password, parts.username]
+        if "@" in parts.netloc:
+            secrets.append(parts.netloc.rsplit("@", 1)[0])
+    except ValueError:
+        secrets = [uri]
+    for secret in sorted((s for s in secrets if s and len(s) >= 3), key=len, reverse=True):
+        text = text.replace(secret, "***" if secret != uri else redact(uri))
+    return text
