@@ -23,6 +23,7 @@ on to the next. A strategy module provides:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -34,6 +35,7 @@ from ..status import (
     ABORTED_BY_USER,
     ANALYSIS_FAILED,
     ANALYSIS_INCONCLUSIVE,
+    ANALYSIS_RUNNING,
     CANDIDATE_CRASH_LOOP,
     CANDIDATE_NOT_READY,
     CANDIDATE_READY,
@@ -283,6 +285,23 @@ def run_analysis(tick: Tick, status: RolloutStatus, names: tuple[str, ...]) -> t
     return status, RUNNING, ", ".join(name for name, v in verdicts.items() if v != SUCCESSFUL)
 
 
+def analysis_step(tick: Tick, status: RolloutStatus, names: tuple[str, ...], keep: list, replicas: int,
+                  label: str, passed: Callable[[RolloutStatus], Result]) -> Result:
+    """An analysis that gates one step: Failed aborts, Inconclusive pauses, Successful goes on
+    with ``passed(status)``, anything else measures again next interval. ``label`` names the
+    analysis in messages ("pre-promotion analysis", say)."""
+    status, outcome, detail = run_analysis(tick, status, names)
+    if outcome == FAILED:
+        prefix = label.removesuffix("analysis").strip()
+        return analysis_failed(tick, status, f"{prefix} {detail}".strip(), replicas)
+    if outcome == INCONCLUSIVE:
+        return inconclusive(status, detail, keep)
+    if outcome == SUCCESSFUL:
+        return passed(status)
+    running = f"{label} running: {detail}"
+    return replace(status, phase=PROGRESSING, reason=ANALYSIS_RUNNING, message=running), keep
+
+
 def inconclusive(status: RolloutStatus, names: str, keep: list) -> Result:
     return replace(status, phase=PAUSED, reason=ANALYSIS_INCONCLUSIVE,
                    message=f"analysis inconclusive for {names}: not promoting "
@@ -428,5 +447,5 @@ def bounded(history: tuple, limit: int) -> tuple:
     return history[-limit:] if limit else ()
 
 
-__all__ = ["Result", "Tick", "abort", "analysis_failed", "decide", "due_metrics", "hold",
+__all__ = ["Result", "Tick", "abort", "analysis_failed", "analysis_step", "decide", "due_metrics", "hold",
            "inconclusive", "next_step", "promote", "run_analysis", "start_candidate"]
