@@ -110,6 +110,11 @@ def serve(**kwargs) -> None:
         help="Shadow comparison: absolute tolerance per output value.")
 @option("--shadow-rtol", default=1e-3, type=click.FloatRange(min=0),
         help="Shadow comparison: relative tolerance per output value.")
+@option("--feedback-ids", default=100_000, type=click.IntRange(min=0),
+        help="Request ids remembered with the endpoint that answered them, so feedback reaches it; "
+             "0: none (feedback then needs the x-modelrollout-revision header).")
+@option("--feedback-ttl-seconds", default=3600.0, type=click.FloatRange(min=0, min_open=True),
+        help="How long a request id is remembered for feedback.")
 @option("--drain-seconds", default=0.0, type=click.FloatRange(min=0),
         help="After SIGTERM, stay up but unready this long before closing the listener.")
 @option("--grace-seconds", default=30.0, type=click.FloatRange(min=0),

@@ -109,7 +109,8 @@ SHADOW_MAX_ABS_DIFF = PREFIX + "shadow_max_abs_difference"  # histogram; model, 
 SHADOW_DURATION = PREFIX + "shadow_request_duration_seconds"  # histogram; model, revision
 
 # Feedback (POST .../feedback) sent on to the revision that answered the request and to the
-# shadow that got its mirrored copy; ids the gateway could not place are counted apart.
+# shadow that got its mirrored copy. Unrouted: ids not in the gateway's map and either sent
+# without an x-modelrollout-revision header or unknown to every endpoint of the one named.
 GATEWAY_FEEDBACK = PREFIX + "gateway_feedback"  # counter (ids); model, revision, role, result=sent|failed
 GATEWAY_FEEDBACK_UNROUTED = PREFIX + "gateway_feedback_unrouted"  # counter (ids); model
 # The bounded map request id -> endpoint that answered (and shadow endpoint that got the copy).
