@@ -9,6 +9,7 @@ A prediction is read from one output of the model, in one of three ways:
     value    the output holds the predicted number ([N] or [N, 1] floats): a regressor
 
 Classes are compared by name: ``category_key`` turns 2, 2.0, b"2" and "2" into "2",
+and a float into its shortest text in its own precision (an FP32 0.2 is "0.2"),
 and ``normalize_label`` also accepts a class's index when the model names its classes
 ("setosa" and 0 are the same class of a model whose classes are setosa, versicolor, ...).
 """
@@ -75,6 +76,11 @@ def category_key(value: object) -> str:
         return str(value)
     if math.isfinite(number) and number.is_integer():
         return str(int(number))
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and dtype.kind == "f":
+        # numpy's shortest text for the value in its own precision: FP32 0.2 is "0.2",
+        # not the "0.20000000298023224" of the same value widened to a Python float.
+        return str(value)
     return repr(number)
 
 

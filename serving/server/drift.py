@@ -124,7 +124,7 @@ class InputChecks:
         found, inverse = np.unique(column, return_inverse=True)
         positions, other = self._positions[j], len(self._positions[j])
         mapped = []
-        for value in found.tolist():
+        for value in found:  # numpy scalars: a float keeps its precision (category_key)
             key = category_key(value)
             mapped.append(-1 if key == "" or value is None else positions.get(key, other))
         return np.array(mapped, dtype=np.int32)[inverse.reshape(-1)]

@@ -179,8 +179,11 @@ def _column(name: str, spec: TensorSpec, index: int | None, cells: tuple, is_cat
     numbers = np.array([math.nan if _missing(c) else _number(c, name) for c in cells], dtype=np.float64)
     if not is_categorical:
         return Column(name, spec.name, index, numbers)
+    # Categories are keyed on the values as the model receives them (an FP32 0.2 is "0.2"),
+    # which is how the server will see them.
+    typed = numbers.astype(BY_V2[spec.datatype].numpy) if spec.datatype.startswith("FP") else numbers
     values = np.empty(len(cells), dtype=object)
-    values[:] = [None if math.isnan(v) else v for v in numbers.tolist()]
+    values[:] = [None if math.isnan(n) else v for n, v in zip(numbers.tolist(), typed, strict=True)]
     return Column(name, spec.name, index, values)
 
 
@@ -218,7 +221,8 @@ def _feeds(inputs: list[TensorSpec], columns: list[Column], rows: int) -> dict[s
             if dtype.kind == "O":
                 values = np.array(["" if v is None else str(v) for v in values], dtype=object)
             elif values.dtype == object:
-                values = np.array([0 if v is None else v for v in values]).astype(dtype)
+                missing = np.nan if dtype.kind == "f" else 0
+                values = np.array([missing if v is None else v for v in values]).astype(dtype)
             elif dtype.kind in "iub":
                 values = np.nan_to_num(values, nan=0).astype(dtype)
             else:
