@@ -70,6 +70,8 @@ class Monitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._wants_feeds = config.checks is not None
+        self._max_pending = config.max_pending
+        self._max_pending_bytes = config.max_pending_bytes
         self._refreshed_at = -math.inf
         self._window_changed = False
         self.kind = config.ways[0].kind if config.ways else None
@@ -124,23 +126,18 @@ class Monitor:
     def observe(self, request_id: str, body_id: str | None, feeds: dict[str, np.ndarray],
                 output_names: list[str], outputs: list[np.ndarray]) -> None:
         """Hand one answered request to the monitor; never blocks."""
-        nbytes = 0
-        for array in outputs:
-            nbytes += array.nbytes
+        pending = self._pending
+        if len(pending) >= self._max_pending or self._bytes_in - self._bytes_out > self._max_pending_bytes:
+            self._metrics.monitor_dropped.inc()
+            return
+        nbytes = outputs[0].nbytes if len(outputs) == 1 else sum(array.nbytes for array in outputs)
         if self._wants_feeds:
             for array in feeds.values():
                 nbytes += array.nbytes
         else:
             feeds = None
-        config = self.config
-        if len(self._pending) >= config.max_pending \
-                or self._bytes_in - self._bytes_out > config.max_pending_bytes:
-            self._metrics.monitor_dropped.inc()
-            return
         self._bytes_in += nbytes
-        ids = (request_id,) if body_id is None or body_id == request_id or len(body_id) > MAX_ID_LENGTH \
-            else (request_id, body_id)
-        self._pending.append((ids, feeds, output_names, outputs, nbytes))
+        pending.append((request_id, body_id, feeds, output_names, outputs, nbytes))
 
     # --- the monitor thread ---
 
@@ -177,12 +174,12 @@ class Monitor:
             batch.append(pending.popleft())
         if not batch:
             return
-        self._bytes_out += sum(item[4] for item in batch)
-        rows = [_rows_of(item[3]) for item in batch]
+        self._bytes_out += sum(item[5] for item in batch)
+        rows = [_rows_of(item[4]) for item in batch]
         self._predictions(batch, rows)
         self._output_bounds(batch)
         if self.config.checks is not None:
-            self._inputs([item[1] for item in batch])
+            self._inputs([item[2] for item in batch])
         self._metrics.monitored_rows.inc(sum(rows))
         if self.store is not None:
             self._count_store()
@@ -199,8 +196,13 @@ class Monitor:
         if not ways:
             return
         groups: dict[int, list[int]] = {}
-        for i, (_, _, output_names, _, _) in enumerate(batch):
-            way = next((w for w, spec in enumerate(ways) if spec.output in output_names), None)
+        first = ways[0].output
+        for i, item in enumerate(batch):
+            output_names = item[3]
+            if first in output_names:
+                way = 0
+            else:
+                way = next((w for w, spec in enumerate(ways) if spec.output in output_names), None)
             if way is not None:
                 groups.setdefault(way, []).append(i)
         now = self._clock()
@@ -211,9 +213,9 @@ class Monitor:
                 found = read(spec, arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
             except ValueError:  # shapes that do not stack: one request at a time
                 for i, array in zip(members, arrays, strict=True):
-                    self._count_predictions(read(spec, array), [batch[i][0]], [rows[i]], now)
+                    self._count_predictions(read(spec, array), [_ids(batch[i])], [rows[i]], now)
                 continue
-            self._count_predictions(found, [batch[i][0] for i in members], [rows[i] for i in members], now)
+            self._count_predictions(found, [_ids(batch[i]) for i in members], [rows[i] for i in members], now)
 
     def _count_predictions(self, found: Predictions, ids: list[tuple[str, ...]], rows: list[int],
                            now: float) -> None:
@@ -230,15 +232,21 @@ class Monitor:
         store = self.store
         if store is None:
             return
+        values = found.all_values()
+        add = store.add
+        if len(values) == len(ids):  # one row per request, the usual case
+            for request_ids, value in zip(ids, values, strict=True):
+                add(request_ids, (value,), now)
+            return
         start = 0
         for request_ids, n in zip(ids, rows, strict=True):
-            store.add(request_ids, found.row_values(start, start + n), now)
+            add(request_ids, tuple(values[start : start + n]), now)
             start += n
 
     def _output_bounds(self, batch: list) -> None:
         for name, (low, high) in self.config.output_bounds.items():
             bad = 0
-            for _, _, output_names, outputs, _ in batch:
+            for _, _, _, output_names, outputs, _ in batch:
                 if name in output_names:
                     array = outputs[output_names.index(name)]
                     values = np.asarray(array, dtype=np.float64).reshape(_rows_of([array]), -1)
@@ -313,5 +321,13 @@ def _rows_of(outputs: list[np.ndarray]) -> int:
 
 
 def _output(item: tuple, name: str) -> np.ndarray:
-    output_names, outputs = item[2], item[3]
+    output_names, outputs = item[3], item[4]
     return outputs[output_names.index(name)]
+
+
+def _ids(item: tuple) -> tuple[str, ...]:
+    """The ids a request's prediction is kept under: X-Request-ID, and the V2 body's id."""
+    request_id, body_id = item[0], item[1]
+    if body_id is None or body_id == request_id or len(body_id) > MAX_ID_LENGTH:
+        return (request_id,)
+    return (request_id, body_id)

@@ -52,10 +52,14 @@ class Predictions:
 
     def row_values(self, start: int, stop: int) -> tuple:
         """The predictions of rows [start, stop) as plain Python values (class names or floats)."""
+        return tuple(self.all_values()[start:stop])
+
+    def all_values(self) -> list:
+        """Every row's prediction as a plain Python value (class name or float)."""
         if self.inverse is not None:
             names = self.names
-            return tuple(names[i] for i in self.inverse[start:stop].tolist())
-        return tuple(self.values[start:stop].tolist())
+            return [names[i] for i in self.inverse.tolist()]
+        return self.values.tolist()
 
 
 def choose_ways(outputs: list[OutputLike], zipmap_classes: dict[str, list[str]],
