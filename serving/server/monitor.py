@@ -94,6 +94,7 @@ class Monitor:
                 m.child(m.feedback, result=result)
         elif self.kind == "regression":
             self._score = m.score_histogram(config.score_buckets)
+            m.child(m.feedback_abs_error)
         self._input_counters = []
         if config.checks is not None:
             m.child(m.profile_info, sha256=config.profile_sha256 or "unknown").set(1)
