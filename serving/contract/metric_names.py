@@ -32,6 +32,8 @@ SERVER_PREDICTION_LOG_DROPPED = PREFIX + "server_prediction_log_dropped"  # coun
 # every ratio below takes SERVER_MONITORED_ROWS as its denominator.
 SERVER_MONITORED_ROWS = PREFIX + "server_monitored_rows"  # counter; model, version, revision
 SERVER_MONITOR_DROPPED = PREFIX + "server_monitor_dropped"  # counter (requests); model, version, revision
+# CPU time of the monitor thread (thread_time): what the signals cost, apart from the request path.
+SERVER_MONITOR_CPU = PREFIX + "server_monitor_cpu_seconds"  # counter; model, version, revision
 # Prediction distribution, with or without a profile. Classifiers: rows per predicted class
 # (at most MAX_CLASS_LABELS class values, the rest as CLASS_OTHER). Regressors: a histogram
 # of the predicted value on SCORE_BUCKETS (or the model metadata's scoreBuckets).

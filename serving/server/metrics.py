@@ -99,6 +99,9 @@ class GateMetrics:
         self.monitor_dropped = Counter(
             names.SERVER_MONITOR_DROPPED, "Requests left unmonitored because the monitor was behind",
             base, registry=r).labels(**labels)
+        self.monitor_cpu = Counter(
+            names.SERVER_MONITOR_CPU, "CPU seconds the monitor thread has used", base, registry=r,
+        ).labels(**labels)
         self.predictions = Counter(
             names.SERVER_PREDICTIONS, "Rows predicted, by predicted class (classifiers)",
             [*base, "class"], registry=r)

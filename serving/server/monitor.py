@@ -152,7 +152,9 @@ class Monitor:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        cpu = self._metrics.monitor_cpu
         while not self._stop.wait(POLL_SECONDS):
+            started = time.thread_time()
             try:
                 with self._lock:
                     self._take_pending()
@@ -160,6 +162,7 @@ class Monitor:
                         self._refresh_drift()
             except Exception:  # noqa: BLE001 - the monitor must outlive one bad batch
                 log.exception("monitoring a batch of requests failed")
+            cpu.inc(time.thread_time() - started)
 
     def flush(self) -> None:
         """Take in everything pending and refresh the drift gauges now (tests, shutdown)."""
