@@ -152,7 +152,7 @@ class GatewayApp:
 
             def after() -> None:  # once the answer is on its way to the client
                 pool = outcome.pool
-                if answers is not None and pool is not None and outcome.status < 300:
+                if answers is not None and pool is not None and outcome.status < 300 and method == b"POST":
                     answers.record(request_id, model, revision.name, (pool.host, pool.port), started)
                 if route.mirror is not None and method == b"POST":
                     self.mirror.offer(model, route, target, forwarded, body, outcome)
@@ -190,9 +190,9 @@ class GatewayApp:
         given = next((v for k, v in headers if k == b"x-request-id"), None)
         request_id = given if given is not None and is_sane_request_id(given.decode("latin-1")) \
             else _new_request_id()
-        raw_model = path[_PREFIX_LENGTH:]
-        raw_model = raw_model[: raw_model.find(b"/")]
-        model = _text(raw_model)
+        raw_model = path[_PREFIX_LENGTH : -len(_FEEDBACK)]
+        slash = raw_model.find(b"/")  # .../versions/{v}/feedback
+        model = _text(raw_model if slash < 0 else raw_model[:slash])
         route = self.routes.table.models.get(model)
         if route is None:
             return _response(404, _error(f"unknown model '{model}'"), request_id)

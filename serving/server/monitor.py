@@ -263,13 +263,13 @@ class Monitor:
         checks = self.config.checks
         try:
             found = [checks.extract(feeds)]
-        except ValueError:  # inputs whose shapes do not stack: one request at a time
+        except (ValueError, TypeError, IndexError):  # inputs that do not stack: one request at a time
             found = []
             for one in feeds:
                 try:
                     found.append(checks.extract([one]))
-                except ValueError:
-                    continue
+                except (ValueError, TypeError, IndexError):
+                    continue  # a request the profile cannot read: its other signals still count
         for inputs in found:
             violations = checks.violations(inputs)
             for counters, out, missing in zip(self._input_counters, violations.out_of_range.tolist(),
