@@ -22,6 +22,7 @@ answered request (a monitor that dropped work would look cheap).
 Usage (from the repository root; needs wrk, `apt-get install -y wrk`):
 
     .venv/bin/python bench/bench_gates.py [--concurrency 8] [--rounds 5] [--seconds 4] [--warmup 2]
+                                          [--quiet-wait 0]
 
 Prints a markdown report and writes it to bench/results/gates-<timestamp>.md.
 """
@@ -102,6 +103,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=4, help="measured seconds per round")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--quiet-wait", type=float, default=0.0,
+                        help="before each measured slice, wait up to this many seconds for the machine "
+                             "to go idle")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-gates-"))
@@ -126,7 +130,7 @@ def main() -> int:
             print(f"{label}: {server.ready_facts()}", flush=True)
             entries.append(Entry(f"tiny c{args.concurrency}", "tiny", args.concurrency,
                                  f"modelrollout {label}", server, built["body"]))
-        run_rounds(entries, args.rounds, args.seconds, args.warmup, 0.0)
+        run_rounds(entries, args.rounds, args.seconds, args.warmup, args.quiet_wait)
         counts = {e.contender: monitor_counts(e.server) for e in entries}
     finally:
         for server in servers:
@@ -146,7 +150,8 @@ def render(entries: list[Entry], counts: dict[str, dict], info: dict, args, star
     by = {e.contender.removeprefix("modelrollout "): e for e in entries}
     lines = [f"# Model-aware signals: per-request cost ({started:%Y-%m-%d %H:%M} UTC)", "",
              f"wrk -t1 -c{args.concurrency}, {args.rounds} interleaved rounds of {args.seconds} s "
-             f"(after {args.warmup} s of warm-up each), tiny model [4, 16, 3], batch-1 JSON, {HOST}.", "",
+             f"(after {args.warmup} s of warm-up each; quiet wait {args.quiet_wait:g} s), tiny model "
+             f"[4, 16, 3], batch-1 JSON, {HOST}.", "",
              "| variant | 2xx/s | per round | µs per request (1/throughput) | server CPU µs per request "
              "| monitor thread CPU µs per request | p50 ms | p99 ms | CPU server / wrk / other "
              "| monitored rows / answered | dropped |",

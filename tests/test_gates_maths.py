@@ -210,13 +210,17 @@ def test_the_prediction_store_answers_each_outcome():
 def test_the_gateway_request_map_holds_its_size_and_counts_evictions():
     answers = AnsweredBy(capacity=500, ttl_seconds=100)
     for i in range(10_000):
-        answers.record(b"%d" % i, "m", "stable", ("127.0.0.1", 1), now=float(i) * 0.001)
+        answers.record(b"%d" % i, "m", "stable", "127.0.0.1", 1, now=float(i) * 0.001)
+        answers.record_shadow(b"%d" % i, "shadow", "127.0.0.1", 2)
     assert len(answers) == 500 and answers.evicted == {"capacity": 9500, "expired": 0}
+    assert len(answers._shadows) == 500  # shadows leave with their ids
     assert answers.get(b"0", now=10) is None and answers.get(b"9999", now=10).revision == "stable"
-    answers.record_shadow(b"9999", "shadow", ("127.0.0.1", 2))
     assert answers.get(b"9999", now=10).shadow_endpoint == ("127.0.0.1", 2)
+    answers.record(b"9999", "m", "candidate", "127.0.0.1", 3, now=10)  # a reused id: the newest counts
+    assert answers.get(b"9999", now=10).shadow_endpoint is None
+    assert answers.get(b"9998", now=200) is None  # past its TTL
     answers.expire(now=10_000)
-    assert len(answers) == 0 and answers.evicted["expired"] == 500
+    assert len(answers) == 0 and answers.evicted["expired"] == 500 and not answers._shadows
 
 
 # --- predictions, as the server and the operator read them ---

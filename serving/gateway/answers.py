@@ -11,62 +11,74 @@ it is an OrderedDict insert and, once full, one pop: no scan.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 
 
+@dataclass(frozen=True)
 class Answer:
     """Where one request went. Endpoints are (host, port)."""
 
-    __slots__ = ("at", "model", "revision", "endpoint", "shadow_revision", "shadow_endpoint")
-
-    def __init__(self, at: float, model: str, revision: str, endpoint: tuple[str, int]) -> None:
-        self.at = at
-        self.model = model
-        self.revision = revision
-        self.endpoint = endpoint
-        self.shadow_revision: str | None = None
-        self.shadow_endpoint: tuple[str, int] | None = None
+    at: float
+    model: str
+    revision: str
+    endpoint: tuple[str, int]
+    shadow_revision: str | None = None
+    shadow_endpoint: tuple[str, int] | None = None
 
 
 class AnsweredBy:
     def __init__(self, capacity: int, ttl_seconds: float) -> None:
         self.capacity = capacity
         self.ttl_seconds = ttl_seconds
-        self._answers: OrderedDict[bytes, Answer] = OrderedDict()
+        # id -> (at, model, revision, host, port): tuples of plain values, which the garbage
+        # collector stops tracking, so 100 000 of them cost it nothing.
+        self._answers: OrderedDict[bytes, tuple] = OrderedDict()
+        self._shadows: dict[bytes, tuple] = {}  # id -> (revision, host, port), for mirrored ids
         self.evicted = {"capacity": 0, "expired": 0}
 
     def __len__(self) -> int:
         return len(self._answers)
 
-    def record(self, request_id: bytes, model: str, revision: str, endpoint: tuple[str, int],
-               now: float) -> None:
+    def record(self, request_id: bytes, model: str, revision: str, host: str, port: int, now: float) -> None:
         answers = self._answers
         if request_id in answers:  # a reused id: the newest answer is the one labels are for
             del answers[request_id]
-        answers[request_id] = Answer(now, model, revision, endpoint)
+            self._shadows.pop(request_id, None)
+        answers[request_id] = (now, model, revision, host, port)
         if len(answers) > self.capacity:
-            _, oldest = answers.popitem(last=False)
-            self.evicted["expired" if now - oldest.at > self.ttl_seconds else "capacity"] += 1
+            oldest_id, oldest = answers.popitem(last=False)
+            if self._shadows:
+                self._shadows.pop(oldest_id, None)
+            self.evicted["expired" if now - oldest[0] > self.ttl_seconds else "capacity"] += 1
 
-    def record_shadow(self, request_id: bytes, revision: str, endpoint: tuple[str, int]) -> None:
-        answer = self._answers.get(request_id)
-        if answer is not None:
-            answer.shadow_revision = revision
-            answer.shadow_endpoint = endpoint
+    def record_shadow(self, request_id: bytes, revision: str, host: str, port: int) -> None:
+        if request_id in self._answers:
+            self._shadows[request_id] = (revision, host, port)
 
     def get(self, request_id: bytes, now: float) -> Answer | None:
-        answer = self._answers.get(request_id)
-        if answer is not None and now - answer.at > self.ttl_seconds:
-            del self._answers[request_id]
+        found = self._answers.get(request_id)
+        if found is None:
+            return None
+        at, model, revision, host, port = found
+        if now - at > self.ttl_seconds:
+            self._forget(request_id)
             self.evicted["expired"] += 1
             return None
-        return answer
+        shadow = self._shadows.get(request_id)
+        if shadow is None:
+            return Answer(at, model, revision, (host, port))
+        return Answer(at, model, revision, (host, port), shadow[0], (shadow[1], shadow[2]))
 
     def expire(self, now: float) -> None:
         """Drop the ids past their TTL (oldest first; stops at the first one still valid)."""
         answers = self._answers
         while answers:
             request_id, oldest = next(iter(answers.items()))
-            if now - oldest.at <= self.ttl_seconds:
+            if now - oldest[0] <= self.ttl_seconds:
                 return
-            del answers[request_id]
+            self._forget(request_id)
             self.evicted["expired"] += 1
+
+    def _forget(self, request_id: bytes) -> None:
+        del self._answers[request_id]
+        self._shadows.pop(request_id, None)

@@ -153,7 +153,7 @@ class GatewayApp:
             def after() -> None:  # once the answer is on its way to the client
                 pool = outcome.pool
                 if answers is not None and pool is not None and outcome.status < 300 and method == b"POST":
-                    answers.record(request_id, model, revision.name, (pool.host, pool.port), started)
+                    answers.record(request_id, model, revision.name, pool.host, pool.port, started)
                 if route.mirror is not None and method == b"POST":
                     self.mirror.offer(model, route, target, forwarded, body, outcome)
                 self.metrics.count(model, revision.name, revision.role, outcome.status,

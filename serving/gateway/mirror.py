@@ -125,7 +125,7 @@ class Mirror:
             request_id = _request_id(job.headers)
             if request_id is not None:
                 self._answers.record_shadow(request_id.encode("latin-1"), job.shadow.name,
-                                            (outcome.pool.host, outcome.pool.port))
+                                            outcome.pool.host, outcome.pool.port)
         if not 200 <= job.primary.status < 300:
             # Nothing to compare with: a client's bad request would count as the shadow's
             # error. The copy still went, so the shadow's own metrics see all the traffic.
