@@ -18,14 +18,6 @@ from ..contract import feedback
 from ..contract.predictions import normalize_label
 
 
-@dataclass(slots=True)
-class _Entry:
-    ids: tuple[str, ...]
-    at: float
-    rows: int
-    predictions: tuple | None  # class names or floats, one per row; None once joined
-
-
 @dataclass(frozen=True)
 class Joined:
     """The outcome of one label: ``outcome`` is a contract.feedback result word."""
@@ -44,8 +36,12 @@ class PredictionStore:
         self.ttl_seconds = ttl_seconds
         self.kind = kind  # "classification" or "regression"
         self.classes = classes
-        self._by_id: dict[str, _Entry] = {}
-        self._order: deque[_Entry] = deque()
+        # id -> (at, predictions or None once joined, sequence number, all ids of the prediction).
+        # Tuples of plain values: the garbage collector stops tracking them, so a full store
+        # costs it nothing, and there is no object per prediction to build.
+        self._by_id: dict[str, tuple] = {}
+        self._order: deque[tuple[tuple[str, ...], int, int]] = deque()  # (ids, rows, sequence number)
+        self._added = 0
         self.rows = 0  # rows held, joined or not
         self.evicted_rows = 0  # rows pushed out before a label came (a running total)
 
@@ -56,49 +52,59 @@ class PredictionStore:
         rows = len(predictions)
         if rows > self.max_rows:
             return  # larger than the whole store: never joinable
-        while self._order and self.rows + rows > self.max_rows:
-            self._drop(self._order.popleft())
-        entry = _Entry(ids, now, rows, predictions)
-        self._order.append(entry)
-        self.rows += rows
+        order, by_id = self._order, self._by_id
+        while order and self.rows + rows > self.max_rows:
+            old_ids, old_rows, old_number = order.popleft()
+            self.rows -= old_rows
+            for item_id in old_ids:
+                held = by_id.get(item_id)
+                if held is not None and held[2] == old_number:  # not taken over by a newer prediction
+                    del by_id[item_id]
+                    if held[1] is not None and item_id == old_ids[0]:
+                        self.evicted_rows += old_rows
+        self._added += 1
+        entry = (now, predictions, self._added, ids)
         for item_id in ids:
-            self._by_id[item_id] = entry  # a reused id: the newest prediction takes its labels
-
-    def _drop(self, entry: _Entry) -> None:
-        self.rows -= entry.rows
-        if entry.predictions is not None:
-            self.evicted_rows += entry.rows
-        for item_id in entry.ids:
-            if self._by_id.get(item_id) is entry:
-                del self._by_id[item_id]
+            by_id[item_id] = entry  # a reused id: the newest prediction takes its labels
+        order.append((ids, rows, self._added))
+        self.rows += rows
 
     def join(self, item_id: str, label: object, now: float) -> Joined:
         entry = self._by_id.get(item_id)
         if entry is None:
             return Joined(feedback.UNKNOWN, f"no prediction with id '{item_id}' here: never made, or "
                                             "pushed out by the store's size limit")
-        if entry.predictions is None:
+        at, predictions, number, ids = entry
+        if predictions is None:
             return Joined(feedback.DUPLICATE, f"the prediction '{item_id}' already has its label")
-        if now - entry.at > self.ttl_seconds:
+        if now - at > self.ttl_seconds:
             return Joined(feedback.EXPIRED, f"the prediction '{item_id}' is older than the "
                                             f"{self.ttl_seconds:g} s the server keeps labels open for")
+        rows = len(predictions)
         labels = label if isinstance(label, list) else [label]
-        if len(labels) != entry.rows:
-            return Joined(feedback.INVALID, f"the prediction '{item_id}' has {entry.rows} row(s): give "
-                                            f"{'a list of ' if entry.rows > 1 else ''}{entry.rows} label(s), "
+        if len(labels) != rows:
+            return Joined(feedback.INVALID, f"the prediction '{item_id}' has {rows} row(s): give "
+                                            f"{'a list of ' if rows > 1 else ''}{rows} label(s), "
                                             f"not {len(labels)}")
         if self.kind == "regression":
             if not all(_is_number(v) for v in labels):
                 return Joined(feedback.INVALID, "a regressor's label is a finite number")
-            errors = tuple(abs(float(v) - p) for v, p in zip(labels, entry.predictions, strict=True))
-            entry.predictions = None
-            return Joined(feedback.JOINED, rows=entry.rows, abs_errors=errors)
+            self._mark_joined(entry)
+            errors = tuple(abs(float(v) - p) for v, p in zip(labels, predictions, strict=True))
+            return Joined(feedback.JOINED, rows=rows, abs_errors=errors)
         if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in labels):
             return Joined(feedback.INVALID, "a classifier's label is a class name or index")
-        correct = sum(1 for v, p in zip(labels, entry.predictions, strict=True)
+        self._mark_joined(entry)
+        correct = sum(1 for v, p in zip(labels, predictions, strict=True)
                       if normalize_label(v, self.classes) == p)
-        entry.predictions = None
-        return Joined(feedback.JOINED, rows=entry.rows, correct=correct)
+        return Joined(feedback.JOINED, rows=rows, correct=correct)
+
+    def _mark_joined(self, entry: tuple) -> None:
+        at, _, number, ids = entry
+        joined = (at, None, number, ids)
+        for item_id in ids:
+            if self._by_id.get(item_id) is entry:
+                self._by_id[item_id] = joined
 
 
 def _is_number(value: object) -> bool:
