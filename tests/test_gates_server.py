@@ -337,3 +337,52 @@ def test_profile_command_categorical_features_and_clear_errors(tmp_path):
                                 "--golden-set", str(tmp_path / "g.json")], capture_output=True, text=True,
                                timeout=60)
     assert no_labels.returncode != 0 and "needs the true labels: give --labels" in no_labels.stderr
+
+
+def colour_and_size_model() -> bytes:
+    """A text input and a number: ``colour`` BYTES [N, 1] and ``size`` FP32 [N, 1] ->
+    ``score`` FP32 [N, 1] = size + a weight per colour (ai.onnx.ml LabelEncoder)."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("LabelEncoder", ["colour"], ["weight"], domain="ai.onnx.ml",
+                          keys_strings=["red", "green", "blue"], values_floats=[1.0, 2.0, 3.0],
+                          default_float=0.0),
+         helper.make_node("Add", ["size", "weight"], ["score"])],
+        "colour_and_size",
+        [helper.make_tensor_value_info("colour", TensorProto.STRING, ["n", 1]),
+         helper.make_tensor_value_info("size", TensorProto.FLOAT, ["n", 1])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["n", 1])],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 2)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_a_text_feature_profiled_from_a_csv_and_checked_live(start_server, tmp_path):
+    rng = np.random.default_rng(8)
+    folder = tmp_path / "colours"
+    write(folder / "model.onnx", colour_and_size_model())
+    colours = rng.choice(["red", "green", "blue"], 2000, p=[0.5, 0.3, 0.2])
+    with open(tmp_path / "sample.csv", "w") as f:
+        f.write("size,colour\n")  # the columns in any order: they are read by name
+        f.writelines(f"{rng.normal(10, 2):.4f},{c}\n" for c in colours)
+    out = profile("--model", str(folder), "--data", str(tmp_path / "sample.csv"),
+                  "--out", str(folder / "profile.json"))
+    assert "2 features (1 categorical)" in out.stdout and "regression from output 'score'" in out.stdout
+    server = serve(start_server, folder, "colours", "--drift-window-rows", "500")
+    live = rng.choice(["red", "green", "blue", "purple"], 500, p=[0.1, 0.3, 0.4, 0.2])  # a shifted mix
+    for start in range(0, 500, 50):
+        body = {"inputs": [
+            {"name": "colour", "datatype": "BYTES", "shape": [50, 1],
+             "data": live[start : start + 50].tolist()},
+            {"name": "size", "datatype": "FP32", "shape": [50, 1], "data": rng.normal(10, 2, 50).tolist()}]}
+        assert httpx.post(f"{server.url}/v2/models/colours/infer", json=body, timeout=10).status_code == 200
+    wait_for(lambda: metric(scrape(server.url), WINDOW) == 500, 30, "a full drift window")
+    samples = scrape(server.url)
+    assert metric(samples, VIOLATIONS, feature="colour", kind="out_of_range") == int((live == "purple").sum())
+    assert metric(samples, PSI, feature="colour") > 0.25
+    assert metric(samples, KS, feature="colour") is None  # KS is for numeric features
+    assert metric(samples, PSI, feature="size") < 0.1
+    assert metric(samples, SCORE + "_count") == 500
