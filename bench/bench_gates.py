@@ -19,10 +19,14 @@ server's CPU time per answered request; the monitor thread's own CPU time per re
 cannot blur. After the rounds the script checks from /metrics that the monitor saw every
 answered request (a monitor that dropped work would look cheap).
 
+With ``--together`` each round loads all three at the same time instead (one wrk each),
+so that bursts of other load on a shared machine hit them alike; the throughput ratio is
+then the ratio of per-request costs, since the kernel shares the CPUs between them.
+
 Usage (from the repository root; needs wrk, `apt-get install -y wrk`):
 
     .venv/bin/python bench/bench_gates.py [--concurrency 8] [--rounds 5] [--seconds 4] [--warmup 2]
-                                          [--quiet-wait 0]
+                                          [--quiet-wait 0] [--together]
 
 Prints a markdown report and writes it to bench/results/gates-<timestamp>.md.
 """
@@ -36,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,6 +57,7 @@ from bench_server import (
     machine_info,
     modelrollout_server,
     run_rounds,
+    wait_for_quiet,
     write_model_and_body,
 )
 from prometheus_client.parser import text_string_to_metric_families
@@ -97,12 +103,31 @@ def monitor_counts(server: Server) -> dict[str, float]:
     return found
 
 
+def run_together(entries: list[Entry], rounds: int, seconds: int, warmup: int, quiet_wait: float) -> None:
+    """Each round, every variant under its own wrk at once: a burst of someone else's load
+    lands on all of them, and the machine's CPUs are shared between them by the kernel,
+    so the ratio of their throughputs is the ratio of their costs per request. (The
+    machine-wide CPU columns then mix the variants: read the per-request figures.)"""
+    for round_no in range(rounds):
+        if quiet_wait:
+            wait_for_quiet(quiet_wait)
+        threads = [threading.Thread(target=entry.measure, args=(round_no, seconds, warmup))
+                   for entry in entries]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=4, help="measured seconds per round")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--together", action="store_true",
+                        help="load every variant at the same time in each round (each with its own wrk), "
+                             "so other tenants of the machine hit them alike")
     parser.add_argument("--quiet-wait", type=float, default=0.0,
                         help="before each measured slice, wait up to this many seconds for the machine "
                              "to go idle")
@@ -130,7 +155,10 @@ def main() -> int:
             print(f"{label}: {server.ready_facts()}", flush=True)
             entries.append(Entry(f"tiny c{args.concurrency}", "tiny", args.concurrency,
                                  f"modelrollout {label}", server, built["body"]))
-        run_rounds(entries, args.rounds, args.seconds, args.warmup, args.quiet_wait)
+        if args.together:
+            run_together(entries, args.rounds, args.seconds, args.warmup, args.quiet_wait)
+        else:
+            run_rounds(entries, args.rounds, args.seconds, args.warmup, args.quiet_wait)
         counts = {e.contender: monitor_counts(e.server) for e in entries}
     finally:
         for server in servers:
@@ -149,7 +177,9 @@ def main() -> int:
 def render(entries: list[Entry], counts: dict[str, dict], info: dict, args, started: datetime) -> str:
     by = {e.contender.removeprefix("modelrollout "): e for e in entries}
     lines = [f"# Model-aware signals: per-request cost ({started:%Y-%m-%d %H:%M} UTC)", "",
-             f"wrk -t1 -c{args.concurrency}, {args.rounds} interleaved rounds of {args.seconds} s "
+             f"wrk -t1 -c{args.concurrency}, {args.rounds} "
+             f"{'rounds with every variant loaded at once' if args.together else 'interleaved rounds'} "
+             f"of {args.seconds} s "
              f"(after {args.warmup} s of warm-up each; quiet wait {args.quiet_wait:g} s), tiny model "
              f"[4, 16, 3], batch-1 JSON, {HOST}.", "",
              "| variant | 2xx/s | per round | µs per request (1/throughput) | server CPU µs per request "

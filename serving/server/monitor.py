@@ -65,7 +65,7 @@ class Monitor:
         self._clock = clock
         self._pending: deque = deque()
         self._bytes_in = 0  # written by observe() only
-        self._bytes_out = 0  # written by the monitor only
+        self._bytes_out = 0  # written under the lock only (the monitor thread, feedback)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
