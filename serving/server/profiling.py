@@ -249,7 +249,8 @@ def read_labels(path: Path, spec: PredictionSpec, rows: int) -> list:
         raise ProfileError(f"{path.name}: labels are one column, not {len(cells[0])}")
     values = [row[0] for row in cells]
     if len(values) != rows:
-        hint = " (a first row that holds only numbers is data, not a header)" if len(values) == rows + 1 else ""
+        hint = (" (a first row that holds only numbers is data, not a header)"
+                if len(values) == rows + 1 else "")
         raise ProfileError(f"{path.name} holds {len(values)} labels for {rows} rows of data{hint}")
     if spec.kind == "regression":
         return [_number(v, "label") for v in values]
