@@ -266,3 +266,17 @@ def test_prediction_of_a_v2_answer_and_golden_scores():
     assert request_of(golden.examples[0], spec)["outputs"] == [{"name": "probabilities"}]
     with pytest.raises(InvalidGoldenSet, match="expected"):
         parse_golden_set({**doc, "examples": [{"inputs": doc["examples"][0]["inputs"], "expected": None}]})
+
+
+def test_a_regressor_can_bring_its_own_score_buckets():
+    from modelrollout.serving.server.metrics import ServerMetrics
+    from prometheus_client import generate_latest
+
+    metrics = ServerMetrics("m", "1", "r")
+    assert b'modelrollout_server_prediction_score_bucket' not in generate_latest(metrics.registry)
+    metrics.gates.score_histogram((100.0, 200.0)).observe(150)
+    lines = [line for line in generate_latest(metrics.registry).decode().splitlines()
+             if line.startswith("modelrollout_server_prediction_score_")]
+    assert [line.split("le=")[1].split(",")[0] for line in lines if "_bucket" in line] == \
+        ['"100.0"', '"200.0"', '"+Inf"']
+    assert 'modelrollout_server_prediction_score_count{model="m",revision="r",version="1"} 1.0' in lines

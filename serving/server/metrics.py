@@ -106,6 +106,7 @@ class GateMetrics:
             names.SERVER_PREDICTIONS, "Rows predicted, by predicted class (classifiers)",
             [*base, "class"], registry=r)
         self._registry = r
+        self.score = self._score_family(names.SCORE_BUCKETS)
         self.profile_info = Gauge(
             names.SERVER_PROFILE_INFO, "The reference profile in use (value 1)", [*base, "sha256"],
             registry=r)
@@ -144,12 +145,18 @@ class GateMetrics:
             self.feedback_rejected.labels(reason=reason, **labels)
 
     def score_histogram(self, buckets: tuple[float, ...]):
-        """The regressor's score histogram, registered at load: its buckets may come from the
-        model metadata."""
+        """The regressor's score histogram, on the buckets of the model metadata when it has
+        them (the family is registered from the start with the default ones)."""
+        if tuple(buckets) != names.SCORE_BUCKETS:
+            self._registry.unregister(self.score)
+            self.score = self._score_family(buckets)
+        return self.score.labels(**self._labels)
+
+    def _score_family(self, buckets: tuple[float, ...]) -> Histogram:
         return Histogram(
             names.SERVER_PREDICTION_SCORE, "Predicted values (regressors)", ["model", "version", "revision"],
             buckets=buckets, registry=self._registry,
-        ).labels(**self._labels)
+        )
 
     def child(self, metric, **extra: str):
         return metric.labels(**extra, **self._labels)
