@@ -126,7 +126,9 @@ def test_the_documented_queries_on_real_scrapes(start_server, tmp_path):
 
         accuracy = (cand_p.argmax(1) == truth).mean()
         assert value("accuracy") == pytest.approx(accuracy, abs=1e-9)
-        assert value("accuracy-samples") == pytest.approx(REQUESTS, rel=0.15)  # increase() extrapolates
+        # increase() extrapolates to the end of the window: never below what was counted here,
+        # and above it by up to the share of the window the series had been scraped for.
+        assert REQUESTS <= value("accuracy-samples") < 2 * REQUESTS
         errors = np.abs(np.abs(values[:, 0]).astype(np.float64) - true_values)
         assert value("mean-abs-error", "reg") == pytest.approx(errors.mean(), rel=1e-6)
     finally:
