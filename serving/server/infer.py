@@ -80,7 +80,7 @@ class InferEndpoint:
             metrics.inflight.dec()
             if self.state.draining:
                 await send_answer(send, 503, error_body("server shut down before the request finished"),
-                            None, request_id, {})
+                                  None, request_id, {})
                 metrics.count_request(503)
             raise
         except ServingError as exc:
@@ -159,7 +159,7 @@ class InferEndpoint:
 
 
 async def send_answer(send, status: int, payload: bytes, header_length: int | None,
-                request_id: str, extra_headers: dict[str, str]) -> None:
+                      request_id: str, extra_headers: dict[str, str]) -> None:
     headers = [
         _JSON_TYPE if header_length is None else _BINARY_TYPE,
         (b"content-length", str(len(payload)).encode()),
