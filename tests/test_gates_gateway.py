@@ -122,7 +122,9 @@ def test_class_counts_and_accuracy_per_revision_through_the_gateway(start_server
         assert metric(samples, REJECTED) == 0
     accuracy = {revision: metric(scrape(server.url), FEEDBACK, result="correct") / len(served[revision])
                 for revision, server in (("rev-a", servers["stable"]), ("rev-b", servers["candidate"]))}
-    assert accuracy["rev-a"] > 0.9 and accuracy["rev-b"] < 0.75  # the worse model is seen to be worse
+    # The worse model is seen to be worse (about 0.97 against 0.67 on all of iris; each got
+    # a random half, so a margin rather than fixed bounds).
+    assert accuracy["rev-a"] > accuracy["rev-b"] + 0.1
     shadow = scrape(servers["shadow"].url)
     assert metric(shadow, FEEDBACK, result="correct") == int((shadow_labels == y).sum())
     assert metric(shadow, FEEDBACK, result="incorrect") == int((shadow_labels != y).sum())
