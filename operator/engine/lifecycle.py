@@ -42,6 +42,7 @@ from ..status import (
     DEGRADED,
     DEPLOYED,
     FAST_REVERT,
+    GOLDEN_SET_FAILED,
     HEALTHY,
     NEW_REVISION,
     PAUSED,
@@ -61,6 +62,7 @@ from ..status import (
     format_time,
     parse_time,
 )
+from . import golden
 from .conditions import with_conditions
 
 Result = tuple[RolloutStatus, list]
@@ -177,6 +179,7 @@ def start_candidate(tick: Tick, status: RolloutStatus, strategy, why: str) -> Re
         why += (f"; it served production within the last {spec.rollback_window} revision(s), so "
                 "rollbackWindow skips the steps after the gate")
     status = replace(_reset(status), candidate_revision=desired, candidate_since=tick.at, fast_revert=fast,
+                     golden_set=None,
                      traffic=Traffic(100, 0), phase=PROGRESSING, reason=NEW_REVISION,
                      scale_downs=tuple(d for d in status.scale_downs if d.revision != desired),
                      message=f"candidate {desired} ({spec.model.version}) starting: {why}")
@@ -258,9 +261,22 @@ def _gate(tick: Tick, status: RolloutStatus, strategy, keep: list) -> Result:
                        message="candidate ready; smoke test pending"), keep
     if obs.smoke_test is not True:
         return abort(tick, status, SMOKE_TEST_FAILED, f"smoke test failed: {obs.smoke_test}", wanted)
+    passed = "candidate ready and smoke test passed"
+    if spec.golden_set is not None:
+        if obs.golden_set is None:
+            return replace(status, phase=PROGRESSING, reason=CANDIDATE_READY,
+                           message="candidate ready; golden set being replayed"), keep
+        if isinstance(obs.golden_set, str):
+            return abort(tick, status, GOLDEN_SET_FAILED, f"golden set: {obs.golden_set}", wanted)
+        status = replace(status, golden_set=golden.summary(obs.golden_set))
+        problem = golden.judge(spec.golden_set, obs.golden_set)
+        if problem is not None:
+            return abort(tick, status, GOLDEN_SET_FAILED, f"{problem} ({golden.describe(obs.golden_set)})",
+                         wanted)
+        passed += f"; {golden.describe(obs.golden_set)}"
     status = replace(status, gate_passed=True, step_started_at=tick.at, phase=PROGRESSING,
                      reason=CANDIDATE_READY, message="candidate ready and answering: starting the steps")
-    return status, keep + [RecordEvent("Normal", CANDIDATE_READY, "candidate ready and smoke test passed")]
+    return status, keep + [RecordEvent("Normal", CANDIDATE_READY, passed)]
 
 
 def run_analysis(tick: Tick, status: RolloutStatus, names: tuple[str, ...]) -> tuple[RolloutStatus, str, str]:
