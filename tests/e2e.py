@@ -44,8 +44,10 @@ def until_resumed(done: Callable[[dict], bool], cluster: LocalCluster, name: str
     resumed: list[str] = []
 
     def check(status: dict) -> bool:
-        if status.get("reason") == "AnalysisInconclusive" and status.get("message") not in resumed[-1:]:
-            resumed.append(status.get("message"))
+        # One resume per inconclusive measurement: the message repeats, the measurement's time not.
+        measured = (status.get("analysis") or [{}])[-1].get("at")
+        if status.get("reason") == "AnalysisInconclusive" and measured not in resumed[-1:]:
+            resumed.append(measured)
             cluster.command(name, "resume", f"{name}-resume-{len(resumed)}")
         return done(status)
 
