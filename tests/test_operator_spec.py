@@ -129,3 +129,24 @@ def test_any_document_parses_or_is_refused_with_invalid_spec(doc):
     except InvalidSpec as exc:
         result = exc
     assert isinstance(result, (Spec, InvalidSpec))
+
+
+def test_the_gates_example_of_docs_gates_md_is_a_valid_spec():
+    """The page's example, on top of the canary example's model and server, parses to the
+    gates it shows; and the page's claim that a metric needs a threshold holds."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    base = yaml.safe_load((root / "manifests" / "examples" / "canary-builtin.yaml").read_text())["spec"]
+    example = re.findall(r"```yaml\n(.*?)```", (root / "docs" / "gates.md").read_text(), re.S)[0]
+    spec = parse_spec({**base, **yaml.safe_load(example)["spec"]})
+    assert (spec.golden_set.min_accuracy, spec.golden_set.tolerance) == (0.9, 0.02)
+    assert [m.name for m in spec.analysis.metrics] == ["error-rate", "prediction-shift", "input-violations",
+                                                         "accuracy"]
+    unbounded = copy.deepcopy({**base, **yaml.safe_load(example)["spec"]})
+    del unbounded["analysis"]["metrics"][1]["thresholdRange"]
+    with pytest.raises(InvalidSpec, match=r"metrics\[1\].thresholdRange"):
+        parse_spec(unbounded)
