@@ -7,8 +7,10 @@ showing what it is for:
 
     shadow      1.0.1 (1.0.0 exported again) answers copies only, agrees: promoted;
                 2.0.0 answers differently: caught, and not one client request saw it
-    canary      4.0.0 step by step: promoted; 3.0.0 fails on half of the real inputs:
-                the analysis catches it at 20% and rolls it back
+    canary      4.0.0 (1.0.0 retrained) step by step: promoted; 3.0.0 fails on half of the
+                real inputs: the analysis catches it at 20% and rolls it back; 6.0.0 is
+                healthy and fast but predicts other classes: error rate and latency pass,
+                the prediction-shift gate rolls it back
     blue-green  5.0.0 previewed (testers reach it by header), analysed on that traffic,
                 then every client switched at once, the old revision kept warm a while
 
@@ -38,10 +40,12 @@ from modelrollout.serving.examples import write_model_versions
 NAME = "iris"
 INTERVAL_SECONDS = 4
 ERROR_RATE_MAX = 0.05
+PREDICTION_SHIFT_MAX = 0.05  # Jensen-Shannon divergence of the class shares, candidate vs stable
 PREVIEW_HEADER = {"x-modelrollout-revision": "preview"}
 METRICS = [
     {"name": "error-rate", "thresholdRange": {"max": ERROR_RATE_MAX}, "minSamples": 5},
     {"name": "latency-p99", "thresholdRange": {"max": 0.25}, "minSamples": 5},
+    {"name": "prediction-shift", "thresholdRange": {"max": PREDICTION_SHIFT_MAX}, "minSamples": 20},
     {"name": "shadow-agreement", "thresholdRange": {"min": 0.99}, "minSamples": 20},
     {"name": "shadow-error-rate", "thresholdRange": {"max": 0.01}, "minSamples": 20},
 ]
@@ -50,8 +54,8 @@ STRATEGIES = {
                           "scaleDownDelaySeconds": 3,
                           "analysis": {"metrics": ["shadow-agreement", "shadow-error-rate"]}}},
     "canary": {"canary": {"steps": [
-        {"setWeight": 20}, {"analysis": {"metrics": ["error-rate", "latency-p99"]}},
-        {"setWeight": 50}, {"analysis": {"metrics": ["error-rate", "latency-p99"]}},
+        {"setWeight": 20}, {"analysis": {"metrics": ["error-rate", "latency-p99", "prediction-shift"]}},
+        {"setWeight": 50}, {"analysis": {"metrics": ["error-rate", "latency-p99", "prediction-shift"]}},
     ]}},
     "blue-green": {"blueGreen": {"prePromotionAnalysis": {"metrics": ["error-rate"]},
                                  "autoPromotionSeconds": 2,
@@ -71,8 +75,9 @@ class Rollout:
 SCENARIOS = {
     "shadow": [Rollout("shadow", "1.0.1", "promoted", "1.0.0 exported again: the same answers"),
                Rollout("shadow", "2.0.0", "rolled back", "healthy and fast, but it answers differently")],
-    "canary": [Rollout("canary", "4.0.0", "promoted", "a good new model"),
-               Rollout("canary", "3.0.0", "rolled back", "fails on half of the real inputs")],
+    "canary": [Rollout("canary", "4.0.0", "promoted", "1.0.0 retrained: the same answers"),
+               Rollout("canary", "3.0.0", "rolled back", "fails on half of the real inputs"),
+               Rollout("canary", "6.0.0", "rolled back", "healthy and fast, but other classes for half the inputs")],
     "blue-green": [Rollout("blue-green", "5.0.0", "promoted", "previewed, then every client at once")],
 }
 
@@ -95,6 +100,7 @@ class Outcome:
     result: str  # promoted, rolled back, or the phase it ended in
     seconds: float
     served_before: int  # client requests it answered before the rollout settled
+    failed_metrics: tuple[str, ...]  # what the analysis failed on, when it did
 
 
 def run(folder: Path, strategy: str | None = None) -> None:
@@ -160,7 +166,16 @@ def _roll_out(cluster: LocalCluster, models: dict[str, Path], rollout: Rollout, 
     if rollout.strategy == "shadow":
         say(f"{served} client requests answered by {rollout.version} before the decision "
             f"(it answered copies only)")
-    return Outcome(rollout, result, time.monotonic() - began, served)
+    return Outcome(rollout, result, time.monotonic() - began, served, _failed_metrics(final))
+
+
+def _failed_metrics(status: dict) -> tuple[str, ...]:
+    """The metrics an AnalysisFailed abort names ("analysis failed: a, b (details)")."""
+    message = status.get("message") or ""
+    if status.get("reason") != "AnalysisFailed" or "analysis failed:" not in message:
+        return ()
+    named = message.split("analysis failed:", 1)[1].split("(", 1)[0]
+    return tuple(name.strip() for name in named.split(",") if name.strip())
 
 
 def _header(status: dict) -> str:
@@ -344,5 +359,8 @@ def _summary(results: list[Result], versions: dict, outcomes: list[Outcome], cha
         if outcome.rollout.strategy == "shadow" and outcome.result == "rolled back":
             lines.append(f"The shadow caught {outcome.rollout.version} after {outcome.served_before} client "
                          "requests answered by it: it only ever answered copies.")
+        if outcome.failed_metrics == ("prediction-shift",):
+            lines.append(f"Only the prediction-shift gate caught {outcome.rollout.version}: its error rate and "
+                         "latency passed, it predicted other classes than stable on the same traffic.")
     lines += ["", f"Chart: {chart}"]
     return "\n".join(lines) + "\n"

@@ -51,13 +51,16 @@ def write_model_versions(folder: Path, stem: str = "model") -> dict[str, Path]:
     1.0.1   1.0.0 exported again: other bytes (another revision), the same predictions
     2.0.0   good, other weights: as healthy and fast as 1.0.0, but it predicts differently
     3.0.0   failing on half of real inputs (build_faulty_mlp)
-    4.0.0   good, other weights again
+    4.0.0   1.0.0 retrained: weights a little different, the same predictions (retrained)
     5.0.0   good, other weights again
+    6.0.0   healthy and fast, other weights: it predicts another class for about half of
+            the inputs 1.0.0 sees (what a prediction-shift gate is for)
     """
     folder.mkdir(parents=True, exist_ok=True)
     built = {"1.0.0": build_mlp([4, 16, 3], seed=0), "1.0.1": reexport(build_mlp([4, 16, 3], seed=0)),
              "2.0.0": build_mlp([4, 16, 3], seed=1), "3.0.0": build_faulty_mlp([4, 16, 3], seed=2),
-             "4.0.0": build_mlp([4, 16, 3], seed=3), "5.0.0": build_mlp([4, 16, 3], seed=4)}
+             "4.0.0": retrained(build_mlp([4, 16, 3], seed=0), seed=3), "5.0.0": build_mlp([4, 16, 3], seed=5),
+             "6.0.0": build_mlp([4, 16, 3], seed=4)}
     paths = {}
     for version, data in built.items():
         paths[version] = folder / f"{stem}-{version}.onnx"
@@ -69,6 +72,18 @@ def reexport(model: bytes) -> bytes:
     """The same graph and weights with other producer metadata: a new file, the same answers."""
     proto = onnx.load_from_string(model)
     proto.producer_name, proto.producer_version = "modelrollout-reexport", "2"
+    return proto.SerializeToString()
+
+
+def retrained(model: bytes, seed: int, scale: float = 0.05) -> bytes:
+    """The model with every weight moved by a little noise (``scale`` of the tensor's mean
+    magnitude): what retraining on fresh data gives, other bytes and nearly the same answers."""
+    proto = onnx.load_from_string(model)
+    rng = np.random.default_rng(seed)
+    for i, tensor in enumerate(proto.graph.initializer):
+        weights = numpy_helper.to_array(tensor)
+        moved = weights + rng.standard_normal(weights.shape) * scale * float(np.abs(weights).mean())
+        proto.graph.initializer[i].CopyFrom(numpy_helper.from_array(moved.astype(np.float32), tensor.name))
     return proto.SerializeToString()
 
 

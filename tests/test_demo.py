@@ -46,11 +46,16 @@ def test_the_demo_as_the_readme_writes_it_shows_the_three_strategies_and_writes_
             shutil.move(kept, output)
     for row in ("| to 1.0.1 | shadow | promoted |", "| to 2.0.0 | shadow | rolled back |",
                 "| to 4.0.0 | canary | promoted |", "| to 3.0.0 | canary | rolled back |",
+                "| to 6.0.0 | canary | rolled back |",
                 "| to 5.0.0 | blue-green | promoted |"):
         assert row in summary, summary
     # The disagreeing shadow answered copies only: not one client request.
     assert "The shadow caught 2.0.0 after 0 client requests answered by it" in summary
     assert "| 2.0.0 |" not in summary  # no row of requests served by it
+    # 6.0.0 answered every request it got, and only the model-aware gate caught it.
+    assert "Only the prediction-shift gate caught 6.0.0" in summary
+    served_by_6 = re.search(r"\| 6\.0\.0 \| (\d+) \| (\d+) \|", summary)
+    assert served_by_6 and int(served_by_6.group(1)) > 0 and served_by_6.group(2) == "0", summary
     assert "unexpected" not in done.stdout and "no analysis view" not in done.stdout
     assert chart.startswith(b"\x89PNG") and len(chart) > 20_000
     # Failed requests, if any, came from the broken 3.0.0 only.

@@ -1,0 +1,23 @@
+"""The demo's model versions behave as their story says, on the inputs the demo's clients send."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+from modelrollout.serving.examples import write_model_versions
+
+
+def classes(path, inputs: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["probabilities"], {"input": inputs})[0].argmax(axis=1)
+
+
+def test_each_version_predicts_as_its_story_says(tmp_path):
+    paths = write_model_versions(tmp_path)
+    inputs = np.random.default_rng(0).random((2000, 4)).astype(np.float32)  # as harness.traffic sends
+    stable = classes(paths["1.0.0"], inputs)
+    assert len({p.read_bytes() for p in paths.values()}) == len(paths)  # every version its own bytes
+    assert (classes(paths["1.0.1"], inputs) == stable).all()  # exported again
+    assert (classes(paths["4.0.0"], inputs) != stable).mean() < 0.01  # retrained
+    assert (classes(paths["6.0.0"], inputs) != stable).mean() > 0.3  # predicts otherwise
+    assert (classes(paths["2.0.0"], inputs) != stable).mean() > 0.3
