@@ -77,7 +77,8 @@ SCENARIOS = {
                Rollout("shadow", "2.0.0", "rolled back", "healthy and fast, but it answers differently")],
     "canary": [Rollout("canary", "4.0.0", "promoted", "1.0.0 retrained: the same answers"),
                Rollout("canary", "3.0.0", "rolled back", "fails on half of the real inputs"),
-               Rollout("canary", "6.0.0", "rolled back", "healthy and fast, but other classes for half the inputs")],
+               Rollout("canary", "6.0.0", "rolled back",
+                       "healthy and fast, but other classes for half the inputs")],
     "blue-green": [Rollout("blue-green", "5.0.0", "promoted", "previewed, then every client at once")],
 }
 
@@ -360,7 +361,7 @@ def _summary(results: list[Result], versions: dict, outcomes: list[Outcome], cha
             lines.append(f"The shadow caught {outcome.rollout.version} after {outcome.served_before} client "
                          "requests answered by it: it only ever answered copies.")
         if outcome.failed_metrics == ("prediction-shift",):
-            lines.append(f"Only the prediction-shift gate caught {outcome.rollout.version}: its error rate and "
-                         "latency passed, it predicted other classes than stable on the same traffic.")
+            lines.append(f"Only the prediction-shift gate caught {outcome.rollout.version}: its error rate "
+                         "and latency passed, it predicted other classes than stable on the same traffic.")
     lines += ["", f"Chart: {chart}"]
     return "\n".join(lines) + "\n"

@@ -59,8 +59,8 @@ def write_model_versions(folder: Path, stem: str = "model") -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     built = {"1.0.0": build_mlp([4, 16, 3], seed=0), "1.0.1": reexport(build_mlp([4, 16, 3], seed=0)),
              "2.0.0": build_mlp([4, 16, 3], seed=1), "3.0.0": build_faulty_mlp([4, 16, 3], seed=2),
-             "4.0.0": retrained(build_mlp([4, 16, 3], seed=0), seed=3), "5.0.0": build_mlp([4, 16, 3], seed=5),
-             "6.0.0": build_mlp([4, 16, 3], seed=4)}
+             "4.0.0": retrained(build_mlp([4, 16, 3], seed=0), seed=3),
+             "5.0.0": build_mlp([4, 16, 3], seed=5), "6.0.0": build_mlp([4, 16, 3], seed=4)}
     paths = {}
     for version, data in built.items():
         paths[version] = folder / f"{stem}-{version}.onnx"
