@@ -16,14 +16,14 @@ import httpx
 
 from .actions import RecordEvent
 from .engine import decide, reject_spec, revision_of
-from .kube.api import Api
+from .kube.api import Api, describe_error
 from .kube.apply import Applier
 from .kube.observe import command_of, observe
 from .metrics import OperatorMetrics
 from .routing import Target
 from .routing.capabilities import refuse_unsupported
 from .spec import Comparison, InvalidSpec, Spec, parse_spec
-from .status import SPEC_INVALID, status_from_doc
+from .status import SPEC_INVALID, RolloutStatus, status_from_doc
 
 log = logging.getLogger("modelrollout.operator")
 
@@ -37,10 +37,11 @@ class Shell:
     metrics: OperatorMetrics
 
 
-async def reconcile(shell: Shell, namespace: str, name: str) -> None:
+async def reconcile(shell: Shell, namespace: str, name: str) -> RolloutStatus | None:
+    """The status it wrote (or found right); None when the ModelDeployment is gone."""
     started = time.perf_counter()
     try:
-        await _reconcile(shell, namespace, name)
+        return await _reconcile(shell, namespace, name)
     except Exception:
         shell.metrics.errors.labels(namespace, name).inc()
         raise
@@ -48,10 +49,13 @@ async def reconcile(shell: Shell, namespace: str, name: str) -> None:
         shell.metrics.duration.labels(namespace, name).observe(time.perf_counter() - started)
 
 
-async def _reconcile(shell: Shell, namespace: str, name: str) -> None:
+async def _reconcile(shell: Shell, namespace: str, name: str) -> RolloutStatus | None:
+    cache = shell.applier.reads.cache
+    if cache is not None and not cache.synced.is_set():
+        await cache.synced.wait()  # decide only once every object it owns has been listed
     body = await asyncio.to_thread(shell.api.get, "ModelDeployment", namespace, name)
     if body is None:
-        return  # deleted meanwhile; the children go with it (ownerReferences)
+        return None  # deleted meanwhile; the children go with it (ownerReferences)
     now = datetime.now(UTC)
     status = status_from_doc(body.get("status") or {})
     metadata = body.get("metadata") or {}
@@ -64,9 +68,9 @@ async def _reconcile(shell: Shell, namespace: str, name: str) -> None:
             log.warning("ModelDeployment %s/%s has an invalid spec: %s", namespace, name, problem)
             await shell.applier.record_event(body, RecordEvent("Warning", SPEC_INVALID, problem), now)
         await shell.applier.write_status(target_of(body, None), body, new)
-        return
+        return new
     target = target_of(body, spec)
-    observations = await observe(shell.api, shell.http, target, spec, status, body, now)
+    observations = await observe(shell.applier.reads, shell.http, target, spec, status, body, now)
     decision = decide(spec, status, observations, now)
     _, command_id = command_of(body, status)
     if command_id is not None:
@@ -74,6 +78,41 @@ async def _reconcile(shell: Shell, namespace: str, name: str) -> None:
         decision = replace(decision, status=decision.status.with_(handled_command=command_id))
     await shell.applier.apply(target, spec, revision_of(spec), decision, body, now)
     shell.metrics.observe(namespace, name, status, decision.status)
+    return decision.status
+
+
+# --- when reconciles keep failing (the API server refusing, unreachable, ...) ---
+
+RECONCILE_FAILING = "ReconcileFailing"  # Warning: several reconciles in a row failed; retrying
+RECONCILE_RECOVERED = "ReconcileRecovered"  # Normal: reconciling again after such a streak
+FAILURES_BEFORE_WARNING = 3
+
+
+async def report_failures(shell: Shell, namespace: str, name: str, uid: str | None, failures: int,
+                          error: Exception, delay: float, warned: bool) -> bool:
+    """A Warning Event once a streak of failed reconciles reaches FAILURES_BEFORE_WARNING
+    (tried again at each later failure until it could be posted). True once it was posted."""
+    if warned or failures < FAILURES_BEFORE_WARNING:
+        return warned
+    message = (f"{failures} reconciles in a row failed, the last: {describe_error(error)}; "
+               f"retrying with backoff (next in {delay:g} s); status is left as it was")
+    return await shell.applier.record_event(_involved(namespace, name, uid),
+                                            RecordEvent("Warning", RECONCILE_FAILING, message),
+                                            datetime.now(UTC))
+
+
+async def report_recovery(shell: Shell, namespace: str, name: str, uid: str | None, failures: int,
+                          seconds: float, warned: bool) -> None:
+    """After a streak that was told in a Warning Event: say it is over."""
+    if not warned:
+        return
+    message = f"reconciling again after {failures} failed attempts over {seconds:.0f} s"
+    await shell.applier.record_event(_involved(namespace, name, uid),
+                                     RecordEvent("Normal", RECONCILE_RECOVERED, message), datetime.now(UTC))
+
+
+def _involved(namespace: str, name: str, uid: str | None) -> dict:
+    return {"metadata": {"name": name, "namespace": namespace, **({"uid": uid} if uid else {})}}
 
 
 def parse(body: dict) -> Spec:

@@ -150,13 +150,20 @@ def test_a_killed_operator_comes_back_without_changing_anything(kube, operator):
 
 
 def revision_slice(revision: str, host: str) -> dict:
-    """What the EndpointSlice controller writes for a revision's Service: one ready pod."""
+    """What the EndpointSlice controller writes for a revision's Service: one ready pod, and
+    the Service's labels (the controller copies them; the operator's watch selects on one)."""
     service = f"iris-{revision}"
+    labels = kube_labels_of_service(revision)
     return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": f"{service}-x1", "namespace": "ml",
-                         "labels": {"kubernetes.io/service-name": service}},
+                         "labels": {**labels, "kubernetes.io/service-name": service}},
             "addressType": "IPv4", "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
             "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}
+
+
+def kube_labels_of_service(revision: str) -> dict:
+    return {"app.kubernetes.io/managed-by": "modelrollout", "modelrollout.io/model-deployment": "iris",
+            "modelrollout.io/revision": revision}
 
 
 def entry_slices(kube: KubeEmulator) -> list[dict]:

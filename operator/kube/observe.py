@@ -21,7 +21,7 @@ from ..routing import Target, revision_service
 from ..smoke import check_answer, smoke_request
 from ..spec import Spec
 from ..status import RolloutStatus, format_time, parse_time
-from .api import Api
+from .cache import Reads
 from .manifests import MODEL_DEPLOYMENT_LABEL, REVISION_LABEL
 
 log = logging.getLogger("modelrollout.operator")
@@ -48,22 +48,22 @@ def command_by(body: dict) -> str | None:
     return who[:63] if isinstance(who, str) and who else None
 
 
-async def observe(api: Api, http: httpx.AsyncClient, target: Target, spec: Spec, status: RolloutStatus,
+async def observe(reads: Reads, http: httpx.AsyncClient, target: Target, spec: Spec, status: RolloutStatus,
                   body: dict, now: datetime) -> Observations:
     namespace = target.namespace
     stable, candidate = status.stable_revision, status.candidate_revision
     # No stable revision yet: the first one is about to be made, and nothing of it is ready.
     stable_ready, stable_ready_replicas = False, 0
     if stable is not None:
-        stable_ready_replicas = await _ready_replicas(api, namespace, target.name, stable)
+        stable_ready_replicas = await _ready_replicas(reads, namespace, target.name, stable)
         stable_ready = stable_ready_replicas >= spec.replicas
     candidate_ready = crash_looping = 0
     smoke = None
     if candidate is not None:
-        candidate_ready = await _ready_replicas(api, namespace, target.name, candidate)
-        crash_looping = await _crash_looping(api, target, candidate)
+        candidate_ready = await _ready_replicas(reads, namespace, target.name, candidate)
+        crash_looping = await _crash_looping(reads, target, candidate)
         if not status.gate_passed and candidate_ready >= spec.replicas:
-            smoke = await _smoke_test(api, http, target, spec, candidate)
+            smoke = await _smoke_test(reads, http, target, spec, candidate)
     measurements, comparisons = (), None
     due = due_metrics(spec, status, now)
     provider = PrometheusProvider(spec.analysis.prometheus_address or "", http)
@@ -93,16 +93,16 @@ async def observe(api: Api, http: httpx.AsyncClient, target: Target, spec: Spec,
     )
 
 
-async def _ready_replicas(api: Api, namespace: str, name: str, revision: str) -> int:
-    deployment = await asyncio.to_thread(api.get, "Deployment", namespace, revision_service(name, revision))
+async def _ready_replicas(reads: Reads, namespace: str, name: str, revision: str) -> int:
+    deployment = await reads.get("Deployment", namespace, revision_service(name, revision))
     if deployment is None:
         return 0
     return int((deployment.get("status") or {}).get("readyReplicas") or 0)
 
 
-async def _crash_looping(api: Api, target: Target, revision: str) -> bool:
-    pods = await asyncio.to_thread(api.list, "Pod", target.namespace,
-                                   {MODEL_DEPLOYMENT_LABEL: target.name, REVISION_LABEL: revision})
+async def _crash_looping(reads: Reads, target: Target, revision: str) -> bool:
+    pods = await reads.list("Pod", target.namespace,
+                            {MODEL_DEPLOYMENT_LABEL: target.name, REVISION_LABEL: revision})
     for pod in pods:
         for container in (pod.get("status") or {}).get("containerStatuses") or []:
             waiting = (container.get("state") or {}).get("waiting") or {}
@@ -113,28 +113,29 @@ async def _crash_looping(api: Api, target: Target, revision: str) -> bool:
     return False
 
 
-async def revision_endpoints(api: Api, target: Target, revision: str) -> tuple[Endpoint, ...]:
-    """The endpoints of the revision's Service, from its EndpointSlices."""
+async def revision_endpoints(reads: Reads, target: Target, revision: str) -> tuple[Endpoint, ...]:
+    """The endpoints of the revision's Service, from its EndpointSlices (which carry the
+    Service's labels, the ModelDeployment's among them, as the EndpointSlice controller copies them)."""
     service = revision_service(target.name, revision)
-    slices = await asyncio.to_thread(api.list, "EndpointSlice", target.namespace,
-                                     {SERVICE_NAME_LABEL: service})
+    slices = await reads.list("EndpointSlice", target.namespace,
+                              {MODEL_DEPLOYMENT_LABEL: target.name, SERVICE_NAME_LABEL: service})
     return endpoints_by_service(slices).get((target.namespace, service), ())
 
 
-async def candidate_address(api: Api, target: Target, revision: str) -> str | None:
+async def candidate_address(reads: Reads, target: Target, revision: str) -> str | None:
     """host:port of a ready endpoint of the revision's Service, from its EndpointSlices."""
-    endpoints = await revision_endpoints(api, target, revision)
+    endpoints = await revision_endpoints(reads, target, revision)
     endpoint = next((e for e in endpoints if e.ready), None)
     if endpoint is None:
         return None
     return f"[{endpoint.host}]:{endpoint.port}" if ":" in endpoint.host else endpoint.address
 
 
-async def _smoke_test(api: Api, http: httpx.AsyncClient, target: Target, spec: Spec,
+async def _smoke_test(reads: Reads, http: httpx.AsyncClient, target: Target, spec: Spec,
                       revision: str) -> bool | str | None:
     """True when the candidate answered one inference correctly, else what went wrong;
     None when there is no ready endpoint to ask yet (the gate stays closed)."""
-    address = await candidate_address(api, target, revision)
+    address = await candidate_address(reads, target, revision)
     if address is None:
         return None
     base = f"http://{address}/v2/models/{target.model}"
