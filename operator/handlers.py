@@ -105,13 +105,14 @@ class Loops:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _loop(self, namespace: str, name: str, wake: asyncio.Event) -> None:
-        failures, failing_since, warned = 0, 0.0, False
+        failures, failing_since, warned, last_error = 0, 0.0, False, None
         loop = asyncio.get_running_loop()
         while True:
             wake.clear()
             if not self.may_act():
                 delay = self.tick_seconds  # the Lease was not renewed in time: hands off
             else:
+                uid = self._known.get((namespace, name))
                 try:
                     status = await reconcile(self.shell, namespace, name)
                 except asyncio.CancelledError:
@@ -121,17 +122,20 @@ class Loops:
                         failing_since = loop.time()
                     delay = max(_BACKOFF_SECONDS[min(failures, len(_BACKOFF_SECONDS) - 1)],
                                 retry_after_seconds(exc))
-                    failures += 1
+                    failures, last_error = failures + 1, exc
                     log.warning("reconcile of %s/%s failed (attempt %d); retrying in %s s", namespace, name,
                                 failures, delay, exc_info=True)
-                    warned = await report_failures(self.shell, namespace, name, self._known.get(
-                        (namespace, name)), failures, exc, delay, warned)
-                else:
-                    if failures:
-                        await report_recovery(self.shell, namespace, name, self._known.get((namespace, name)),
-                                              failures, loop.time() - failing_since, warned)
-                    failures, warned = 0, False
-                    delay = self.resync_seconds if settled(status) else self.tick_seconds
+                    warned = await report_failures(self.shell, namespace, name, uid, failures, exc, delay,
+                                                   warned)
+                    # The whole backoff, whatever changes meanwhile: a failing API server is not
+                    # asked again at every event (a change that came is handled right after).
+                    await asyncio.sleep(delay)
+                    continue
+                if failures:
+                    await report_recovery(self.shell, namespace, name, uid, failures,
+                                          loop.time() - failing_since, warned, last_error)
+                failures, warned, last_error = 0, False, None
+                delay = self.resync_seconds if settled(status) else self.tick_seconds
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), delay)
 

@@ -102,13 +102,20 @@ async def report_failures(shell: Shell, namespace: str, name: str, uid: str | No
 
 
 async def report_recovery(shell: Shell, namespace: str, name: str, uid: str | None, failures: int,
-                          seconds: float, warned: bool) -> None:
-    """After a streak that was told in a Warning Event: say it is over."""
-    if not warned:
+                          seconds: float, warned: bool, last_error: Exception | None) -> None:
+    """After a streak of failures: a Normal Event that it is over, when the streak was long
+    enough to be told. A Warning that could not be posted meanwhile (the API server refused
+    Events too) is posted first, so the Events still say what happened."""
+    if failures < FAILURES_BEFORE_WARNING:
         return
+    now = datetime.now(UTC)
+    involved = _involved(namespace, name, uid)
+    if not warned and last_error is not None:
+        message = (f"{failures} reconciles in a row failed over {seconds:.0f} s, the last: "
+                   f"{describe_error(last_error)}; status was left as it was")
+        await shell.applier.record_event(involved, RecordEvent("Warning", RECONCILE_FAILING, message), now)
     message = f"reconciling again after {failures} failed attempts over {seconds:.0f} s"
-    await shell.applier.record_event(_involved(namespace, name, uid),
-                                     RecordEvent("Normal", RECONCILE_RECOVERED, message), datetime.now(UTC))
+    await shell.applier.record_event(involved, RecordEvent("Normal", RECONCILE_RECOVERED, message), now)
 
 
 def _involved(namespace: str, name: str, uid: str | None) -> dict:

@@ -1,4 +1,5 @@
-"""Carry out a Decision: the actions in order, then the new status in one merge patch.
+"""Carry out a Decision: the actions in order, then the new status in one merge patch,
+then the decision's Events.
 
 A failed action raises before the status is written, so the stored status still says
 what was true before and the next reconcile decides again from the same facts. Every
@@ -60,6 +61,7 @@ class Applier:
         routing = None
         repaired: list[str] = []
         mentioned: set[str] = set()
+        events: list[RecordEvent] = []
         for action in decision.actions:
             if isinstance(action, EnsureRevision):
                 mentioned.add(action.revision)
@@ -72,13 +74,17 @@ class Applier:
                 if "route" in routing:
                     await self._write_route(target, body, routing["route"])
             elif isinstance(action, RecordEvent):
-                await self.record_event(body, action, now)
+                events.append(action)
         await self._tidy_revisions(target, decision.status, mentioned, spec.revision_history_limit, repaired)
         for what in repaired:
             log.warning("%s/%s: drift repaired: %s", target.namespace, target.name, what)
-            await self.record_event(body, RecordEvent("Warning", DRIFT_REPAIRED,
-                                                      f"{what} (changed outside the operator)"), now)
-        return await self.write_status(target, body, decision.status, routing)
+            events.append(RecordEvent("Warning", DRIFT_REPAIRED, f"{what} (changed outside the operator)"))
+        written = await self.write_status(target, body, decision.status, routing)
+        # Events once status says it happened: a status write that failed is decided again
+        # at the next reconcile, and its Events would otherwise be posted twice.
+        for event in events:
+            await self.record_event(body, event, now)
+        return written
 
     async def write_status(self, target: Target, body: dict, status: RolloutStatus,
                            routing: dict | None = None) -> bool:

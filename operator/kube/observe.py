@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 
 import httpx
-from modelrollout.serving.contract.endpoint_slices import SERVICE_NAME_LABEL, endpoints_by_service
+from modelrollout.serving.contract.endpoint_slices import PORT_NAME, SERVICE_NAME_LABEL, endpoints_by_service
 from modelrollout.serving.contract.routes import Endpoint
 
 from ..analysis.providers.prometheus import PrometheusProvider
@@ -28,6 +28,8 @@ log = logging.getLogger("modelrollout.operator")
 
 CRASH_LOOP_RESTARTS = 3  # restarts of a candidate container that count as a crash loop
 SMOKE_TIMEOUT_SECONDS = 10.0
+UNREADY_PODS_ASKED = 3  # unready candidate pods asked why, per reconcile
+UNREADY_TIMEOUT_SECONDS = 2.0
 
 
 def command_of(body: dict, status: RolloutStatus) -> tuple[str | None, str | None]:
@@ -58,12 +60,14 @@ async def observe(reads: Reads, http: httpx.AsyncClient, target: Target, spec: S
         stable_ready_replicas = await _ready_replicas(reads, namespace, target.name, stable)
         stable_ready = stable_ready_replicas >= spec.replicas
     candidate_ready = crash_looping = 0
-    smoke = None
+    smoke = problem = None
     if candidate is not None:
         candidate_ready = await _ready_replicas(reads, namespace, target.name, candidate)
         crash_looping = await _crash_looping(reads, target, candidate)
         if not status.gate_passed and candidate_ready >= spec.replicas:
             smoke = await _smoke_test(reads, http, target, spec, candidate)
+        elif not status.gate_passed:
+            problem = await _unready_answers(reads, http, target, candidate)
     measurements, comparisons = (), None
     due = due_metrics(spec, status, now)
     provider = PrometheusProvider(spec.analysis.prometheus_address or "", http)
@@ -90,6 +94,7 @@ async def observe(reads: Reads, http: httpx.AsyncClient, target: Target, spec: S
         command=command,
         command_by=command_by(body) if command else None,
         shadow_comparisons=comparisons,
+        candidate_problem=problem,
     )
 
 
@@ -111,6 +116,47 @@ async def _crash_looping(reads: Reads, target: Target, revision: str) -> bool:
             ):
                 return True
     return False
+
+
+async def _unready_answers(reads: Reads, http: httpx.AsyncClient, target: Target,
+                           revision: str) -> str | None:
+    """What the revision's pods that are not ready say about it: the error of their
+    readiness endpoint (the server names the cause: a download that failed, a sha256
+    mismatch, a model onnxruntime cannot load). A kubelet keeps no probe's answer, so the
+    operator asks the pods, as it does for the smoke inference. None when none answered."""
+    service = revision_service(target.name, revision)
+    slices = await reads.list("EndpointSlice", target.namespace,
+                              {MODEL_DEPLOYMENT_LABEL: target.name, SERVICE_NAME_LABEL: service})
+    told: list[str] = []
+    for pod, address in _unready_pods(slices)[:UNREADY_PODS_ASKED]:
+        try:
+            answer = await http.get(f"http://{address}/v2/health/ready", timeout=UNREADY_TIMEOUT_SECONDS)
+            error = answer.json().get("error") if answer.status_code != 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            continue  # not answering yet (starting, restarting): nothing to tell
+        if isinstance(error, str) and error:
+            text = f"pod {pod}: {error[:300]}"
+            if text not in told:
+                told.append(text)
+    return "; ".join(told) or None
+
+
+def _unready_pods(slices: list[dict]) -> list[tuple[str, str]]:
+    """(pod name, host:port) of the endpoints that are not ready and not going away."""
+    found = []
+    for obj in slices:
+        ports = obj.get("ports") or []
+        port = next((p for p in ports if p.get("name") == PORT_NAME), ports[0] if ports else {}).get("port")
+        for endpoint in obj.get("endpoints") or []:
+            conditions = endpoint.get("conditions") or {}
+            addresses = endpoint.get("addresses") or []
+            settled = conditions.get("terminating") or conditions.get("ready") is not False
+            if settled or not addresses or not port:
+                continue
+            host = addresses[0]
+            pod = (endpoint.get("targetRef") or {}).get("name") or host
+            found.append((pod, f"[{host}]:{port}" if ":" in host else f"{host}:{port}"))
+    return sorted(found)
 
 
 async def revision_endpoints(reads: Reads, target: Target, revision: str) -> tuple[Endpoint, ...]:
