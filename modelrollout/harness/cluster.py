@@ -108,10 +108,13 @@ class LocalCluster:
             raise
         return self
 
-    def start_operator(self, log_path: Path, args: Sequence[str] = ()) -> OperatorProcess:
-        """An operator process (another replica, with LEADER_ELECTION in ``args``), healthy."""
+    def start_operator(self, log_path: Path, args: Sequence[str] = (),
+                       identity: str = OPERATOR) -> OperatorProcess:
+        """An operator process (another replica, with LEADER_ELECTION in ``args``), healthy.
+        ``identity``: its bearer token; give replicas their own (``OPERATOR + "#b"``) to tell
+        their calls apart or to refuse one's; the part before "#" names its ServiceAccount."""
         watched = [] if self.all_namespaces else [self.namespace]
-        operator = OperatorProcess(self.kube.kubeconfig_for(OPERATOR), watched, log_path, self.tick_seconds,
+        operator = OperatorProcess(self.kube.kubeconfig_for(identity), watched, log_path, self.tick_seconds,
                                    args)
         self._operators.append(operator)
         operator.wait_healthy()
