@@ -47,7 +47,8 @@ def deploy(cluster: LocalCluster, models, name: str, version: str) -> None:
 
 
 def holder(cluster: LocalCluster) -> str:
-    lease = cluster.kube.get("coordination.k8s.io/v1", "Lease", "modelrollout-operator", "modelrollout-system")
+    lease = cluster.kube.get("coordination.k8s.io/v1", "Lease", "modelrollout-operator",
+                             "modelrollout-system")
     return lease["spec"].get("holderIdentity") or ""
 
 
@@ -66,9 +67,14 @@ def reconciles(process: OperatorProcess) -> float:
 
 def events_by(cluster: LocalCluster, name: str) -> list[tuple[str, str]]:
     """(reason, reportingInstance) of the ModelDeployment's Events, oldest first."""
-    found = [e for e in cluster.kube.list("v1", "Event", cluster.namespace) if e["involvedObject"]["name"] == name]
+    found = [e for e in cluster.kube.list("v1", "Event", cluster.namespace)
+             if e["involvedObject"]["name"] == name]
     found.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))
     return [(e["reason"], e.get("reportingInstance")) for e in found]
+
+
+def at_25(status: dict) -> bool:
+    return status.get("currentStep") == 1 and status["traffic"]["candidate"] == 25
 
 
 def healthy_on(version: str):
@@ -87,8 +93,7 @@ def test_the_standby_takes_over_a_killed_leader_at_the_same_step_without_moving_
     traffic = Traffic(cluster.gateway.url, name).start()
     try:
         deploy(cluster, models, name, "2.0.0")
-        paused = cluster.wait_for(name, lambda s: s.get("currentStep") == 1 and s["traffic"]["candidate"] == 25,
-                                  timeout=120, what="the timed pause at 25%")
+        paused = cluster.wait_for(name, at_25, timeout=120, what="the timed pause at 25%")
         leader.kill()
         killed_at = time.monotonic()
         successor = wait_for(lambda: (h := holder(cluster)) != first and h, 3 * TAKEOVER_BOUND_SECONDS,
@@ -96,7 +101,8 @@ def test_the_standby_takes_over_a_killed_leader_at_the_same_step_without_moving_
         took = time.monotonic() - killed_at
         between = cluster.status(name)
         during = traffic.wait_results(40, since=killed_at)
-        resumed = cluster.wait_for(name, lambda s: s.get("currentStep") == 3, timeout=60, what="50% and the pause")
+        resumed = cluster.wait_for(name, lambda s: s.get("currentStep") == 3, timeout=60,
+                                   what="50% and the pause")
         cluster.command(name, "promote", "ha-kill-1")
         final = cluster.wait_for(name, healthy_on("2.0.0"), timeout=60, what="2.0.0 promoted")
         traffic.wait_results(20, since=time.monotonic())
@@ -135,14 +141,14 @@ def test_a_leader_that_cannot_renew_stops_and_the_standby_takes_over(cluster, mo
     traffic = Traffic(cluster.gateway.url, name).start()
     try:
         deploy(cluster, models, name, "2.0.0")
-        cluster.wait_for(name, lambda s: s.get("currentStep") == 1 and s["traffic"]["candidate"] == 25,
-                         timeout=120, what="the timed pause at 25%")
+        cluster.wait_for(name, at_25, timeout=120, what="the timed pause at 25%")
         refused_at = time.time()
         cluster.kube.inject(Fault(500, verbs={"update"}, resource="leases", identity=identity))
         successor = wait_for(lambda: (h := holder(cluster)) != first and h, 3 * TAKEOVER_BOUND_SECONDS,
                              "the standby to take the Lease", poll_seconds=0.1)
         cluster.kube.clear_faults()
-        final = cluster.wait_for(name, lambda s: s.get("currentStep") == 3, timeout=60, what="50% and the pause")
+        final = cluster.wait_for(name, lambda s: s.get("currentStep") == 3, timeout=60,
+                                 what="50% and the pause")
         traffic.wait_results(20, since=time.monotonic())
     finally:
         cluster.kube.clear_faults()
