@@ -23,8 +23,8 @@ from collections.abc import Callable
 
 import kopf
 
-from .kube.api import GROUP, PLURAL, VERSION, retry_after_seconds
-from .reconcile import Shell, reconcile, report_failures, report_recovery
+from .kube.api import GROUP, PLURAL, VERSION, describe_error, is_api_answer, retry_after_seconds
+from .reconcile import Shell, Trouble, reconcile, tell
 from .status import DEGRADED, HEALTHY, RolloutStatus
 
 log = logging.getLogger("modelrollout.operator")
@@ -105,7 +105,7 @@ class Loops:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _loop(self, namespace: str, name: str, wake: asyncio.Event) -> None:
-        failures, failing_since, warned, last_error = 0, 0.0, False, None
+        trouble = Trouble()
         loop = asyncio.get_running_loop()
         while True:
             wake.clear()
@@ -118,23 +118,20 @@ class Loops:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - logged, counted, told, retried with backoff
-                    if not failures:
-                        failing_since = loop.time()
-                    delay = max(_BACKOFF_SECONDS[min(failures, len(_BACKOFF_SECONDS) - 1)],
+                    delay = max(_BACKOFF_SECONDS[min(trouble.failures, len(_BACKOFF_SECONDS) - 1)],
                                 retry_after_seconds(exc))
-                    failures, last_error = failures + 1, exc
-                    log.warning("reconcile of %s/%s failed (attempt %d); retrying in %s s", namespace, name,
-                                failures, delay, exc_info=True)
-                    warned = await report_failures(self.shell, namespace, name, uid, failures, exc, delay,
-                                                   warned)
+                    trouble.failed(exc, loop.time())
+                    # A traceback only for what is not an API server's answer (a bug of ours).
+                    log.warning("reconcile of %s/%s failed (attempt %d): %s; retrying in %s s", namespace,
+                                name, trouble.failures, describe_error(exc), delay,
+                                exc_info=not is_api_answer(exc))
+                    await tell(self.shell, namespace, name, uid, trouble, loop.time())
                     # The whole backoff, whatever changes meanwhile: a failing API server is not
                     # asked again at every event (a change that came is handled right after).
                     await asyncio.sleep(delay)
                     continue
-                if failures:
-                    await report_recovery(self.shell, namespace, name, uid, failures,
-                                          loop.time() - failing_since, warned, last_error)
-                failures, warned, last_error = 0, False, None
+                trouble.succeeded(loop.time())
+                await tell(self.shell, namespace, name, uid, trouble, loop.time())
                 delay = self.resync_seconds if settled(status) else self.tick_seconds
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), delay)

@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import httpx
 
 from .actions import RecordEvent
 from .engine import decide, reject_spec, revision_of
-from .kube.api import Api, describe_error
+from .kube.api import Api, describe_error, short_error
 from .kube.apply import Applier
 from .kube.observe import command_of, observe
 from .metrics import OperatorMetrics
@@ -88,38 +89,58 @@ RECONCILE_RECOVERED = "ReconcileRecovered"  # Normal: reconciling again after su
 FAILURES_BEFORE_WARNING = 3
 
 
-async def report_failures(shell: Shell, namespace: str, name: str, uid: str | None, failures: int,
-                          error: Exception, delay: float, warned: bool) -> bool:
-    """A Warning Event once a streak of failed reconciles reaches FAILURES_BEFORE_WARNING
-    (tried again at each later failure until it could be posted). True once it was posted."""
-    if warned or failures < FAILURES_BEFORE_WARNING:
-        return warned
-    message = (f"{failures} reconciles in a row failed, the last: {describe_error(error)}; "
-               f"retrying with backoff (next in {delay:g} s); status is left as it was")
-    return await shell.applier.record_event(_involved(namespace, name, uid),
-                                            RecordEvent("Warning", RECONCILE_FAILING, message),
-                                            datetime.now(UTC))
+@dataclass
+class Trouble:
+    """One ModelDeployment's failed reconciles in a row, and the Events about them that are
+    not posted yet: an API server that refuses writes usually refuses Events too, so they
+    wait (in order) until one can be posted. A Warning once a streak reaches
+    FAILURES_BEFORE_WARNING, a Normal one when it ends."""
+
+    failures: int = 0
+    since: float = 0.0
+    kinds: Counter = field(default_factory=Counter)  # failures of the streak by kind (short_error)
+    last: str = ""  # the last failure, described
+    warned: bool = False  # this streak's Warning is posted or waiting
+    pending: list[RecordEvent | None] = field(default_factory=list)  # None: this streak's Warning
+
+    def failed(self, error: Exception, now: float) -> None:
+        if not self.failures:
+            self.since = now
+        self.failures += 1
+        self.kinds[short_error(error)] += 1
+        self.last = describe_error(error)
+        if self.failures >= FAILURES_BEFORE_WARNING and not self.warned:
+            self.warned = True
+            self.pending.append(None)
+
+    def succeeded(self, now: float) -> None:
+        if self.failures >= FAILURES_BEFORE_WARNING:
+            over = f"{self.failures} failed attempts over {now - self.since:.0f} s ({_counted(self.kinds)})"
+            # A Warning still waiting tells the whole streak, now that it is over.
+            self.pending = [event or self.warning(now, over=True) for event in self.pending]
+            self.pending.append(RecordEvent("Normal", RECONCILE_RECOVERED, f"reconciling again after {over}"))
+        self.failures, self.kinds, self.last, self.warned = 0, Counter(), "", False
+
+    def warning(self, now: float, over: bool = False) -> RecordEvent:
+        told = (f"{self.failures} reconciles in a row failed over {now - self.since:.0f} s "
+                f"({_counted(self.kinds)}), the last: {self.last}; ")
+        told += "status was left as it was" if over else "retrying with backoff; status is left as it was"
+        return RecordEvent("Warning", RECONCILE_FAILING, told)
 
 
-async def report_recovery(shell: Shell, namespace: str, name: str, uid: str | None, failures: int,
-                          seconds: float, warned: bool, last_error: Exception | None) -> None:
-    """After a streak of failures: a Normal Event that it is over, when the streak was long
-    enough to be told. A Warning that could not be posted meanwhile (the API server refused
-    Events too) is posted first, so the Events still say what happened."""
-    if failures < FAILURES_BEFORE_WARNING:
-        return
-    now = datetime.now(UTC)
-    involved = _involved(namespace, name, uid)
-    if not warned and last_error is not None:
-        message = (f"{failures} reconciles in a row failed over {seconds:.0f} s, the last: "
-                   f"{describe_error(last_error)}; status was left as it was")
-        await shell.applier.record_event(involved, RecordEvent("Warning", RECONCILE_FAILING, message), now)
-    message = f"reconciling again after {failures} failed attempts over {seconds:.0f} s"
-    await shell.applier.record_event(involved, RecordEvent("Normal", RECONCILE_RECOVERED, message), now)
+async def tell(shell: Shell, namespace: str, name: str, uid: str | None, trouble: Trouble,
+               now: float) -> None:
+    """Post the waiting Events, oldest first, until one is refused (tried again next time)."""
+    involved = {"metadata": {"name": name, "namespace": namespace, **({"uid": uid} if uid else {})}}
+    while trouble.pending:
+        event = trouble.pending[0] or trouble.warning(now)
+        if not await shell.applier.record_event(involved, event, datetime.now(UTC)):
+            return
+        trouble.pending.pop(0)
 
 
-def _involved(namespace: str, name: str, uid: str | None) -> dict:
-    return {"metadata": {"name": name, "namespace": namespace, **({"uid": uid} if uid else {})}}
+def _counted(kinds: Counter) -> str:
+    return ", ".join(f"{kind} x{count}" for kind, count in kinds.most_common())
 
 
 def parse(body: dict) -> Spec:

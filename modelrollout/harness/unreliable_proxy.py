@@ -86,7 +86,10 @@ class UnreliableProxy:
         self._stop = asyncio.Event()
         async with aiohttp.ClientSession() as session:
             app = aiohttp.web.Application()
-            app.router.add_get("/{path:.*}", lambda request: self._forward(session, request))
+            async def forward(request: aiohttp.web.Request) -> aiohttp.web.Response:
+                return await self._forward(session, request)
+
+            app.router.add_get("/{path:.*}", forward)
             runner = aiohttp.web.AppRunner(app, shutdown_timeout=0.2)
             await runner.setup()
             await aiohttp.web.TCPSite(runner, "127.0.0.1", self.port).start()

@@ -148,6 +148,21 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:300]
 
 
+def is_api_answer(error: BaseException) -> bool:
+    """The API server answered with an error (not a failure of our own)."""
+    return isinstance(error, ApiException)
+
+
+def short_error(error: BaseException) -> str:
+    """What kind of failure, for counting: ``500 InternalError``, ``409 Conflict``, ``ConnectError``."""
+    if isinstance(error, ApiException):
+        reason = ""
+        with contextlib.suppress(ValueError, AttributeError):
+            reason = (json.loads(error.body or "{}") or {}).get("reason") or ""
+        return f"{error.status} {reason or error.reason}".strip()
+    return type(error).__name__
+
+
 def retry_after_seconds(error: BaseException) -> float:
     """The Retry-After the API server asked for (429, some 5xx), in seconds; 0 when none."""
     headers = getattr(error, "headers", None) or {}

@@ -4,7 +4,7 @@ restarting or contended API server gives them.
 
     fault = kube.inject(Fault(status=500, verbs={"patch"}, resource="modeldeployments/status",
                               identity="modelrollout-operator", count=5))
-    ... fault.hits ...     # how many calls it answered
+    ... fault.hits ...     # how many calls it answered; fault.refused: when, and which
     kube.clear_faults()
 
 A fault matches a call (audit.Call) when every field it sets matches; it answers with
@@ -50,6 +50,7 @@ class Fault:
     seconds: float | None = None  # how long it lasts from its injection
     retry_after_seconds: int = 1  # 429 only
     hits: int = 0
+    refused: list[tuple[float, Call]] = field(default_factory=list)  # (time.monotonic(), call) of each answer
     id: int = field(default_factory=lambda: next(_IDS))
     _started: float = field(default_factory=time.monotonic, repr=False)
 
@@ -96,5 +97,6 @@ class Faults:
         for fault in self.active:
             if fault.matches(call):
                 fault.hits += 1
+                fault.refused.append((now, call))
                 return fault.refusal()
         return None
