@@ -40,7 +40,7 @@ KIND = "ModelDeployment"
 OPERATOR = "modelrollout-operator"
 GATEWAY = "modelrollout-gateway"
 KUBELET = "harness-kubelet"
-API_CALLS = "api-calls.json"  # written at close: every call each of them made
+API_CALLS = "api-calls.json"  # written at close: every call each of them made, the namespaces watched
 
 
 def model_deployment(name: str, model: Path, version: str, prometheus_url: str, steps: list,
@@ -130,7 +130,9 @@ class LocalCluster:
             self.prometheus.stop()
         if self.kube is not None:
             with contextlib.suppress(RuntimeError):  # the emulator is not running
-                (self.folder / API_CALLS).write_text(json.dumps({"calls": self.kube.audit()}, indent=1))
+                watched = [] if self.all_namespaces else [self.namespace]
+                doc = {"namespaces": watched, "calls": self.kube.audit()}
+                (self.folder / API_CALLS).write_text(json.dumps(doc, indent=1))
             self.kube.stop()
 
     def __enter__(self) -> Self:

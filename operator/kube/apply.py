@@ -18,6 +18,7 @@ import logging
 import uuid
 from datetime import datetime
 
+from kubernetes.client.exceptions import ApiException
 from modelrollout.serving.contract.routes import REVISION_HEADER
 
 from ..actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
@@ -257,20 +258,29 @@ class Applier:
     async def _sync_entry_slices(self, target: Target, desired: list[dict]) -> None:
         """Make the entry Service's slices of ours exactly ``desired``: new and changed ones
         first, then the ones no longer wanted, so the Service is never left empty between."""
-        # Not in the cache: these slices do not carry the ModelDeployment's label.
         listed = await self.reads.list("EndpointSlice", target.namespace, replicas.slice_labels(target))
         current = {item["metadata"]["name"]: item for item in listed}
         for body in desired:
-            have = current.pop(body["metadata"]["name"], None)
+            name = body["metadata"]["name"]
+            have = current.pop(name, None)
             if have is None:
-                await asyncio.to_thread(self.api.create, "EndpointSlice", target.namespace, body)
+                try:
+                    created = await asyncio.to_thread(self.api.create, "EndpointSlice", target.namespace,
+                                                      body)
+                except ApiException as exc:
+                    if exc.status != 409:
+                        raise
+                    # Written by an operator that did not label it yet (so not seen here): take it over.
+                    created = await asyncio.to_thread(self.api.merge_patch, "EndpointSlice", target.namespace,
+                                                      name, {key: body[key] for key in
+                                                             ("metadata", "endpoints", "ports")})
+                self.reads.stored("EndpointSlice", created)
             elif any(have.get(key) != body[key] for key in ("endpoints", "ports")):
-                await asyncio.to_thread(self.api.merge_patch, "EndpointSlice", target.namespace,
-                                        body["metadata"]["name"],
-                                        {"endpoints": body["endpoints"], "ports": body["ports"]})
+                self.reads.stored("EndpointSlice", await asyncio.to_thread(
+                    self.api.merge_patch, "EndpointSlice", target.namespace, name,
+                    {"endpoints": body["endpoints"], "ports": body["ports"]}))
         for name in current:
-            await asyncio.to_thread(self.api.delete, "EndpointSlice", target.namespace, name)
-
+            await self._delete("EndpointSlice", target.namespace, name)
 
     async def _delete(self, kind: str, namespace: str, name: str) -> None:
         await asyncio.to_thread(self.api.delete, kind, namespace, name)

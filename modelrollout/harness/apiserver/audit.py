@@ -60,10 +60,11 @@ def identity_of(request: rendering.Request) -> str:
 
 def verb_of(request: rendering.Request) -> str:
     method = request.method
+    resourceless = request.resource is None or request.resource.plural is None
     if method == enums.method.GET or method == enums.method.HEAD:
-        if request.action == enums.action.WATCH:
+        if request.action == enums.action.WATCH and not resourceless:
             return "watch"
-        return "get" if request.name is not None or request.resource is None else "list"
+        return "get" if request.name is not None or resourceless else "list"
     if method == enums.method.POST:
         return "create"
     if method == enums.method.PUT:
