@@ -230,8 +230,15 @@ class KubeEmulator:
 
     def writes(self, since: float = 0.0) -> list[Write]:
         """The writes (create, update, patch, delete) that arrived after ``since`` (time.time())."""
-        return self.on_loop(lambda emulator: [w for w in emulator.audit.writes if w.at > since],
-                            self.emulator)
+        def newer(emulator: ApiServer) -> list[Write]:
+            found = []
+            for write in reversed(emulator.audit.writes):  # newest first: stop at the first older one
+                if write.at <= since:
+                    break
+                found.append(write)
+            return found[::-1]
+
+        return self.on_loop(newer, self.emulator)
 
     def inject(self, fault: Fault) -> Fault:
         """Refuse the calls ``fault`` matches (apiserver/faults.py) until it ends or is cleared."""
