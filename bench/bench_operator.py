@@ -69,19 +69,33 @@ def model_deployment(name: str, version: str) -> dict:
 
 
 def phases(kube: KubeEmulator) -> dict[str, str]:
-    listed = kube.list(MD, "ModelDeployment", NAMESPACE)
-    return {m["metadata"]["name"]: (m.get("status") or {}).get("phase") for m in listed}
+    """name -> status.phase of every ModelDeployment, read in the emulator's own store: a list
+    over HTTP of 1,000 of them would cost this process (the emulator's) more than the
+    operator's whole reaction."""
+    def read(emulator) -> dict[str, str]:
+        found = {}
+        for (resource, namespace, name), obj in emulator._objects.items():
+            if resource.plural == "modeldeployments" and namespace == NAMESPACE and not obj.deleted:
+                found[name] = (obj.raw.get("status") or {}).get("phase")
+        return found
+
+    return kube.on_loop(read, kube.emulator)
 
 
-def grow(kube: KubeEmulator, size: int, timeout: float) -> float:
-    """Add ModelDeployments up to ``size``; seconds until all are Healthy."""
+def grow(kube: KubeEmulator, size: int, timeout: float) -> tuple[float, int]:
+    """Add ModelDeployments up to ``size``; (seconds until all are Healthy, or until
+    ``timeout``; how many were Healthy then)."""
     started = time.monotonic()
     have = len(phases(kube))
     for i in range(have, size):
         kube.create(model_deployment(f"m{i:04d}", "1.0.0"))
-    wait_for(lambda: sum(p == "Healthy" for p in phases(kube).values()) >= size, timeout,
-             f"{size} ModelDeployments Healthy", poll_seconds=1.0)
-    return time.monotonic() - started
+    healthy = 0
+    while time.monotonic() - started < timeout:
+        healthy = sum(p == "Healthy" for p in phases(kube).values())
+        if healthy >= size:
+            break
+        time.sleep(2.0)
+    return time.monotonic() - started, healthy
 
 
 def idle(process: psutil.Process, seconds: float) -> tuple[float, float]:
@@ -118,7 +132,13 @@ def first_write(kube: KubeEmulator, name: str, sent: float) -> float | None:
 
 
 def settled(kube: KubeEmulator, name: str) -> bool:
-    status = kube.get(MD, "ModelDeployment", name, NAMESPACE).get("status") or {}
+    def read(emulator) -> dict:
+        for (resource, namespace, found), obj in emulator._objects.items():
+            if resource.plural == "modeldeployments" and namespace == NAMESPACE and found == name:
+                return obj.raw.get("status") or {}
+        return {}
+
+    status = kube.on_loop(read, kube.emulator)
     return status.get("phase") == "Healthy" and status.get("candidateRevision") is None
 
 
@@ -150,6 +170,8 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=30)
     parser.add_argument("--tick-seconds", type=float, default=2.0, help="the operator's default")
     parser.add_argument("--operator-source", default=None, help="git revision to run the operator from")
+    parser.add_argument("--grow-timeout", type=float, default=600.0,
+                        help="measure anyway when not all are Healthy this long after they were added")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -176,11 +198,12 @@ def main() -> int:
                     operator.wait_healthy(60)
                     process = psutil.Process(operator.pid)
                     for size in sizes:
-                        took = grow(kube, size, timeout=60 + size * 1.5)
+                        took, healthy = grow(kube, size, timeout=args.grow_timeout)
                         time.sleep(5)  # the last writes' wake-ups settle
                         cpu, rss = idle(process, args.idle_seconds)
                         reactions = react(kube, size, args.changes, rng)
-                        row = {"size": size, "grow_seconds": took, "idle_cpu": cpu, "rss_mib": rss,
+                        row = {"size": size, "grow_seconds": took, "healthy": healthy, "idle_cpu": cpu,
+                               "rss_mib": rss,
                                "p50": statistics.median(reactions), "p99": percentile(reactions, 0.99),
                                "max": max(reactions), "kubelet_writes": kubelet.writes}
                         rows.append(row)
@@ -206,7 +229,9 @@ def render(args, rows: list[dict], stamp: str) -> str:
              "| reaction p50 s | reaction p99 s | max s |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['size']} | {r['grow_seconds']:.1f} | {r['rss_mib']:.0f} | {r['idle_cpu']:.3f} | "
+        grown = f"{r['grow_seconds']:.1f}" if r["healthy"] >= r["size"] else \
+            f"> {r['grow_seconds']:.0f} ({r['healthy']} Healthy)"
+        lines.append(f"| {r['size']} | {grown} | {r['rss_mib']:.0f} | {r['idle_cpu']:.3f} | "
                      f"{r['p50']:.3f} | {r['p99']:.3f} | {r['max']:.3f} |")
     last = rows[-1] if rows else None
     if last and last["size"] >= 1000:

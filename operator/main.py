@@ -62,6 +62,10 @@ def run(settings: OperatorSettings) -> None:
 async def serve(settings: OperatorSettings, stop_flag: asyncio.Event | None = None) -> None:
     if settings.leader_elect:
         settings.timing.check()
+    # kopf says "Handler ... succeeded" at INFO for every event of every ModelDeployment: with
+    # a thousand of them that is most of the log and of the operator's CPU; its warnings stay.
+    objects = logging.getLogger("kopf.objects")
+    objects.setLevel(max(logging.getLogger().level, logging.WARNING))
     client_configuration = configuration(settings.kubeconfig)
     api = Api(client_configuration)
     metrics = OperatorMetrics()

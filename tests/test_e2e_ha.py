@@ -109,6 +109,7 @@ def test_the_standby_takes_over_a_killed_leader_at_the_same_step_without_moving_
     finally:
         results = traffic.stop()
         leader.restart()  # a standby again, for the next test
+    print(f"takeover after {took:.2f} s (bound {TAKEOVER_BOUND_SECONDS:g} s)")  # shown with -s
     assert took <= TAKEOVER_BOUND_SECONDS, took
     assert replica_of(cluster, successor) is standby
     # Until the new leader acted, nothing moved: the same step, the same split.

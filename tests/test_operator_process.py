@@ -135,11 +135,22 @@ def test_an_invalid_spec_is_reported_and_other_models_go_on(kube, operator):
     eventually(lambda: condition(status(kube, "broken"), "InvalidSpec")["status"] == "False")
 
 
+def steady(kube: KubeEmulator) -> dict:
+    """The status once it stopped changing: the same in two reads a second apart."""
+    seen = [status(kube)]
+
+    def unchanged() -> dict | None:
+        time.sleep(1.0)
+        seen.append(status(kube))
+        return seen[-1] if seen[-1] == seen[-2] else None
+
+    return wait_for(unchanged, 30, "the status to settle", poll_seconds=0)
+
+
 def test_a_killed_operator_comes_back_without_changing_anything(kube, operator):
     kube.create(copy.deepcopy(MODEL))
     eventually(lambda: status(kube).get("route"))
-    time.sleep(0.6)
-    before = status(kube)
+    before = steady(kube)
     deployments = kube.list("apps/v1", "Deployment", "ml")
     operator.kill()
     operator.restart()
