@@ -124,6 +124,12 @@ def main(log_level: str) -> None:
 @option("--grace-seconds", default=30.0, type=click.FloatRange(min=0),
         help="After the listener closes, how long in-flight requests may take.")
 @option("--access-log/--no-access-log", default=False, help="Log every inference request.")
+@option("--drift-window-rows", default=1000, type=click.IntRange(min=10),
+        help="Input drift (with a profile.json beside the model): PSI and KS over the last this many rows.")
+@option("--feedback-store-size", default=50_000, type=click.IntRange(min=0),
+        help="Predicted rows kept for feedback (POST .../feedback); the oldest go first. 0: no feedback.")
+@option("--feedback-ttl-seconds", default=3600.0, type=click.FloatRange(min=0, min_open=True),
+        help="How long a prediction takes its label.")
 @http_limit_options
 def serve(**kwargs) -> None:
     """Serve one ONNX model over the Open Inference Protocol (V2)."""
@@ -160,6 +166,11 @@ def serve(**kwargs) -> None:
         help="Shadow comparison: absolute tolerance per output value.")
 @option("--shadow-rtol", default=1e-3, type=click.FloatRange(min=0),
         help="Shadow comparison: relative tolerance per output value.")
+@option("--feedback-ids", default=100_000, type=click.IntRange(min=0),
+        help="Request ids remembered with the endpoint that answered them, so feedback reaches it; "
+             "0: none (feedback then needs the x-modelrollout-revision header).")
+@option("--feedback-ttl-seconds", default=3600.0, type=click.FloatRange(min=0, min_open=True),
+        help="How long a request id is remembered for feedback.")
 @option("--drain-seconds", default=0.0, type=click.FloatRange(min=0),
         help="After SIGTERM, stay up but unready this long before closing the listener.")
 @option("--grace-seconds", default=30.0, type=click.FloatRange(min=0),
@@ -285,6 +296,50 @@ def cluster(folder: Path, kubeconfig: Path | None) -> None:
     from .local_cluster import run
 
     run(folder, kubeconfig, tick_seconds=1.0, say=lambda text: click.echo(text, err=False))
+
+
+@main.command()
+@click.option("--model", "model", required=True, type=click.Path(path_type=Path, exists=True),
+              help="The model: a .onnx file or a model folder (model.onnx, metadata.json, labels.txt).")
+@click.option("--data", required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Reference sample, one row per example: CSV (header row unless all numbers) or .npy.")
+@click.option("--labels", default=None, type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="True labels of the sample's rows (one column, CSV or .npy): reference accuracy or "
+                   "error, and the golden set's expected values.")
+@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Where to write the profile (as profile.json beside model.onnx, the server uses it).")
+@click.option("--golden-set", default=None, type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write a golden set of labelled examples here (golden.json beside model.onnx).")
+@click.option("--golden-size", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Examples in the golden set (complete rows, drawn at random).")
+@click.option("--categorical", multiple=True, help="Treat this numeric feature as categorical (repeatable).")
+@click.option("--bins", default=10, show_default=True, type=click.IntRange(min=2, max=100),
+              help="Quantile bins per numeric feature (PSI).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the golden set's draw.")
+def profile(model: Path, data: Path, labels: Path | None, out: Path, golden_set: Path | None,
+            golden_size: int, categorical: tuple[str, ...], bins: int, seed: int) -> None:
+    """Build a model's reference profile (input features, prediction distribution) from a
+    sample, and optionally a golden set. See docs/gates.md."""
+    import orjson
+
+    from modelrollout.serving.server import profiling
+    from modelrollout.serving.server.profile import to_doc
+
+    try:
+        result = profiling.build(model, data, labels, categorical, bins)
+        golden = profiling.golden_set(result, golden_size, seed) if golden_set is not None else None
+    except profiling.ProfileError as exc:
+        raise click.ClickException(str(exc)) from None
+    out.write_bytes(orjson.dumps(to_doc(result.profile), option=orjson.OPT_INDENT_2) + b"\n")
+    features = result.profile.features
+    click.echo(f"wrote {out}: {len(features)} features ({sum(f.kind == 'categorical' for f in features)} "
+               f"categorical) from {result.profile.rows} rows; prediction: {result.ways[0].kind} "
+               f"from output '{result.ways[0].output}'")
+    if result.profile.reference is not None:
+        click.echo(f"reference on the sample: {result.profile.reference}")
+    if golden is not None:
+        golden_set.write_bytes(orjson.dumps(golden, option=orjson.OPT_INDENT_2) + b"\n")
+        click.echo(f"wrote {golden_set}: {len(golden['examples'])} examples; reference {golden['reference']}")
 
 
 @main.command("example-model")

@@ -19,7 +19,10 @@ STEP_KINDS = ("setWeight", "setMirror", "pause", "analysis")
 # Builtin analysis metrics (queries in analysis/queries.py). The shadow ones read what the
 # gateway saw of mirrored requests, so they need a candidate receiving a mirror.
 SHADOW_METRICS = ("shadow-agreement", "shadow-latency-ratio", "shadow-error-rate")
-BUILTIN_METRICS = ("error-rate", "latency-p99", *SHADOW_METRICS)
+# Model-aware metrics (docs/gates.md): what the servers see of the predictions themselves.
+MODEL_METRICS = ("prediction-shift", "input-drift", "input-violations", "output-violations", "accuracy",
+                 "mean-abs-error")
+BUILTIN_METRICS = ("error-rate", "latency-p99", *SHADOW_METRICS, *MODEL_METRICS)
 THEN = ("promote", "manual")  # what a shadow does once it passed
 MATCHES = ("values", "classes")  # how a mirrored answer is compared (Comparison.match)
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
@@ -127,6 +130,17 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class GoldenSetGate:
+    """Replay the golden set stored with the model against the candidate and stable, in the
+    gate: accuracy (classifiers) or max absolute error (regressors) against a threshold,
+    and no worse than stable's on the same examples by more than ``tolerance``."""
+
+    min_accuracy: float = 0.0
+    max_abs_error: float | None = None  # None: no absolute bound, only the comparison with stable
+    tolerance: float = 0.0
+
+
+@dataclass(frozen=True)
 class MetricSpec:
     name: str
     query: str | None = None  # PromQL template; None for the builtin metrics
@@ -163,6 +177,7 @@ class Spec:
     smoke_request: dict | None = None  # a golden V2 request; default: built from metadata
     comparison: Comparison = Comparison()
     rollback_window: int = 0  # a revision promoted within the last N comes back without steps
+    golden_set: GoldenSetGate | None = None  # the golden-set gate, when asked for
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -233,6 +248,7 @@ def parse_spec(doc: object) -> Spec:
         smoke_request=smoke_request,
         comparison=_comparison(spec.get("comparison", {}), "spec.comparison"),
         rollback_window=_rollback_window(spec.get("rollbackWindow"), "spec.rollbackWindow"),
+        golden_set=_golden_set(spec.get("goldenSet"), "spec.goldenSet"),
     )
 
 
@@ -383,6 +399,25 @@ def _comparison(doc: object, path: str) -> Comparison:
     if match not in MATCHES:
         raise InvalidSpec(f"{path}.match", f"must be one of {', '.join(MATCHES)}, got {match!r}")
     return Comparison(atol=tolerances[0], rtol=tolerances[1], match=match)
+
+
+def _golden_set(doc: object, path: str) -> GoldenSetGate | None:
+    if doc is None:
+        return None
+    gate = _mapping(doc, path)
+    _known(gate, path, ("minAccuracy", "maxAbsError", "tolerance"))
+    values = {}
+    for key, low, high in (("minAccuracy", 0.0, 1.0), ("maxAbsError", 0.0, None), ("tolerance", 0.0, None)):
+        value = gate.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low or (
+                high is not None and value > high):
+            bounds = f"from {low:g}" + (f" to {high:g}" if high is not None else " up")
+            raise InvalidSpec(f"{path}.{key}", f"must be a number {bounds}, got {value!r}")
+        values[key] = float(value)
+    return GoldenSetGate(min_accuracy=values.get("minAccuracy", 0.0), max_abs_error=values.get("maxAbsError"),
+                         tolerance=values.get("tolerance", 0.0))
 
 
 def _rollback_window(doc: object, path: str) -> int:

@@ -59,6 +59,7 @@ ABORTED = "Aborted"  # history result of a rollout called off (the reason says w
 SUPERSEDED = "Superseded"  # history result of a candidate replaced by a newer spec before promotion
 FAST_REVERT = "FastRevert"  # a revision promoted within spec.rollbackWindow comes back without steps
 DRIFT_REPAIRED = "DriftRepaired"  # a child object changed outside the operator was put back
+GOLDEN_SET_FAILED = "GoldenSetFailed"  # the candidate did worse than asked on the model's golden set
 STABLE_READY = "StableReady"
 SCALE_DOWN_DELAY = "ScaleDownDelay"  # promoted; the previous revision kept at full size a while
 WAITING_FOR_PROMOTION = "WaitingForPromotion"  # blue-green preview or passed shadow: a person promotes
@@ -153,6 +154,7 @@ class RolloutStatus:
     scale_downs: tuple[ScaleDown, ...] = ()  # revisions kept warm, and until when
     comparisons: int = 0  # shadow: mirrored answers compared since the shadow began
     comparisons_at: str | None = None  # when they were last counted
+    golden_set: dict | None = None  # the golden-set gate's scores for the candidate and stable
     # For people and printer columns; derived, never read back by the engine.
     strategy: str = ""  # canary, blueGreen or shadow
     stable_version: str | None = None
@@ -227,6 +229,7 @@ def status_from_doc(doc: dict | None) -> RolloutStatus:
                           for d in plain.get("scale_downs") or ()),
         comparisons=int(plain.get("comparisons") or 0),
         comparisons_at=plain.get("comparisons_at"),
+        golden_set=plain.get("golden_set"),
         strategy=plain.get("strategy") or "",
         stable_version=plain.get("stable_version"),
         candidate_version=plain.get("candidate_version"),

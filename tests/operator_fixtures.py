@@ -58,6 +58,7 @@ class Rollout:
         self.problem: str | None = None  # what unready candidate pods say is wrong
         self.stable_ready = True
         self.comparisons = 0  # what the gateway compared of a shadow's answers so far
+        self.golden = None  # the golden-set replay's result the shell would hand over
 
     # verbs that change the world
     def new_version(self, version: str) -> None:
@@ -89,6 +90,7 @@ class Rollout:
             candidate_crash_looping=self.crash_looping, smoke_test=smoke, candidate_problem=self.problem,
             measurements=measurements, command=command, command_by=by if command else None,
             shadow_comparisons=counted,
+            golden_set=self.golden if smoke is True and self.spec.golden_set is not None else None,
         )
         decision = decide(self.spec, self.status, observations, self.now)
         self.status, self.actions = decision.status, decision.actions

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import MODELROLLOUT
-
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,15 +19,6 @@ def readme_command(program: str) -> str:
     block = re.search(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
     line = next(line for line in block.splitlines() if program in line)
     return line.split("#", 1)[0].strip()
-
-
-def test_one_strategy_runs_alone_with_strategy(tmp_path):
-    done = subprocess.run([MODELROLLOUT, "demo", "--strategy", "shadow", "--folder", "out"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    summary = (tmp_path / "out" / "summary.md").read_text()  # a relative --folder, from where it ran
-    assert "| to 1.0.1 | shadow | promoted |" in summary and "| to 2.0.0 | shadow | rolled back |" in summary
-    assert "canary" not in summary and "blue-green" not in summary
 
 
 def test_the_readme_names_the_demo_with_no_flags():

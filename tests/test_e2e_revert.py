@@ -5,14 +5,12 @@ canary. Real processes, real traffic through the gateway."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from modelrollout.serving.examples import write_model_versions
 
 from modelrollout.harness.cluster import LocalCluster
 from modelrollout.harness.traffic import Traffic, wait_serving
-from tests.e2e import rollout_of
+from tests.e2e import healthy_on, rollout_of
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.slow
@@ -21,15 +19,6 @@ INTERVAL = 3.0
 QUICK = [{"setWeight": 50}, {"pause": {"duration": "1s"}}]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[LocalCluster]:
-    with LocalCluster(tmp_path_factory.mktemp("cluster"), tick_seconds=0.5) as local:
-        yield local
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return write_model_versions(tmp_path_factory.mktemp("models"))
 
 
 def deploy(cluster: LocalCluster, models, name: str, version: str, steps: list, **spec) -> None:
@@ -37,9 +26,6 @@ def deploy(cluster: LocalCluster, models, name: str, version: str, steps: list, 
     doc["spec"].update(spec)
     cluster.apply(doc)
 
-
-def healthy_on(version: str):
-    return lambda s: s.get("phase") == "Healthy" and s.get("stableVersion") == version
 
 
 def weights_seen(cluster: LocalCluster, name: str, done, timeout: float = 120) -> tuple[dict, list[int]]:

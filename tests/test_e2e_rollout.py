@@ -7,15 +7,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
-from modelrollout.serving.examples import write_model_versions
 
 from modelrollout.harness.cluster import LocalCluster
 from modelrollout.harness.service_proxy import ServiceProxy
 from modelrollout.harness.traffic import Traffic, wait_serving
-from tests.e2e import rollout_of
+from tests.e2e import healthy_on, rollout_of
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.slow
@@ -24,15 +22,6 @@ INTERVAL = 3.0
 PLUGIN = os.path.join(os.path.dirname(sys.executable), "kubectl-modelrollout")
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[LocalCluster]:
-    with LocalCluster(tmp_path_factory.mktemp("cluster"), tick_seconds=0.5) as local:
-        yield local
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return write_model_versions(tmp_path_factory.mktemp("models"))
 
 
 def deploy(cluster: LocalCluster, models, name: str, version: str, steps: list, **analysis) -> None:
@@ -50,9 +39,6 @@ def start_traffic(cluster: LocalCluster, name: str) -> Traffic:
     wait_serving(cluster.gateway.url, name)
     return Traffic(cluster.gateway.url, name).start()
 
-
-def healthy_on(version: str):
-    return lambda s: s.get("phase") == "Healthy" and s.get("stableVersion") == version
 
 
 def test_a_canary_promotes_step_by_step_with_no_failed_request(cluster, models):

@@ -11,17 +11,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from modelrollout.serving.examples import write_model_versions
 
 from modelrollout.harness.cluster import LocalCluster, model_deployment
 from modelrollout.harness.service_proxy import ServiceProxy
 from modelrollout.harness.traffic import Traffic
 from tests.crd_validation import CrdVersion
-from tests.e2e import ERROR_RATE
+from tests.e2e import ERROR_RATE, healthy_on, until_resumed
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.slow
@@ -31,15 +29,6 @@ HTTPROUTE_CRD = Path(__file__).resolve().parents[2] / "shared" / "crds" / "gatew
 GATEWAY_API = {"gatewayAPI": {"parentRefs": [{"name": "ml-gateway", "namespace": "gateways"}]}}
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[LocalCluster]:
-    with LocalCluster(tmp_path_factory.mktemp("cluster"), tick_seconds=0.5) as local:
-        yield local
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return write_model_versions(tmp_path_factory.mktemp("models"))
 
 
 def deploy(cluster: LocalCluster, models, name: str, version: str, strategy: dict, routing: dict,
@@ -50,9 +39,6 @@ def deploy(cluster: LocalCluster, models, name: str, version: str, strategy: dic
     doc["metadata"]["uid"] = f"uid-{name}"  # what an API server gives every object (kmock gives none)
     cluster.apply(doc)
 
-
-def healthy_on(version: str):
-    return lambda s: s.get("phase") == "Healthy" and s.get("stableVersion") == version
 
 
 def test_blue_green_without_a_router_swaps_the_pods_behind_the_entry_service(cluster, models):
@@ -79,8 +65,8 @@ def test_blue_green_without_a_router_swaps_the_pods_behind_the_entry_service(clu
                 testers = Traffic(preview_service.url, name, rate_per_second=20,
                                   new_connection_per_request=True).start()
                 try:
-                    waiting = cluster.wait_for(name, lambda s: s.get("reason") == "WaitingForPromotion",
-                                               timeout=120, what="pre-promotion analysis passed")
+                    passed = until_resumed(lambda s: s.get("reason") == "WaitingForPromotion", cluster, name)
+                    waiting = cluster.wait_for(name, passed, timeout=120, what="pre-promotion analysis")
                 finally:
                     tested = testers.stop()
             before = clients.wait_results(30, since=time.monotonic())

@@ -5,14 +5,12 @@ the gateway (builtin routing). Every response names the revision that answered i
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from modelrollout.serving.examples import write_model_versions
 
 from modelrollout.harness.cluster import LocalCluster, model_deployment
 from modelrollout.harness.traffic import Result, Traffic, wait_serving
-from tests.e2e import ERROR_RATE
+from tests.e2e import ERROR_RATE, healthy_on, until_resumed
 
 pytestmark = pytest.mark.slow
 
@@ -27,15 +25,6 @@ SHADOW_METRICS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[LocalCluster]:
-    with LocalCluster(tmp_path_factory.mktemp("cluster"), tick_seconds=0.5) as local:
-        yield local
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return write_model_versions(tmp_path_factory.mktemp("models"))
 
 
 def deploy(cluster: LocalCluster, models, name: str, version: str, strategy: dict,
@@ -52,9 +41,6 @@ def start(cluster: LocalCluster, models, name: str, strategy: dict, metrics: lis
     wait_serving(cluster.gateway.url, name)
     return Traffic(cluster.gateway.url, name, **traffic).start()
 
-
-def healthy_on(version: str):
-    return lambda s: s.get("phase") == "Healthy" and s.get("stableVersion") == version
 
 
 def follow(cluster: LocalCluster, name: str, done, timeout: float = 150) -> list[tuple[float, dict]]:
@@ -91,13 +77,16 @@ def test_blue_green_previews_analyses_and_switches_every_client_at_once(cluster,
                               "postPromotionAnalysis": {"metrics": ["error-rate"]},
                               "scaleDownDelaySeconds": 4}}
     clients = start(cluster, models, name, strategy)
-    previews = Traffic(cluster.gateway.url, name, rate_per_second=20, headers=PREVIEW).start()
+    previews = None
     try:
         deploy(cluster, models, name, "2.0.0", strategy)
-        seen = follow(cluster, name, healthy_on("2.0.0"))
+        # Testers start once the preview is up and answering, as people would.
+        cluster.wait_for(name, lambda s: s.get("gatePassed"), timeout=120, what="the preview passed its gate")
+        previews = Traffic(cluster.gateway.url, name, rate_per_second=20, headers=PREVIEW).start()
+        seen = follow(cluster, name, until_resumed(healthy_on("2.0.0"), cluster, name))
         clients.wait_results(20, since=time.monotonic())
     finally:
-        results, previewed = clients.stop(), previews.stop()
+        results, previewed = clients.stop(), previews.stop() if previews else []
     statuses = [status for _, status in seen]
     # Pre-promotion analysis ran on the preview's own traffic, then one switch, then the
     # post-promotion analysis, then the keep-warm window of the old revision.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from modelrollout.operator.analysis.queries import BUILTIN, query_for, render
 from modelrollout.operator.spec import MetricSpec
 
@@ -19,7 +21,8 @@ def test_builtins_leave_only_known_placeholders():
             for text in (query.value, query.samples):
                 filled = render(text, "iris", "ml", "v2", 10, "v1")
                 assert "{{" not in filled and "}}" not in filled, (source, name)
-                assert 'model="iris",revision="v2"' in filled and "[10s]" in filled
+                assert 'model="iris",revision="v2"' in filled
+                assert "[10s]" in filled or not re.search(r"rate\(|increase\(", text)  # counted: a window
 
 
 def test_builtins_read_the_gateway_only_when_it_routes():
@@ -52,3 +55,28 @@ def test_shadow_metrics_read_the_gateways_comparisons_or_the_servers_behind_a_ga
                           "iris", "ml", "v2", 10, "v1")
     assert 'revision="v2"' in server_ratio and 'revision="v1"' in server_ratio
     assert "shadow-agreement" not in BUILTIN["server"]  # refused for those routings (capabilities)
+
+
+def test_the_model_aware_builtins_are_the_queries_docs_gates_md_runs_on_a_real_prometheus():
+    """One source: each builtin model-aware query, rendered, is the query of docs/gates.md that
+    tests/test_gates_promql.py checks against hand-computed PSI and scipy's JS and KS."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "gates.md").read_text()
+    documented = {name: " ".join(body.split()) for name, body in
+                  re.findall(r"<!-- query: ([\w-]+) -->\n```promql\n(.*?)```", page, re.S)}
+
+    def ours(name: str, part: str = "value") -> str:
+        template = getattr(BUILTIN["server"][name], part)
+        text = render(template, "{{model}}", "ns", "{{revision}}", 1, "{{stable}}")
+        return " ".join(text.replace("[1s]", "[{{interval}}]").split())
+
+    same = lambda a, b: a.replace(" ", "") == b.replace(" ", "")  # noqa: E731 - spacing is free
+    assert same(ours("input-drift"), documented["input-drift"])
+    assert same(ours("accuracy", "samples").removesuffix(" or vector(0)"), documented["accuracy-samples"])
+    js, ks = ours("prediction-shift").split(") or (")
+    assert same(js.removeprefix("("), documented["prediction-shift-js"])
+    assert same(ks.removesuffix(")"), documented["prediction-shift-ks"])
+    for name in ("input-violations", "output-violations", "accuracy"):
+        value = ours(name).replace(") or vector(0))", ")").replace("(sum(rate(", "sum(rate(", 1)
+        assert same(value, documented[name]), name

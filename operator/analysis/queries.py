@@ -12,6 +12,13 @@ over stable's p99 on the very same requests). Behind a Gateway API route the cop
 answers are thrown away, so the error rate and latency come from the servers' metrics,
 and agreement cannot be measured (routing/capabilities.py refuses it).
 
+The model-aware metrics read what every server sees of its own predictions, whatever the
+routing (docs/gates.md): prediction-shift (the Jensen-Shannon divergence of the two
+revisions' class shares on the same traffic, or for a regressor the largest gap between
+their score distributions), input-drift (the largest per-feature PSI against the profile),
+input- and output-violations (shares of the monitored rows), accuracy and mean-abs-error
+(from labels sent back as feedback).
+
 With builtin routing the builtins read the gateway's metrics, which see what the servers
 cannot: a request that fell back to the other revision because this one had no
 endpoint or refused connections counts as an error of this revision. With any other
@@ -130,8 +137,71 @@ def _server_queries() -> dict[str, Query]:
     }
 
 
-# Builtin metrics by routing: the gateway's view when it routes, the servers' otherwise.
-BUILTIN = {"builtin": _gateway_queries(), "server": _server_queries()}
+def _share(revision_selector: str, floor: str) -> str:
+    """Each class's share of a revision's predictions over the window, floored (a class a
+    revision never predicts would otherwise make the logarithm infinite)."""
+    rows = f"{names.SERVER_PREDICTIONS}_total{{{revision_selector}}}"
+    return (f"clamp_min(sum by (class) (rate({rows}{_INTERVAL})) / scalar(sum(rate({rows}{_INTERVAL}))), "
+            f"{floor})")
+
+
+def _score_cdf(revision_selector: str) -> str:
+    """A regressor's predicted values as a distribution over the histogram's bounds."""
+    buckets = f"{names.SERVER_PREDICTION_SCORE}_bucket{{{revision_selector}}}"
+    count = f"{names.SERVER_PREDICTION_SCORE}_count{{{revision_selector}}}"
+    return f"sum by (le) (rate({buckets}{_INTERVAL})) / scalar(sum(rate({count}{_INTERVAL})))"
+
+
+def _model_queries() -> dict[str, Query]:
+    p, q = _share(_SELECTOR, "1e-12"), _share(_STABLE, "1e-12")
+    # Jensen-Shannon divergence in nats (0 to ln 2) for classifiers; for a regressor (no
+    # class series at all) the KS distance of the score histograms.
+    js = f"0.5 * sum({p} * ln(2 * {p} / ({p} + {q}))) + 0.5 * sum({q} * ln(2 * {q} / ({p} + {q})))"
+    ks = f"max(abs({_score_cdf(_SELECTOR)} - {_score_cdf(_STABLE)}))"
+    predicted = _series(f"{names.SERVER_PREDICTIONS}_total")
+    scored = _series(f"{names.SERVER_PREDICTION_SCORE}_count")
+    monitored = _series(f"{names.SERVER_MONITORED_ROWS}_total")
+    rows = f"sum(increase({monitored}{_INTERVAL})) or vector(0)"
+    feedback = _series(f"{names.SERVER_FEEDBACK}_total")
+    correct = _series(f"{names.SERVER_FEEDBACK}_total", ',result="correct"')
+    violating = _series(f"{names.SERVER_INPUT_VIOLATING_ROWS}_total")
+    out_of_bounds = _series(f"{names.SERVER_OUTPUT_VIOLATIONS}_total")
+    errors = _series(f"{names.SERVER_FEEDBACK_ABS_ERROR}_sum")
+    errors_count = _series(f"{names.SERVER_FEEDBACK_ABS_ERROR}_count")
+    return {
+        "prediction-shift": Query(
+            value=f"({js}) or ({ks})",
+            samples=(f"(sum(increase({predicted}{_INTERVAL})) or sum(increase({scored}{_INTERVAL})))"
+                     " or vector(0)"),
+        ),
+        "input-drift": Query(
+            value=f"max({_series(names.SERVER_INPUT_DRIFT_PSI)})",
+            samples=f"min({_series(names.SERVER_INPUT_DRIFT_WINDOW_ROWS)}) or vector(0)",
+        ),
+        "input-violations": Query(
+            value=f"(sum(rate({violating}{_INTERVAL})) or vector(0)) / sum(rate({monitored}{_INTERVAL}))",
+            samples=rows,
+        ),
+        "output-violations": Query(
+            value=f"(sum(rate({out_of_bounds}{_INTERVAL})) or vector(0)) / sum(rate({monitored}{_INTERVAL}))",
+            samples=rows,
+        ),
+        # Labels that arrived in the window, joined to predictions the revision made.
+        "accuracy": Query(
+            value=f"(sum(rate({correct}{_INTERVAL})) or vector(0)) / sum(rate({feedback}{_INTERVAL}))",
+            samples=f"sum(increase({feedback}{_INTERVAL})) or vector(0)",
+        ),
+        "mean-abs-error": Query(
+            value=f"sum(rate({errors}{_INTERVAL})) / sum(rate({errors_count}{_INTERVAL}))",
+            samples=f"sum(increase({errors_count}{_INTERVAL})) or vector(0)",
+        ),
+    }
+
+
+# Builtin metrics by routing: the gateway's view when it routes, the servers' otherwise;
+# the model-aware ones are the servers' whatever the routing.
+BUILTIN = {"builtin": {**_gateway_queries(), **_model_queries()},
+           "server": {**_server_queries(), **_model_queries()}}
 
 
 # Compared answers of a shadow over {{interval}} (rendered as the time since it began):

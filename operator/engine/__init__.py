@@ -29,6 +29,7 @@ from ..status import (
     set_condition,
 )
 from . import blue_green, canary, lifecycle, shadow
+from .golden import GoldenResult
 
 COMMANDS = ("promote", "promote-full", "abort", "pause", "resume", "retry")
 STRATEGIES = {"canary": canary, "blueGreen": blue_green, "shadow": shadow}
@@ -54,6 +55,9 @@ class Observations:
     command: str | None = None  # a manual action (see COMMANDS), once
     command_by: str | None = None  # who asked for it (the kubectl plugin's requestedBy)
     shadow_comparisons: int | None = None  # compared answers since the shadow began, when counted
+    # The golden set replayed by the shell once the smoke test passed (spec.goldenSet): the
+    # scores, or why it cannot be replayed; None while not run (or not reachable yet).
+    golden_set: GoldenResult | str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,12 @@ def decide(spec: Spec, status: RolloutStatus, observations: Observations, now: d
 def due_metrics(spec: Spec, status: RolloutStatus, now: datetime) -> tuple[str, ...]:
     """Metrics of the current step that are due a measurement now."""
     return lifecycle.due_metrics(spec, status, now, STRATEGIES[spec.strategy.kind])
+
+
+def candidate_replicas(spec: Spec, status: RolloutStatus) -> int:
+    """Replicas the candidate runs with now: the gate waits for that many (a blue-green
+    preview runs previewReplicas)."""
+    return STRATEGIES[spec.strategy.kind].candidate_replicas(spec, status)
 
 
 def comparisons_due(spec: Spec, status: RolloutStatus, now: datetime) -> bool:
@@ -123,5 +133,5 @@ def _shadow_view(spec: Spec, status: RolloutStatus) -> dict | None:
             "agreement": agreement[-1] if agreement else None}
 
 
-__all__ = ["COMMANDS", "STRATEGIES", "Decision", "Observations", "comparisons_due", "decide", "due_metrics",
-           "reject_spec", "revision_of"]
+__all__ = ["COMMANDS", "STRATEGIES", "Decision", "GoldenResult", "Observations", "candidate_replicas",
+           "comparisons_due", "decide", "due_metrics", "reject_spec", "revision_of"]

@@ -25,10 +25,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 from ..actions import RecordEvent
-from ..analysis.judge import FAILED, INCONCLUSIVE, SUCCESSFUL
 from ..spec import BlueGreen, Spec
 from ..status import (
-    ANALYSIS_RUNNING,
     PAUSED,
     PROGRESS_DEADLINE_EXCEEDED,
     PROGRESSING,
@@ -44,12 +42,10 @@ from .lifecycle import (
     Result,
     Tick,
     abort,
-    analysis_failed,
+    analysis_step,
     hold,
-    inconclusive,
     next_step,
     promote,
-    run_analysis,
 )
 
 PREVIEW, AWAITING, SCALING, SWITCHED_STAGE = 0, 1, 2, 3
@@ -99,15 +95,9 @@ def _preview(tick: Tick, status: RolloutStatus, keep: list) -> Result:
     metrics = tick.spec.strategy.pre_promotion_metrics
     if not metrics:
         return next_step(status, tick.at, keep, "preview ready (no pre-promotion analysis)", STEP_DONE)
-    status, outcome, detail = run_analysis(tick, status, metrics)
-    if outcome == FAILED:
-        return analysis_failed(tick, status, f"pre-promotion {detail}", candidate_replicas(tick.spec, status))
-    if outcome == INCONCLUSIVE:
-        return inconclusive(status, detail, keep)
-    if outcome == SUCCESSFUL:
-        return next_step(status, tick.at, keep, "pre-promotion analysis successful", STEP_DONE)
-    return replace(status, phase=PROGRESSING, reason=ANALYSIS_RUNNING,
-                   message=f"pre-promotion analysis running on the preview's traffic: {detail}"), keep
+    return analysis_step(
+        tick, status, metrics, keep, candidate_replicas(tick.spec, status), "pre-promotion analysis",
+        lambda passed: next_step(passed, tick.at, keep, "pre-promotion analysis successful", STEP_DONE))
 
 
 def _awaiting(tick: Tick, status: RolloutStatus, keep: list) -> Result:
@@ -163,15 +153,9 @@ def _switched(tick: Tick, status: RolloutStatus, keep: list) -> Result:
     metrics = tick.spec.strategy.post_promotion_metrics
     if not metrics:
         return _promote(tick, status, "switched (no post-promotion analysis)")
-    status, outcome, detail = run_analysis(tick, status, metrics)
-    if outcome == FAILED:  # abort moves every request back to the old revision in one write
-        return analysis_failed(tick, status, f"post-promotion {detail}", tick.spec.replicas)
-    if outcome == INCONCLUSIVE:
-        return inconclusive(status, detail, keep)
-    if outcome == SUCCESSFUL:
-        return _promote(tick, status, "post-promotion analysis successful")
-    return replace(status, phase=PROGRESSING, reason=ANALYSIS_RUNNING,
-                   message=f"switched; post-promotion analysis running: {detail}"), keep
+    # A failure aborts, and the abort moves every request back to the old revision in one write.
+    return analysis_step(tick, status, metrics, keep, tick.spec.replicas, "post-promotion analysis",
+                         lambda passed: _promote(tick, passed, "post-promotion analysis successful"))
 
 
 def _promote(tick: Tick, status: RolloutStatus, why: str) -> Result:

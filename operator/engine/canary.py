@@ -17,10 +17,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 from ..actions import RecordEvent
-from ..analysis.judge import FAILED, INCONCLUSIVE, SUCCESSFUL
 from ..spec import Spec, Step
 from ..status import (
-    ANALYSIS_RUNNING,
     MIRROR_SET,
     PAUSED,
     PAUSED_BY_STEP,
@@ -31,7 +29,7 @@ from ..status import (
     Traffic,
     parse_time,
 )
-from .lifecycle import Result, Tick, analysis_failed, hold, inconclusive, next_step, promote, run_analysis
+from .lifecycle import Result, Tick, analysis_step, hold, next_step, promote
 
 
 def candidate_replicas(spec: Spec, status: RolloutStatus) -> int:
@@ -97,12 +95,5 @@ def _pause(tick: Tick, status: RolloutStatus, step: Step, keep: list) -> Result:
 
 
 def _analysis(tick: Tick, status: RolloutStatus, step: Step, keep: list) -> Result:
-    status, outcome, detail = run_analysis(tick, status, step.metrics)
-    if outcome == FAILED:
-        return analysis_failed(tick, status, detail, candidate_replicas(tick.spec, status))
-    if outcome == INCONCLUSIVE:
-        return inconclusive(status, detail, keep)
-    if outcome == SUCCESSFUL:
-        return next_step(status, tick.at, keep, "analysis successful", STEP_DONE)
-    return replace(status, phase=PROGRESSING, reason=ANALYSIS_RUNNING,
-                   message=f"analysis running: {detail}"), keep
+    return analysis_step(tick, status, step.metrics, keep, candidate_replicas(tick.spec, status), "analysis",
+                         lambda passed: next_step(passed, tick.at, keep, "analysis successful", STEP_DONE))

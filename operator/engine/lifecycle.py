@@ -23,6 +23,7 @@ on to the next. A strategy module provides:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -34,12 +35,14 @@ from ..status import (
     ABORTED_BY_USER,
     ANALYSIS_FAILED,
     ANALYSIS_INCONCLUSIVE,
+    ANALYSIS_RUNNING,
     CANDIDATE_CRASH_LOOP,
     CANDIDATE_NOT_READY,
     CANDIDATE_READY,
     DEGRADED,
     DEPLOYED,
     FAST_REVERT,
+    GOLDEN_SET_FAILED,
     HEALTHY,
     NEW_REVISION,
     PAUSED,
@@ -59,6 +62,7 @@ from ..status import (
     format_time,
     parse_time,
 )
+from . import golden
 from .conditions import with_conditions
 
 Result = tuple[RolloutStatus, list]
@@ -175,6 +179,7 @@ def start_candidate(tick: Tick, status: RolloutStatus, strategy, why: str) -> Re
         why += (f"; it served production within the last {spec.rollback_window} revision(s), so "
                 "rollbackWindow skips the steps after the gate")
     status = replace(_reset(status), candidate_revision=desired, candidate_since=tick.at, fast_revert=fast,
+                     golden_set=None,
                      traffic=Traffic(100, 0), phase=PROGRESSING, reason=NEW_REVISION,
                      scale_downs=tuple(d for d in status.scale_downs if d.revision != desired),
                      message=f"candidate {desired} ({spec.model.version}) starting: {why}")
@@ -257,9 +262,22 @@ def _gate(tick: Tick, status: RolloutStatus, strategy, keep: list) -> Result:
                        message="candidate ready; smoke test pending"), keep
     if obs.smoke_test is not True:
         return abort(tick, status, SMOKE_TEST_FAILED, f"smoke test failed: {obs.smoke_test}", wanted)
+    passed = "candidate ready and smoke test passed"
+    if spec.golden_set is not None:
+        if obs.golden_set is None:
+            return replace(status, phase=PROGRESSING, reason=CANDIDATE_READY,
+                           message="candidate ready; golden set being replayed"), keep
+        if isinstance(obs.golden_set, str):
+            return abort(tick, status, GOLDEN_SET_FAILED, f"golden set: {obs.golden_set}", wanted)
+        status = replace(status, golden_set=golden.summary(obs.golden_set))
+        problem = golden.judge(spec.golden_set, obs.golden_set)
+        if problem is not None:
+            return abort(tick, status, GOLDEN_SET_FAILED, f"{problem} ({golden.describe(obs.golden_set)})",
+                         wanted)
+        passed += f"; {golden.describe(obs.golden_set)}"
     status = replace(status, gate_passed=True, step_started_at=tick.at, phase=PROGRESSING,
                      reason=CANDIDATE_READY, message="candidate ready and answering: starting the steps")
-    return status, keep + [RecordEvent("Normal", CANDIDATE_READY, "candidate ready and smoke test passed")]
+    return status, keep + [RecordEvent("Normal", CANDIDATE_READY, passed)]
 
 
 def run_analysis(tick: Tick, status: RolloutStatus, names: tuple[str, ...]) -> tuple[RolloutStatus, str, str]:
@@ -282,6 +300,23 @@ def run_analysis(tick: Tick, status: RolloutStatus, names: tuple[str, ...]) -> t
     if all(v == SUCCESSFUL for v in verdicts.values()):
         return status, SUCCESSFUL, ""
     return status, RUNNING, ", ".join(name for name, v in verdicts.items() if v != SUCCESSFUL)
+
+
+def analysis_step(tick: Tick, status: RolloutStatus, names: tuple[str, ...], keep: list, replicas: int,
+                  label: str, passed: Callable[[RolloutStatus], Result]) -> Result:
+    """An analysis that gates one step: Failed aborts, Inconclusive pauses, Successful goes on
+    with ``passed(status)``, anything else measures again next interval. ``label`` names the
+    analysis in messages ("pre-promotion analysis", say)."""
+    status, outcome, detail = run_analysis(tick, status, names)
+    if outcome == FAILED:
+        prefix = label.removesuffix("analysis").strip()
+        return analysis_failed(tick, status, f"{prefix} {detail}".strip(), replicas)
+    if outcome == INCONCLUSIVE:
+        return inconclusive(status, detail, keep)
+    if outcome == SUCCESSFUL:
+        return passed(status)
+    running = f"{label} running: {detail}"
+    return replace(status, phase=PROGRESSING, reason=ANALYSIS_RUNNING, message=running), keep
 
 
 def inconclusive(status: RolloutStatus, names: str, keep: list) -> Result:
@@ -429,5 +464,5 @@ def bounded(history: tuple, limit: int) -> tuple:
     return history[-limit:] if limit else ()
 
 
-__all__ = ["Result", "Tick", "abort", "analysis_failed", "decide", "due_metrics", "hold",
+__all__ = ["Result", "Tick", "abort", "analysis_failed", "analysis_step", "decide", "due_metrics", "hold",
            "inconclusive", "next_step", "promote", "run_analysis", "start_candidate"]

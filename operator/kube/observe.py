@@ -13,10 +13,18 @@ from datetime import datetime
 
 import httpx
 from modelrollout.serving.contract.endpoint_slices import PORT_NAME, SERVICE_NAME_LABEL, endpoints_by_service
+from modelrollout.serving.contract.golden import (
+    GoldenScore,
+    InvalidGoldenSet,
+    parse_golden_set,
+    request_of,
+    score,
+)
+from modelrollout.serving.contract.predictions import InvalidPrediction, prediction_of
 from modelrollout.serving.contract.routes import Endpoint
 
 from ..analysis.providers.prometheus import PrometheusProvider
-from ..engine import COMMANDS, Observations, comparisons_due, due_metrics
+from ..engine import COMMANDS, GoldenResult, Observations, candidate_replicas, comparisons_due, due_metrics
 from ..routing import Target, revision_service
 from ..smoke import check_answer, smoke_request
 from ..spec import Spec
@@ -30,6 +38,7 @@ CRASH_LOOP_RESTARTS = 3  # restarts of a candidate container that count as a cra
 SMOKE_TIMEOUT_SECONDS = 10.0
 UNREADY_PODS_ASKED = 3  # unready candidate pods asked why, per reconcile
 UNREADY_TIMEOUT_SECONDS = 2.0
+GOLDEN_CONCURRENCY = 4  # golden-set requests in flight per revision
 
 
 def command_of(body: dict, status: RolloutStatus) -> tuple[str | None, str | None]:
@@ -60,12 +69,14 @@ async def observe(reads: Reads, http: httpx.AsyncClient, target: Target, spec: S
         stable_ready_replicas = await _ready_replicas(reads, namespace, target.name, stable)
         stable_ready = stable_ready_replicas >= spec.replicas
     candidate_ready = crash_looping = 0
-    smoke = problem = None
+    smoke = problem = golden = None
     if candidate is not None:
         candidate_ready = await _ready_replicas(reads, namespace, target.name, candidate)
         crash_looping = await _crash_looping(reads, target, candidate)
-        if not status.gate_passed and candidate_ready >= spec.replicas:
+        if not status.gate_passed and candidate_ready >= candidate_replicas(spec, status):
             smoke = await _smoke_test(reads, http, target, spec, candidate)
+            if smoke is True and spec.golden_set is not None:
+                golden = await _golden_set(reads, http, target, candidate, stable)
         elif not status.gate_passed:
             problem = await _unready_answers(reads, http, target, candidate)
     measurements, comparisons = (), None
@@ -95,6 +106,7 @@ async def observe(reads: Reads, http: httpx.AsyncClient, target: Target, spec: S
         command_by=command_by(body) if command else None,
         shadow_comparisons=comparisons,
         candidate_problem=problem,
+        golden_set=golden,
     )
 
 
@@ -203,3 +215,56 @@ async def _smoke_test(reads: Reads, http: httpx.AsyncClient, target: Target, spe
         return str(exc)
     problem = check_answer(metadata, response.status_code, answer)
     return True if problem is None else problem
+
+
+async def _golden_set(reads: Reads, http: httpx.AsyncClient, target: Target, candidate: str,
+                      stable: str | None) -> GoldenResult | str | None:
+    """The candidate's golden set (GET .../golden, served from the model folder) replayed
+    against the candidate and against stable; why it cannot be, or None when a revision
+    cannot be reached right now (asked again next reconcile)."""
+    address = await candidate_address(reads, target, candidate)
+    if address is None:
+        return None
+    try:
+        response = await http.get(f"http://{address}/v2/models/{target.model}/golden",
+                                  timeout=SMOKE_TIMEOUT_SECONDS)
+    except httpx.HTTPError:
+        return None
+    if response.status_code == 404:
+        return ("the candidate's model has no golden.json beside model.onnx, which spec.goldenSet asks for "
+                "(build one with `modelrollout profile --golden-set`)")
+    try:
+        golden = parse_golden_set(response.json())
+    except (ValueError, InvalidGoldenSet) as exc:
+        return f"golden.json cannot be read: {exc}"
+    scores = []
+    for revision in (candidate, stable):
+        where = None if revision is None else await candidate_address(reads, target, revision)
+        if revision is not None and where is None:
+            return None  # stable has no ready endpoint this moment
+        scores.append(None if where is None else await _replay(http, where, target.model, golden))
+    if None in scores[:1] or (stable is not None and scores[1] is None):
+        return None
+    return GoldenResult(golden.prediction.kind, scores[0], scores[1])
+
+
+async def _replay(http: httpx.AsyncClient, address: str, model: str, golden) -> GoldenScore | None:
+    """Every example, a few at a time; an unusable answer counts as wrong, an unreachable
+    revision makes the whole replay wait for the next reconcile (None)."""
+    spec, gate = golden.prediction, asyncio.Semaphore(GOLDEN_CONCURRENCY)
+    url = f"http://{address}/v2/models/{model}/infer"
+
+    async def one(example) -> str | float | None:
+        async with gate:
+            answer = await http.post(url, json=request_of(example, spec), timeout=SMOKE_TIMEOUT_SECONDS)
+        try:
+            return prediction_of(answer.json(), spec) if answer.status_code == 200 else None
+        except (ValueError, InvalidPrediction):
+            return None
+
+    try:
+        predicted = await asyncio.gather(*(one(example) for example in golden.examples))
+    except httpx.HTTPError as exc:
+        log.info("golden-set replay could not reach %s: %s", address, type(exc).__name__)
+        return None
+    return score(spec, [example.expected for example in golden.examples], list(predicted))

@@ -29,6 +29,59 @@ SERVER_MODEL_LOAD_DURATION = PREFIX + "server_model_load_duration_seconds"  # ga
 SERVER_FAILURES = PREFIX + "server_failures"  # counter; model, version, revision, reason
 SERVER_PREDICTION_LOG_DROPPED = PREFIX + "server_prediction_log_dropped"  # counter; model, version, revision
 
+# Model-aware signals (docs/gates.md). All of them are computed off the request path by
+# the server's monitor thread (serving/server/monitor.py), from what it was handed; when
+# it falls behind, whole requests are left out and counted in SERVER_MONITOR_DROPPED, so
+# every ratio below takes SERVER_MONITORED_ROWS as its denominator.
+SERVER_MONITORED_ROWS = PREFIX + "server_monitored_rows"  # counter; model, version, revision
+SERVER_MONITOR_DROPPED = PREFIX + "server_monitor_dropped"  # counter (requests); model, version, revision
+# CPU time of the monitor thread (thread_time): what the signals cost, apart from the request path.
+SERVER_MONITOR_CPU = PREFIX + "server_monitor_cpu_seconds"  # counter; model, version, revision
+# Prediction distribution, with or without a profile. Classifiers: rows per predicted class
+# (at most MAX_CLASS_LABELS class values, the rest as CLASS_OTHER). Regressors: a histogram
+# of the predicted value on SCORE_BUCKETS (or the model metadata's scoreBuckets).
+SERVER_PREDICTIONS = PREFIX + "server_predictions"  # counter (rows); model, version, revision, class
+SERVER_PREDICTION_SCORE = PREFIX + "server_prediction_score"  # histogram; model, version, revision
+# With a profile (profile.json beside model.onnx): its digest, and the input checks.
+SERVER_PROFILE_INFO = PREFIX + "server_profile_info"  # gauge=1; model, version, revision, sha256
+# Drift of the last --drift-window-rows rows against the profile, per feature (the profile's
+# first MAX_FEATURE_LABELS features). Exported once the window holds a row with a value for
+# the feature; refreshed about every second. KS only for numeric features.
+SERVER_INPUT_DRIFT_PSI = PREFIX + "server_input_drift_psi"  # gauge; model, version, revision, feature
+SERVER_INPUT_DRIFT_KS = PREFIX + "server_input_drift_ks"  # gauge; model, version, revision, feature
+SERVER_INPUT_DRIFT_WINDOW_ROWS = PREFIX + "server_input_drift_window_rows"  # gauge; model, version, revision
+SERVER_INPUT_VIOLATIONS = PREFIX + "server_input_violations"  # counter (values); ..., feature, kind
+SERVER_INPUT_VIOLATING_ROWS = PREFIX + "server_input_violating_rows"  # counter; model, version, revision
+# Rows whose output holds a value outside the metadata's outputBounds (or NaN).
+SERVER_OUTPUT_VIOLATIONS = PREFIX + "server_output_violations"  # counter (rows); ..., output
+# Ground truth (POST .../feedback) joined to the server's own predictions.
+SERVER_FEEDBACK = PREFIX + "server_feedback"  # counter (classifier rows); ..., result=correct|incorrect
+SERVER_FEEDBACK_ABS_ERROR = PREFIX + "server_feedback_abs_error"  # histogram (regressor rows); ...
+SERVER_FEEDBACK_REJECTED = PREFIX + "server_feedback_rejected"  # counter (ids); ..., reason
+SERVER_FEEDBACK_STORE_ROWS = PREFIX + "server_feedback_store_rows"  # gauge; model, version, revision
+# Predictions pushed out of the store by its size limit before any label came for them.
+SERVER_FEEDBACK_STORE_EVICTIONS = PREFIX + "server_feedback_store_evictions"  # counter (rows); ...
+
+# Kind label values of SERVER_INPUT_VIOLATIONS: a numeric value outside the profile's
+# [min, max] or a category the profile never saw; a NaN (or empty category) value.
+INPUT_VIOLATION_KINDS = ("out_of_range", "missing")
+# Result label values of SERVER_FEEDBACK; reason label values of SERVER_FEEDBACK_REJECTED
+# (the same words as the feedback API's answers, serving/contract/feedback.py).
+FEEDBACK_RESULTS = ("correct", "incorrect")
+FEEDBACK_REJECTIONS = ("unknown", "expired", "duplicate", "invalid")
+# Bounds on label values that come from a model or a profile.
+MAX_CLASS_LABELS = 64
+CLASS_OTHER = "other"
+MAX_FEATURE_LABELS = 64
+# Default buckets of SERVER_PREDICTION_SCORE: 1-2-5 steps from 0.001 to 50 000 on both sides
+# of 0. The same on every revision, so two revisions' histograms can be compared bucket by
+# bucket (models may declare their own scoreBuckets; give both revisions the same).
+SCORE_BUCKETS = tuple(
+    sorted({0.0} | {float(f"{sign * m}e{e}") for sign in (-1, 1) for e in range(-3, 5) for m in (1, 2, 5)})
+)
+# Buckets of SERVER_FEEDBACK_ABS_ERROR: 1-2-5 steps from 0.001 to 50 000.
+ABS_ERROR_BUCKETS = tuple(sorted({0.0} | {float(f"{m}e{e}") for e in range(-3, 5) for m in (1, 2, 5)}))
+
 # Stage label values of SERVER_STAGE_DURATION.
 STAGES = ("decode", "queue", "infer", "encode")
 
@@ -62,6 +115,15 @@ SHADOW_DURATION = PREFIX + "shadow_request_duration_seconds"  # histogram; model
 # The served (primary) side of the same mirrored requests, labelled by the shadow's revision:
 # shadow p99 over this p99 compares the two revisions on the same requests.
 SHADOW_PRIMARY_DURATION = PREFIX + "shadow_primary_request_duration_seconds"  # histogram; model, revision
+
+# Feedback (POST .../feedback) sent on to the revision that answered the request and to the
+# shadow that got its mirrored copy. Unrouted: ids not in the gateway's map and either sent
+# without an x-modelrollout-revision header or unknown to every endpoint of the one named.
+GATEWAY_FEEDBACK = PREFIX + "gateway_feedback"  # counter (ids); model, revision, role, result=sent|failed
+GATEWAY_FEEDBACK_UNROUTED = PREFIX + "gateway_feedback_unrouted"  # counter (ids); model
+# The bounded map request id -> endpoint that answered (and shadow endpoint that got the copy).
+GATEWAY_ANSWERED_IDS = PREFIX + "gateway_answered_ids"  # gauge
+GATEWAY_ANSWERED_ID_EVICTIONS = PREFIX + "gateway_answered_id_evictions"  # counter; reason=capacity|expired
 
 # Reason label values of GATEWAY_UPSTREAM_FAILURES.
 UPSTREAM_FAILURE_REASONS = ("no_endpoint", "connect", "timeout", "broken")

@@ -23,11 +23,14 @@ from urllib.parse import unquote
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..contract.feedback import SUFFIX as FEEDBACK_SUFFIX
 from ..contract.routes import REVISION_HEADER, ModelRoute, RouteTable
 from ..hosting import is_sane_request_id
+from .answers import AnsweredBy
 from .balancer import Balancer
+from .feedback import FeedbackRouter
 from .frontend import Headers, Pending, Response
-from .metrics import GatewayMetrics
+from .metrics import AnsweredIdsCollector, GatewayMetrics
 from .mirror import Mirror
 from .proxy import Outcome, Proxy
 from .settings import GatewaySettings
@@ -38,6 +41,7 @@ log = logging.getLogger("modelrollout.gateway")
 
 _PREFIX = b"/v2/models/"
 _PREFIX_LENGTH = len(_PREFIX)
+_FEEDBACK = FEEDBACK_SUFFIX.encode()
 # Hop-by-hop headers (RFC 9110 7.6.1) and the ones the gateway sets itself.
 _NOT_FORWARDED = {
     b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te", b"trailer",
@@ -73,9 +77,16 @@ class GatewayApp:
         )
         self.routes = RouteState(self.balancer, self.metrics)
         self.proxy = Proxy(self.balancer, self.metrics, settings.upstream_timeout_seconds)
+        # Request id -> the endpoint that answered it (and the shadow's), for feedback.
+        self.answers = None
+        if settings.feedback_ids > 0:
+            self.answers = AnsweredBy(settings.feedback_ids, settings.feedback_ttl_seconds)
+            self.metrics.registry.register(AnsweredIdsCollector(self.answers))
+        self.feedback = FeedbackRouter(self.balancer, self.answers, self.metrics,
+                                       settings.upstream_timeout_seconds)
         self.mirror = Mirror(
             self.proxy, self.metrics, settings.mirror_queue_size, settings.mirror_concurrency,
-            settings.shadow_atol, settings.shadow_rtol,
+            settings.shadow_atol, settings.shadow_rtol, self.answers,
         )
         self._sources = sources
         self._tasks: list[asyncio.Task] = []
@@ -90,6 +101,8 @@ class GatewayApp:
         at concurrency 1 every Python call on the path costs about a microsecond.)"""
         if not path.startswith(_PREFIX):
             return self._local(path)
+        if path.endswith(_FEEDBACK) and method == b"POST":
+            return self._feedback(path, headers, body, reply)
         started = time.perf_counter()
         raw_model = path[_PREFIX_LENGTH:]
         slash = raw_model.find(b"/")
@@ -120,6 +133,7 @@ class GatewayApp:
             cookies = _cookies(decoded) if route.sticky and route.sticky.cookie else None
             choice = choose(route, decoded, cookies)
         target = path + b"?" + query if query else path
+        answers = self.answers
 
         def done(outcome: Outcome) -> None:  # the upstream's answer, or why there is none
             revision = outcome.revision
@@ -138,6 +152,9 @@ class GatewayApp:
 
             def after() -> None:  # once the answer is on its way to the client
                 seconds = time.perf_counter() - started
+                pool = outcome.pool
+                if answers is not None and pool is not None and outcome.status < 300 and method == b"POST":
+                    answers.record(request_id, model, revision.name, pool.host, pool.port, started)
                 if route.mirror is not None and method == b"POST":
                     self.mirror.offer(model, route, target, forwarded, body, outcome, seconds)
                 self.metrics.count(model, revision.name, revision.role, outcome.status, seconds)
@@ -166,6 +183,33 @@ class GatewayApp:
         except asyncio.CancelledError:
             started.cancel()
             raise
+
+    def _feedback(self, path: bytes, headers: Headers, body: bytes,
+                  reply: Callable[[Response], None]) -> Response | Pending:
+        """POST .../feedback: to the process that made each prediction (feedback.py)."""
+        given = next((v for k, v in headers if k == b"x-request-id"), None)
+        request_id = given if given is not None and is_sane_request_id(given.decode("latin-1")) \
+            else _new_request_id()
+        raw_model = path[_PREFIX_LENGTH : -len(_FEEDBACK)]
+        slash = raw_model.find(b"/")  # .../versions/{v}/feedback
+        model = _text(raw_model if slash < 0 else raw_model[:slash])
+        route = self.routes.table.models.get(model)
+        if route is None:
+            return _response(404, _error(f"unknown model '{model}'"), request_id)
+        if self.answers is not None:
+            self.answers.expire(time.perf_counter())
+
+        async def answer() -> None:
+            try:
+                status, doc = await self.feedback.handle(model, route, headers, body, request_id,
+                                                         time.perf_counter())
+                response = _response(status, orjson.dumps(doc), request_id)
+            except Exception:
+                log.exception("feedback failed", extra={"model": model})
+                response = _response(500, _error("internal error in the gateway"), request_id)
+            reply(response)
+
+        return asyncio.get_running_loop().create_task(answer())
 
     def error_response(self, status: int, message: str, headers: Headers) -> Response:
         """The front end's own refusals (malformed request, body over the limit, ...)."""

@@ -11,6 +11,7 @@ client was already sending its next request.
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from modelrollout import build_info
 
@@ -33,6 +34,26 @@ class _FlushFirst:
     def collect(self) -> list:
         self._flush()
         return []
+
+
+class AnsweredIdsCollector:
+    """The size and evictions of the request id map (answers.py), read when scraped: the map
+    counts in plain ints, so recording an answer costs no metric update."""
+
+    def __init__(self, answers) -> None:
+        self._answers = answers
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> list:
+        size = GaugeMetricFamily(names.GATEWAY_ANSWERED_IDS, "Request ids remembered for feedback routing",
+                                 value=len(self._answers))
+        evictions = CounterMetricFamily(names.GATEWAY_ANSWERED_ID_EVICTIONS,
+                                        "Request ids forgotten, by reason", labels=["reason"])
+        for reason, count in self._answers.evicted.items():
+            evictions.add_metric([reason], count)
+        return [size, evictions]
 
 
 class GatewayMetrics:
@@ -87,6 +108,15 @@ class GatewayMetrics:
         self.shadow_primary_duration = Histogram(
             names.SHADOW_PRIMARY_DURATION, "Duration of the served requests that were mirrored, by shadow",
             ["model", "revision"], buckets=names.LATENCY_BUCKETS, registry=r,
+        )
+        self.feedback = Counter(
+            names.GATEWAY_FEEDBACK, "Feedback ids sent on to the revision (or shadow) that made the "
+            "prediction",
+            ["model", "revision", "role", "result"], registry=r,
+        )
+        self.feedback_unrouted = Counter(
+            names.GATEWAY_FEEDBACK_UNROUTED, "Feedback ids the gateway had no revision for",
+            ["model"], registry=r,
         )
         self._children: dict[tuple, object] = {}
 

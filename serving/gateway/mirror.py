@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from ..contract.routes import Compare, ModelRoute, Revision
 from ..server.codec_binary import HEADER
+from .answers import AnsweredBy
 from .compare import Answer, Comparison, compare_answers
 from .metrics import GatewayMetrics
 from .proxy import Outcome, Proxy
@@ -60,8 +61,10 @@ class Mirror:
         concurrency: int,
         atol: float,
         rtol: float,
+        answers: AnsweredBy | None = None,
     ) -> None:
         self._proxy = proxy
+        self._answers = answers  # told which shadow endpoint got each copy (feedback goes there too)
         self._metrics = metrics
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=queue_size)
         self._concurrency = concurrency
@@ -121,6 +124,11 @@ class Mirror:
         metrics.shadow_duration.labels(job.model, job.shadow.name).observe(time.perf_counter() - started)
         sent = outcome.response is not None
         metrics.mirrored.labels(job.model, job.shadow.name, "sent" if sent else "failed").inc()
+        if sent and outcome.pool is not None and self._answers is not None and outcome.status < 300:
+            request_id = _request_id(job.headers)
+            if request_id is not None:
+                self._answers.record_shadow(request_id.encode("latin-1"), job.shadow.name,
+                                            outcome.pool.host, outcome.pool.port)
         if not 200 <= job.primary.status < 300:
             # Nothing to compare with: a client's bad request would count as the shadow's
             # error. The copy still went, so the shadow's own metrics see all the traffic.

@@ -35,6 +35,7 @@ class Outcome:
     response: UpstreamResponse | None  # None: status/message say what went wrong
     status: int = 200
     message: str = ""
+    pool: EndpointPool | None = None  # the endpoint that answered (feedback goes back to it)
 
 
 class Proxy:
@@ -131,7 +132,7 @@ class Proxy:
         """The outcome of one attempt on ``pool``; None when it failed before sending (try on)."""
         if error is None:
             self.balancer.succeeded(pool)
-            return Outcome(revision, response, response.status)
+            return Outcome(revision, response, response.status, "", pool)
         self._endpoint_failed(model, revision, pool)
         if isinstance(error, TimeoutError):
             self.metrics.fail(model, revision.name, revision.role, "timeout")
@@ -189,7 +190,7 @@ class Forwarding:
         self.call = None
         if error is None:  # the common case, as judge() has it
             self._proxy.balancer.succeeded(self._pool)
-            self._done(Outcome(self._choice.revision, response, response.status))
+            self._done(Outcome(self._choice.revision, response, response.status, "", self._pool))
             return
         try:
             outcome = self._proxy.judge(self._model, self._choice.revision, self._pool, response, error)

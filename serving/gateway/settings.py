@@ -36,6 +36,9 @@ class GatewaySettings:
     mirror_concurrency: int = 8
     shadow_atol: float = 1e-5
     shadow_rtol: float = 1e-3
+    # Feedback routing (feedback.py): request ids remembered, and for how long.
+    feedback_ids: int = 100_000  # 0: none (labels then need the x-modelrollout-revision header)
+    feedback_ttl_seconds: float = 3600.0
     # Shutdown (frontend.py): stay up but unready for drain_seconds, then finish in-flight
     # requests within grace_seconds.
     drain_seconds: float = 0.0

@@ -18,7 +18,9 @@ from starlette.responses import Response
 
 from modelrollout import build_info
 
-from .errors import NotReady, ServingError
+from ..contract.feedback import SUFFIX as FEEDBACK_SUFFIX
+from .errors import ModelNotFound, NotReady, ServingError
+from .feedback import FeedbackEndpoint
 from .infer import InferEndpoint, check_model, error_body, request_id_of
 from .lifecycle import ModelState, load_model
 from .metrics import ServerMetrics
@@ -31,22 +33,30 @@ _INFER_SUFFIX = "/infer"
 
 
 class ServerApp:
-    """Routes inference requests to the hot path and the rest to FastAPI."""
+    """Routes inference requests to the hot path, feedback to its endpoint (the same kind of
+    plain ASGI callable) and the rest to FastAPI."""
 
-    def __init__(self, api: FastAPI, infer: InferEndpoint) -> None:
+    def __init__(self, api: FastAPI, infer: InferEndpoint, feedback: FeedbackEndpoint) -> None:
         self.api = api
         self.infer = infer
+        self.feedback = feedback
         self.state = api.state  # .model (ModelState), .metrics (ServerMetrics)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             path = scope["path"]
-            if path.startswith(_INFER_PREFIX) and path.endswith(_INFER_SUFFIX):
-                parts = path[len(_INFER_PREFIX) : -len(_INFER_SUFFIX)].split("/")
+            if path.startswith(_INFER_PREFIX):
+                if path.endswith(_INFER_SUFFIX):
+                    endpoint, suffix = self.infer, _INFER_SUFFIX
+                elif path.endswith(FEEDBACK_SUFFIX):
+                    endpoint, suffix = self.feedback, FEEDBACK_SUFFIX
+                else:
+                    return await self.api(scope, receive, send)
+                parts = path[len(_INFER_PREFIX) : -len(suffix)].split("/")
                 if len(parts) == 1 and parts[0]:
-                    return await self.infer(scope, receive, send, parts[0], None)
+                    return await endpoint(scope, receive, send, parts[0], None)
                 if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2]:
-                    return await self.infer(scope, receive, send, parts[0], parts[2])
+                    return await endpoint(scope, receive, send, parts[0], parts[2])
         await self.api(scope, receive, send)
 
 
@@ -75,6 +85,8 @@ def create_app(settings: ServerSettings, runtime: ModelRuntime | None = None) ->
             await asyncio.gather(loader, return_exceptions=True)
             if state.scheduler is not None:
                 await state.scheduler.close()
+            if state.monitor is not None:
+                state.monitor.close()
             if predictions is not None:
                 predictions.close()
 
@@ -133,15 +145,33 @@ def create_app(settings: ServerSettings, runtime: ModelRuntime | None = None) ->
             return _json(200, {"name": name, "ready": True})
         return _json(503, {"name": name, "ready": False, "error": state.unready_reason()})
 
+    async def gate_file(request: Request) -> Response:
+        """profile.json or golden.json of the model folder, as loaded (docs/gates.md)."""
+        which = request.url.path.rsplit("/", 1)[1]
+        try:
+            check_model(settings, request.path_params["name"], request.path_params.get("version"))
+            if state.runtime is None:
+                raise NotReady(state.unready_reason())
+            raw = state.companions.profile if which == "profile" else state.companions.golden
+            if raw is None:
+                raise ModelNotFound(f"model '{settings.model_name}' has no {which}.json beside its "
+                                    "model.onnx")
+        except ServingError as exc:
+            return _error(exc.status, exc.message, request)
+        return Response(raw, 200, media_type="application/json")
+
     for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
         api.add_api_route(prefix, model_metadata, methods=["GET"])
         api.add_api_route(prefix + "/ready", model_ready, methods=["GET"])
+        api.add_api_route(prefix + "/profile", gate_file, methods=["GET"])
+        api.add_api_route(prefix + "/golden", gate_file, methods=["GET"])
 
     @api.get("/metrics")
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return ServerApp(api, InferEndpoint(settings, state, metrics, predictions))
+    return ServerApp(api, InferEndpoint(settings, state, metrics, predictions),
+                     FeedbackEndpoint(settings, state))
 
 
 def _json(status: int, doc: dict) -> Response:

@@ -79,8 +79,8 @@ class InferEndpoint:
             # client in protocol terms rather than letting the connection drop bare.
             metrics.inflight.dec()
             if self.state.draining:
-                await _send(send, 503, error_body("server shut down before the request finished"),
-                            None, request_id, {})
+                await send_answer(send, 503, error_body("server shut down before the request finished"),
+                                  None, request_id, {})
                 metrics.count_request(503)
             raise
         except ServingError as exc:
@@ -103,7 +103,7 @@ class InferEndpoint:
             status = 500
             payload, header_length = error_body(f"inference failed: {type(exc).__name__}: {exc}"), None
         metrics.inflight.dec()
-        await _send(send, status, payload, header_length, request_id, extra_headers)
+        await send_answer(send, status, payload, header_length, request_id, extra_headers)
         metrics.count_request(status)
         metrics.request_duration.observe(time.perf_counter() - started)
         if self.settings.access_log:
@@ -152,11 +152,14 @@ class InferEndpoint:
         stage["encode"].observe(time.perf_counter() - t2)
         if self.predictions is not None:
             self.predictions.maybe_log(request_id, feeds, output_names, outputs)
+        monitor = state.monitor
+        if monitor is not None:
+            monitor.observe(request_id, request.id, feeds, output_names, outputs)
         return 200, payload, header_length
 
 
-async def _send(send, status: int, payload: bytes, header_length: int | None,
-                request_id: str, extra_headers: dict[str, str]) -> None:
+async def send_answer(send, status: int, payload: bytes, header_length: int | None,
+                      request_id: str, extra_headers: dict[str, str]) -> None:
     headers = [
         _JSON_TYPE if header_length is None else _BINARY_TYPE,
         (b"content-length", str(len(payload)).encode()),

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from .batching import BatchingPolicy, Scheduler
 from .cpu import usable_cpus
 from .download_policy import scrub
+from .gates import Companions, monitor_config, read_companions
 from .loading import LoadError, fetch, resolve
 from .metrics import ServerMetrics
+from .monitor import Monitor
 from .runtime import ModelRuntime, RuntimeOptions
 from .settings import ServerSettings
 
@@ -30,6 +32,8 @@ class ModelState:
     runtime: ModelRuntime | None = None
     scheduler: Scheduler | None = None
     extra_metadata: dict = field(default_factory=dict)  # model folder metadata, sha256, labels
+    companions: Companions = field(default_factory=Companions)  # profile.json, golden.json
+    monitor: Monitor | None = None  # the model-aware signals (monitor.py)
     load_error: str | None = None
     draining: bool = False
 
@@ -64,6 +68,8 @@ async def load_model(
     started = time.perf_counter()
     try:
         loaded = runtime or await asyncio.to_thread(_load_runtime, settings, state)
+        config = monitor_config(settings, loaded, state.extra_metadata, state.extra_metadata.get("labels"),
+                                state.companions)
         # Warm-up: the first runs allocate and plan; pay for them before ready.
         run_seconds = await asyncio.to_thread(_time_runs, loaded, 10)
     except LoadError as exc:
@@ -86,6 +92,10 @@ async def load_model(
         )
     scheduler = Scheduler(loaded.run, policy, metrics.batch_size.observe)
     scheduler.start()
+    state.monitor = Monitor(config, metrics.gates)
+    state.monitor.start()
+    if config.ways:
+        state.extra_metadata["prediction"] = config.ways[0].to_doc()
     metrics.queue_depth.set_function(lambda: scheduler.queue_depth)
     state.runtime, state.scheduler = loaded, scheduler
     seconds = time.perf_counter() - started
@@ -101,6 +111,8 @@ async def load_model(
             "dynamic_batching": scheduler.is_batching,
             "warm_run_microseconds": round(run_seconds * 1e6, 1),
             "inline": policy.inline,
+            "prediction": config.ways[0].to_doc() if config.ways else None,
+            "profile_features": len(config.checks.features) if config.checks else 0,
         },
     )
 
@@ -124,6 +136,13 @@ def _load_runtime(settings: ServerSettings, state: ModelState) -> ModelRuntime:
     state.extra_metadata = {**files.metadata, "sha256": files.sha256}
     if files.labels:
         state.extra_metadata["labels"] = files.labels
+    state.companions = read_companions(path if path.is_dir() else None)
+    # The gate files' digests are part of what the server reports: a new profile or golden
+    # set is a new revision of the model even when model.onnx stayed the same.
+    if state.companions.profile is not None:
+        state.extra_metadata["profile_sha256"] = state.companions.profile_sha256
+    if state.companions.golden is not None:
+        state.extra_metadata["golden_sha256"] = state.companions.golden_sha256
     return ModelRuntime(
         files.onnx_path.read_bytes(), settings.model_name, settings.model_version,
         runtime_options(settings),

@@ -70,6 +70,7 @@ class ServerMetrics:
             ["model", "version", "revision"], registry=r,
         ).labels(**labels)
         self._codes: dict[int, Counter] = {}
+        self.gates = GateMetrics(r, labels)
 
     def count_request(self, code: int) -> None:
         child = self._codes.get(code)
@@ -84,3 +85,81 @@ class ServerMetrics:
         self.model_info.labels(
             sha256=sha256, opset=str(opset), provider=provider, **self._labels
         ).set(1)
+
+
+class GateMetrics:
+    """The model-aware signals (docs/gates.md): prediction distribution, input and output
+    checks, drift, feedback. Written by the monitor thread (monitor.py), which creates
+    per-class and per-feature series once it has something true to say about them: a
+    drift gauge at 0 before any row came would read as "no drift"."""
+
+    def __init__(self, r: CollectorRegistry, labels: dict[str, str]) -> None:
+        self._labels = labels
+        base = ["model", "version", "revision"]
+        self.monitored_rows = Counter(
+            names.SERVER_MONITORED_ROWS, "Rows the monitor has checked (the denominator of every ratio)",
+            base, registry=r).labels(**labels)
+        self.monitor_dropped = Counter(
+            names.SERVER_MONITOR_DROPPED, "Requests left unmonitored because the monitor was behind",
+            base, registry=r).labels(**labels)
+        self.monitor_cpu = Counter(
+            names.SERVER_MONITOR_CPU, "CPU seconds the monitor thread has used", base, registry=r,
+        ).labels(**labels)
+        self.predictions = Counter(
+            names.SERVER_PREDICTIONS, "Rows predicted, by predicted class (classifiers)",
+            [*base, "class"], registry=r)
+        self._registry = r
+        self.score = self._score_family(names.SCORE_BUCKETS)
+        self.profile_info = Gauge(
+            names.SERVER_PROFILE_INFO, "The reference profile in use (value 1)", [*base, "sha256"],
+            registry=r)
+        self.drift_psi = Gauge(
+            names.SERVER_INPUT_DRIFT_PSI, "PSI of the feature over the drift window against the profile",
+            [*base, "feature"], registry=r)
+        self.drift_ks = Gauge(
+            names.SERVER_INPUT_DRIFT_KS, "KS statistic of the feature over the drift window against the "
+            "profile",
+            [*base, "feature"], registry=r)
+        self.drift_window_rows = Gauge(
+            names.SERVER_INPUT_DRIFT_WINDOW_ROWS, "Rows in the drift window", base, registry=r)
+        self.input_violations = Counter(
+            names.SERVER_INPUT_VIOLATIONS, "Feature values out of the profile's range, or missing",
+            [*base, "feature", "kind"], registry=r)
+        self.input_violating_rows = Counter(
+            names.SERVER_INPUT_VIOLATING_ROWS, "Rows with at least one input violation", base, registry=r)
+        self.output_violations = Counter(
+            names.SERVER_OUTPUT_VIOLATIONS, "Rows with an output value outside the declared outputBounds",
+            [*base, "output"], registry=r)
+        self.feedback = Counter(
+            names.SERVER_FEEDBACK, "Labelled rows joined to a prediction (classifiers)",
+            [*base, "result"], registry=r)
+        self.feedback_abs_error = Histogram(
+            names.SERVER_FEEDBACK_ABS_ERROR, "Absolute error of labelled rows (regressors)", base,
+            buckets=names.ABS_ERROR_BUCKETS, registry=r)
+        self.feedback_rejected = Counter(
+            names.SERVER_FEEDBACK_REJECTED, "Feedback ids not joined, by reason", [*base, "reason"],
+            registry=r)
+        self.feedback_store_rows = Gauge(
+            names.SERVER_FEEDBACK_STORE_ROWS, "Predicted rows held for feedback", base, registry=r)
+        self.feedback_store_evictions = Counter(
+            names.SERVER_FEEDBACK_STORE_EVICTIONS, "Rows pushed out of the store before their label came",
+            base, registry=r).labels(**labels)
+        for reason in names.FEEDBACK_REJECTIONS:  # zeros, so rate() works from the start
+            self.feedback_rejected.labels(reason=reason, **labels)
+
+    def score_histogram(self, buckets: tuple[float, ...]):
+        """The regressor's score histogram, on the buckets of the model metadata when it has
+        them (the family is registered from the start with the default ones)."""
+        if tuple(buckets) != names.SCORE_BUCKETS:
+            self._registry.unregister(self.score)
+            self.score = self._score_family(buckets)
+        return self.score.labels(**self._labels)
+
+    def _score_family(self, buckets: tuple[float, ...]) -> Histogram:
+        return Histogram(
+            names.SERVER_PREDICTION_SCORE, "Predicted values (regressors)", ["model", "version", "revision"],
+            buckets=buckets, registry=self._registry,
+        )
+
+    def child(self, metric, **extra: str):
+        return metric.labels(**extra, **self._labels)

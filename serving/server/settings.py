@@ -58,6 +58,11 @@ class ServerSettings:
     drain_seconds: float = 0.0
     grace_seconds: float = 30.0
     access_log: bool = False
+    # Model-aware gates (docs/gates.md): rows of the input-drift window, and the predictions
+    # kept for feedback (rows, and how long a prediction takes its label).
+    drift_window_rows: int = 1000
+    feedback_store_size: int = 50_000
+    feedback_ttl_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         self.http_limits  # noqa: B018 - refuses limits that contradict each other (ValueError)
