@@ -194,20 +194,38 @@ def gateway(**kwargs) -> None:
 @option("--kubeconfig", default=None, type=click.Path(path_type=Path, dir_okay=False),
         help="kubeconfig file (default: in-cluster config, else ~/.kube/config).")
 @option("--tick-seconds", default=2.0, type=click.FloatRange(min=0.1),
-        help="How often each ModelDeployment is reconciled (also at once on every change).")
+        help="How often a ModelDeployment with a rollout under way is reconciled (also at once on "
+             "every change of it or of what it owns).")
+@option("--resync-seconds", default=300.0, type=click.FloatRange(min=1),
+        help="How often a settled ModelDeployment (Healthy, or Degraded with nothing pending) is "
+             "reconciled when nothing changes.")
 @option("--metrics-host", default="127.0.0.1", help="Address of the metrics and liveness endpoints "
         "(0.0.0.0 in a pod).")
 @option("--metrics-port", default=9180, type=int, help="Prometheus metrics at /metrics.")
 @option("--liveness-port", default=8081, type=int, help="kopf's liveness probe at /healthz.")
-@option("--peering", default=None,
-        help="kopf peering name, to run several replicas of which one is active (see docs/operator.md).")
-@option("--priority", default=0, type=int, help="With --peering: the highest priority replica is active.")
+@option("--leader-elect", is_flag=True, default=False,
+        help="Run as one of several replicas: only the holder of a Lease reconciles (docs/operator.md).")
+@option("--lease-name", default="modelrollout-operator", help="With --leader-elect: the Lease's name.")
+@option("--lease-namespace", default=None,
+        help="With --leader-elect: the Lease's namespace (default: the pod's own, else modelrollout-system).")
+@option("--lease-duration-seconds", default=15.0, type=click.FloatRange(min=1),
+        help="With --leader-elect: a Lease not renewed this long is taken over.")
+@option("--renew-deadline-seconds", default=10.0, type=click.FloatRange(min=0.5),
+        help="With --leader-elect: a leader that could not renew this long stops reconciling.")
+@option("--retry-seconds", default=2.0, type=click.FloatRange(min=0.1),
+        help="With --leader-elect: how often the Lease is renewed or looked at.")
 def operator(**kwargs) -> None:
     """Reconcile ModelDeployments: canary rollouts gated by health checks and Prometheus."""
     from modelrollout.operator.main import OperatorSettings, run
 
     kwargs["namespaces"] = tuple(kwargs["namespaces"])
-    run(OperatorSettings(**kwargs))
+    settings = OperatorSettings(**kwargs)
+    if settings.leader_elect:
+        try:
+            settings.timing.check()
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
+    run(settings)
 
 
 @main.command()

@@ -103,7 +103,8 @@ def render(documents: list[Document]) -> str:
 
 def _for_namespaces(doc: Document, namespaces: tuple[str, ...]) -> list[Document]:
     kind = doc.obj["kind"]
-    if doc.source == OPERATOR_RBAC_NAMESPACED and kind in ("Role", "RoleBinding"):
+    if doc.source == OPERATOR_RBAC_NAMESPACED and kind in ("Role", "RoleBinding") \
+            and doc.obj["metadata"]["name"] == "modelrollout-operator":  # not leader election's, at home
         return [_changed(doc, _in_namespace(doc.obj, ns)) for ns in namespaces]
     if doc.source == GATEWAY_RBAC and kind == "ClusterRole":
         return [_changed(doc, _in_namespace({**doc.obj, "kind": "Role"}, ns)) for ns in namespaces]

@@ -1,10 +1,17 @@
 """kopf handlers: watch ModelDeployments and keep one reconcile loop per object.
 
 kopf's watch tells us which ModelDeployments exist and when one changes; each gets a
-loop that reconciles it every ``tick_seconds`` and at once after a change. The loop is
-ours rather than a kopf timer or daemon: those put a finalizer on the object, and the
-operator writes nothing but the status subresource of a ModelDeployment (GitOps tools
-see no drift, and deleting one never waits for the operator).
+loop that reconciles it at once after a change, then every ``tick_seconds`` while a
+rollout is under way and every ``resync_seconds`` once it has settled (nothing pending
+but a change: see ``settled``). Changes of the objects it owns reach the loop too
+(kube/cache.py wakes it), so a settled ModelDeployment costs nothing between them.
+
+The loop is ours rather than a kopf timer or daemon: those put a finalizer on the
+object, and the operator writes nothing but the status subresource of a ModelDeployment
+(GitOps tools see no drift, and deleting one never waits for the operator).
+
+With leader election only the leader runs loops: ``follow()`` stops every loop at once
+(the replica lost the Lease), ``lead()`` starts one for every ModelDeployment seen.
 """
 
 from __future__ import annotations
@@ -12,30 +19,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import kopf
 
-from .kube.api import GROUP, PLURAL, VERSION
-from .reconcile import Shell, reconcile
+from .kube.api import GROUP, PLURAL, VERSION, describe_error, is_api_answer, retry_after_seconds
+from .reconcile import Shell, Trouble, reconcile, tell
+from .status import DEGRADED, HEALTHY, RolloutStatus
 
 log = logging.getLogger("modelrollout.operator")
 
 _BACKOFF_SECONDS = (1, 2, 5, 10, 30)
 
 
-class Loops:
-    """One reconcile loop per ModelDeployment, started on first sight, stopped on deletion."""
+def settled(status: RolloutStatus | None) -> bool:
+    """Nothing will happen to it on its own: no candidate, no revision kept warm, and a
+    phase that waits for a change (Healthy, or Degraded until a new spec or a retry).
+    Everything else (a rollout, a stable not ready yet) is reconciled every tick."""
+    return status is not None and status.candidate_revision is None and not status.scale_downs \
+        and status.phase in (HEALTHY, DEGRADED)
 
-    def __init__(self, shell: Shell, tick_seconds: float) -> None:
+
+class Loops:
+    """One reconcile loop per ModelDeployment, started on first sight, stopped on deletion.
+    ``active`` False (a follower under leader election): objects are remembered, no loop runs."""
+
+    def __init__(self, shell: Shell, tick_seconds: float, resync_seconds: float = 300.0,
+                 active: bool = True, may_act: Callable[[], bool] = lambda: True) -> None:
         self.shell = shell
         self.tick_seconds = tick_seconds
+        self.resync_seconds = max(resync_seconds, tick_seconds)
+        self.active = active
+        self.may_act = may_act  # the leader election's fence, read before every reconcile
+        self._known: dict[tuple[str, str], str | None] = {}  # (namespace, name) -> uid
         self._loops: dict[tuple[str, str], tuple[asyncio.Task, asyncio.Event]] = {}
 
     def __len__(self) -> int:
         return len(self._loops)
 
-    def seen(self, namespace: str, name: str) -> None:
+    def seen(self, namespace: str, name: str, uid: str | None = None) -> None:
+        """The ModelDeployment exists and may have changed: reconcile it now."""
         key = (namespace, name)
+        self._known[key] = uid or self._known.get(key)
+        if not self.active:
+            return
         if key in self._loops:
             self._loops[key][1].set()  # changed: reconcile now
             return
@@ -43,12 +70,32 @@ class Loops:
         task = asyncio.create_task(self._loop(namespace, name, wake), name=f"reconcile {namespace}/{name}")
         self._loops[key] = (task, wake)
 
+    def wake(self, namespace: str, name: str) -> None:
+        """Something it owns changed: reconcile now, if it has a loop."""
+        entry = self._loops.get((namespace, name))
+        if entry is not None:
+            entry[1].set()
+
     async def deleted(self, namespace: str, name: str) -> None:
+        self._known.pop((namespace, name), None)
         entry = self._loops.pop((namespace, name), None)
         if entry is not None:
             entry[0].cancel()
             await asyncio.gather(entry[0], return_exceptions=True)
         self.shell.metrics.forget(namespace, name)
+
+    async def lead(self) -> None:
+        """This replica leads: a loop for every ModelDeployment seen."""
+        self.active = True
+        for namespace, name in list(self._known):
+            self.seen(namespace, name)
+        log.info("reconciling %d ModelDeployment(s)", len(self._loops))
+
+    async def follow(self) -> None:
+        """This replica stopped leading: every loop stops now (a reconcile is cut short)."""
+        self.active = False
+        await self.close()
+        log.info("stopped every reconcile loop: another replica leads")
 
     async def close(self) -> None:
         tasks = [task for task, _ in self._loops.values()]
@@ -58,31 +105,46 @@ class Loops:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _loop(self, namespace: str, name: str, wake: asyncio.Event) -> None:
-        failures = 0
+        trouble = Trouble()
+        loop = asyncio.get_running_loop()
         while True:
             wake.clear()
-            try:
-                await reconcile(self.shell, namespace, name)
-                failures = 0
-                delay = self.tick_seconds
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - logged, counted, retried with backoff
-                delay = _BACKOFF_SECONDS[min(failures, len(_BACKOFF_SECONDS) - 1)]
-                failures += 1
-                log.exception("reconcile of %s/%s failed (attempt %d); retrying in %s s",
-                              namespace, name, failures, delay)
+            if not self.may_act():
+                delay = self.tick_seconds  # the Lease was not renewed in time: hands off
+            else:
+                uid = self._known.get((namespace, name))
+                try:
+                    status = await reconcile(self.shell, namespace, name)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - logged, counted, told, retried with backoff
+                    delay = max(_BACKOFF_SECONDS[min(trouble.failures, len(_BACKOFF_SECONDS) - 1)],
+                                retry_after_seconds(exc))
+                    trouble.failed(exc, loop.time())
+                    # A traceback only for what is not an API server's answer (a bug of ours).
+                    log.warning("reconcile of %s/%s failed (attempt %d): %s; retrying in %s s", namespace,
+                                name, trouble.failures, describe_error(exc), delay,
+                                exc_info=not is_api_answer(exc))
+                    await tell(self.shell, namespace, name, uid, trouble, loop.time())
+                    # The whole backoff, whatever changes meanwhile: a failing API server is not
+                    # asked again at every event (a change that came is handled right after).
+                    await asyncio.sleep(delay)
+                    continue
+                trouble.succeeded(loop.time())
+                await tell(self.shell, namespace, name, uid, trouble, loop.time())
+                delay = self.resync_seconds if settled(status) else self.tick_seconds
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), delay)
 
 
 def register(registry: kopf.OperatorRegistry, loops: Loops) -> None:
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def model_deployment_event(event: dict, namespace: str, name: str, **_) -> None:
+    async def model_deployment_event(event: dict, namespace: str, name: str, uid: str | None = None,
+                                     **_) -> None:
         if event.get("type") == "DELETED":
             await loops.deleted(namespace, name)
         else:
-            loops.seen(namespace, name)
+            loops.seen(namespace, name, uid)
 
     @kopf.on.cleanup(registry=registry)
     async def stop_loops(**_) -> None:

@@ -1,11 +1,12 @@
 """Run `modelrollout operator`: kopf with our handlers, metrics and liveness endpoints.
 
-More than one replica: kopf peering. With ``--peering NAME`` (and kopf's peering CRDs
-installed, manifests/rbac/operator.yaml grants them) every replica announces itself,
-and only the one with the highest ``--priority`` handles ModelDeployments while the
-others stand by and take over when it stops renewing. Without it (the default,
-``standalone``) run exactly one replica. Reconciles are idempotent and state lives in
-status, so a hand-over or restart resumes every rollout at the step it was at.
+More than one replica: ``--leader-elect``. Every replica runs kopf's watch (so it knows
+every ModelDeployment), but only the one holding the Lease ``--lease-name`` in
+``--lease-namespace`` runs reconcile loops (kube/leader.py, election.py); the others
+take the Lease over once it is not renewed for ``--lease-duration-seconds``. kopf's own
+peering is not used: it pauses kopf's handlers, not the loops they started. Without
+the flag, run exactly one replica. Reconciles are idempotent and state lives in status,
+so a hand-over or restart resumes every rollout at the step it was at.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ import httpx
 import kopf
 from prometheus_client import start_http_server
 
+from .election import ElectionTiming
 from .handlers import Loops, register
 from .kube.api import Api, configuration
 from .kube.apply import Applier
+from .kube.cache import ChildCache, Reads
+from .kube.leader import LeaderElector
 from .metrics import OperatorMetrics
 from .reconcile import Shell
 
@@ -38,8 +42,17 @@ class OperatorSettings:
     metrics_host: str
     metrics_port: int
     liveness_port: int
-    peering: str | None
-    priority: int
+    resync_seconds: float = 300.0
+    leader_elect: bool = False
+    lease_name: str = "modelrollout-operator"
+    lease_namespace: str | None = None  # None: the pod's own namespace, else modelrollout-system
+    lease_duration_seconds: float = 15.0
+    renew_deadline_seconds: float = 10.0
+    retry_seconds: float = 2.0
+
+    @property
+    def timing(self) -> ElectionTiming:
+        return ElectionTiming(self.lease_duration_seconds, self.renew_deadline_seconds, self.retry_seconds)
 
 
 def run(settings: OperatorSettings) -> None:
@@ -47,13 +60,34 @@ def run(settings: OperatorSettings) -> None:
 
 
 async def serve(settings: OperatorSettings, stop_flag: asyncio.Event | None = None) -> None:
+    if settings.leader_elect:
+        settings.timing.check()
+    # kopf says "Handler ... succeeded" at INFO for every event of every ModelDeployment: with
+    # a thousand of them that is most of the log and of the operator's CPU; its warnings stay.
+    objects = logging.getLogger("kopf.objects")
+    objects.setLevel(max(logging.getLogger().level, logging.WARNING))
     client_configuration = configuration(settings.kubeconfig)
     api = Api(client_configuration)
     metrics = OperatorMetrics()
     start_http_server(settings.metrics_port, settings.metrics_host, registry=metrics.registry)
     instance = f"{socket.gethostname()}-{os.getpid()}"
+    elector: LeaderElector | None = None
     async with httpx.AsyncClient(trust_env=False) as http:
-        loops = Loops(Shell(api, Applier(api, instance), http, metrics), settings.tick_seconds)
+        # The objects it owns, from watches (its own client: watches hold their connections).
+        cache = ChildCache(Api(client_configuration), settings.namespaces,
+                           lambda namespace, name: loops.wake(namespace, name))
+        applier = Applier(api, instance, Reads(api, cache))
+        loops = Loops(Shell(api, applier, http, metrics), settings.tick_seconds, settings.resync_seconds,
+                      active=not settings.leader_elect)
+        cache.start()
+        if settings.leader_elect:
+            # Its own client: a renewal must not wait behind the reconciles' requests, and must
+            # give up well within the renew deadline.
+            lease_api = Api(client_configuration, timeout_seconds=settings.retry_seconds)
+            elector = LeaderElector(lease_api, settings.lease_namespace or own_namespace(),
+                                    settings.lease_name, instance, settings.timing,
+                                    on_start=loops.lead, on_stop=loops.follow)
+            loops.may_act = elector.is_leading
         registry = kopf.OperatorRegistry()
         register(registry, loops)
 
@@ -78,20 +112,37 @@ async def serve(settings: OperatorSettings, stop_flag: asyncio.Event | None = No
 
         where = "all namespaces" if not settings.namespaces else ", ".join(settings.namespaces)
         log.info("modelrollout operator watching ModelDeployments in %s", where)
+        election = asyncio.create_task(elector.run(), name="leader election") if elector else None
         try:
             await kopf.operator(
                 registry=registry,
                 clusterwide=not settings.namespaces,
                 namespaces=settings.namespaces,
-                standalone=settings.peering is None,
-                peering_name=settings.peering,
-                priority=settings.priority,
+                standalone=True,  # one replica acts: leader election, not kopf peering (see above)
                 liveness_endpoint=f"http://{settings.metrics_host}:{settings.liveness_port}/healthz",
                 stop_flag=stop_flag,
             )
         finally:
+            if election is not None:
+                election.cancel()
+                await asyncio.gather(election, return_exceptions=True)
             await loops.close()
+            await cache.close()
+            if elector is not None:
+                await elector.release()  # after the loops stopped: the next leader starts clean
+                elector.api.close()
             api.close()
+
+
+_SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def own_namespace() -> str:
+    """The namespace of the operator's pod (where its Lease lives), else modelrollout-system."""
+    try:
+        return _SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "modelrollout-system"
+    except OSError:
+        return "modelrollout-system"
 
 
 def connection_info(configuration) -> kopf.ConnectionInfo:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from modelrollout.serving.server.download_policy import blocked_host, host_of
+
 ROUTING_KINDS = ("builtin", "gatewayAPI", "replicas")
 STRATEGY_KINDS = ("canary", "blueGreen", "shadow")
 STEP_KINDS = ("setWeight", "setMirror", "pause", "analysis")
@@ -25,6 +27,20 @@ THEN = ("promote", "manual")  # what a shadow does once it passed
 MATCHES = ("values", "classes")  # how a mirrored answer is compared (Comparison.match)
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+# Bounds on what a ModelDeployment may ask, the same as the CRD's (maxItems, maximum, CEL):
+# a hostile or mistaken spec must not grow status past what the API server stores, keep the
+# operator busy, or overflow a date.
+MAX_STEPS = 50
+MAX_METRICS = 16  # in spec.analysis.metrics, and names per analysis block
+MAX_ENV = 100
+MAX_QUERY_LENGTH = 4096
+MAX_URI_LENGTH = 2048
+MAX_REVISION_HISTORY = 100  # entries in status.history
+MAX_WAIT_SECONDS = 30 * 24 * 3600  # pauses, a shadow's duration, deadlines and delays: 30 days
+MIN_INTERVAL_SECONDS, MAX_INTERVAL_SECONDS = 1.0, 24 * 3600.0  # between analysis measurements
+PLACEHOLDERS = ("model", "namespace", "revision", "stableRevision", "interval")  # in query templates
+# A model name travels in URL paths (/v2/models/{name}) and in PromQL label values.
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 class InvalidSpec(ValueError):
@@ -193,6 +209,20 @@ def parse_duration(text: object, path: str) -> float:
     return hours * 3600 + minutes * 60 + seconds + millis / 1000
 
 
+def _bounded_duration(text: object, path: str, low: float = 0.0, high: float = MAX_WAIT_SECONDS) -> float:
+    seconds = parse_duration(text, path)
+    if not low <= seconds <= high:
+        raise InvalidSpec(path, f"{text!r} is out of range: from {_human(low)} to {_human(high)}")
+    return seconds
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def parse_spec(doc: object) -> Spec:
     spec = _mapping(doc, "spec")
     analysis = _analysis(spec.get("analysis"), "spec.analysis")
@@ -212,8 +242,9 @@ def parse_spec(doc: object) -> Spec:
         analysis=analysis,
         replicas=_int(spec.get("replicas", 1), "spec.replicas", low=0),
         progress_deadline_seconds=_int(spec.get("progressDeadlineSeconds", 600),
-                                       "spec.progressDeadlineSeconds", low=1),
-        revision_history_limit=_int(spec.get("revisionHistoryLimit", 10), "spec.revisionHistoryLimit", low=0),
+                                       "spec.progressDeadlineSeconds", low=1, high=MAX_WAIT_SECONDS),
+        revision_history_limit=_int(spec.get("revisionHistoryLimit", 10), "spec.revisionHistoryLimit", low=0,
+                                    high=MAX_REVISION_HISTORY),
         smoke_request=smoke_request,
         comparison=_comparison(spec.get("comparison", {}), "spec.comparison"),
         rollback_window=_rollback_window(spec.get("rollbackWindow"), "spec.rollbackWindow"),
@@ -224,14 +255,20 @@ def parse_spec(doc: object) -> Spec:
 def _model(doc: object, path: str) -> ModelSpec:
     model = _mapping(doc, path)
     uri = _string(model.get("uri"), f"{path}.uri")
+    if len(uri) > MAX_URI_LENGTH:
+        raise InvalidSpec(f"{path}.uri", f"is {len(uri)} characters long, more than {MAX_URI_LENGTH}")
     if not re.match(r"^(https?://|file://|/|pvc://)", uri):
         raise InvalidSpec(f"{path}.uri", f"{uri!r} must start with http://, https://, file://, pvc:// or /")
+    _not_link_local(uri, f"{path}.uri", "model")
     sha256 = model.get("sha256")
     if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256)):
         raise InvalidSpec(f"{path}.sha256", "must be 64 hexadecimal characters")
     name = model.get("name")
     if name is not None:
         name = _string(name, f"{path}.name")
+        if not _MODEL_NAME.match(name):
+            raise InvalidSpec(f"{path}.name", f"{name!r} must be 1 to 63 letters, digits, '_', '.' or '-', "
+                                              "starting with a letter or digit (it goes in URLs and queries)")
     return ModelSpec(uri=uri, version=_string(model.get("version"), f"{path}.version"),
                      sha256=sha256.lower() if sha256 else None, name=name)
 
@@ -243,6 +280,8 @@ def _server(doc: object, path: str) -> ServerSpec:
         isinstance(e, dict) and isinstance(e.get("name"), str) for e in env
     ):
         raise InvalidSpec(f"{path}.env", "must be a list of {name, value} entries")
+    if len(env) > MAX_ENV:
+        raise InvalidSpec(f"{path}.env", f"has {len(env)} entries, more than {MAX_ENV}")
     batching = _mapping(server.get("batching", {}), f"{path}.batching")
     return ServerSpec(
         image=_string(server.get("image"), f"{path}.image"),
@@ -272,13 +311,15 @@ def _strategy(doc: object, analysis: AnalysisSpec) -> Strategy:
             pre_promotion_metrics=_analysis_metrics(body.get("prePromotionAnalysis"),
                                                     f"{path}.prePromotionAnalysis", analysis),
             auto_promotion_seconds=None if auto is None else float(
-                _int(auto, f"{path}.autoPromotionSeconds", low=0)),
+                _int(auto, f"{path}.autoPromotionSeconds", low=0, high=MAX_WAIT_SECONDS)),
             post_promotion_metrics=_analysis_metrics(body.get("postPromotionAnalysis"),
                                                      f"{path}.postPromotionAnalysis", analysis),
             scale_down_delay_seconds=float(_int(body.get("scaleDownDelaySeconds", 30),
-                                                f"{path}.scaleDownDelaySeconds", low=0)),
+                                                f"{path}.scaleDownDelaySeconds", low=0,
+                                                high=MAX_WAIT_SECONDS)),
             abort_scale_down_delay_seconds=float(_int(body.get("abortScaleDownDelaySeconds", 30),
-                                                      f"{path}.abortScaleDownDelaySeconds", low=0)),
+                                                      f"{path}.abortScaleDownDelaySeconds", low=0,
+                                                      high=MAX_WAIT_SECONDS)),
         )
     _known(body, path, ("mirrorPercent", "duration", "minComparisons", "analysis", "then",
                         "scaleDownDelaySeconds"))
@@ -290,12 +331,12 @@ def _strategy(doc: object, analysis: AnalysisSpec) -> Strategy:
         raise InvalidSpec(f"{path}.then", f"must be one of {', '.join(THEN)}, got {then!r}")
     return Shadow(
         mirror_percent=_int(body.get("mirrorPercent", 100), f"{path}.mirrorPercent", low=1, high=100),
-        duration_seconds=parse_duration(body.get("duration", "10m"), f"{path}.duration"),
+        duration_seconds=_bounded_duration(body.get("duration", "10m"), f"{path}.duration"),
         min_comparisons=_int(body.get("minComparisons", 0), f"{path}.minComparisons", low=0),
         metrics=_analysis_metrics(body.get("analysis"), f"{path}.analysis", analysis),
         then=then,
         scale_down_delay_seconds=float(_int(body.get("scaleDownDelaySeconds", 30),
-                                            f"{path}.scaleDownDelaySeconds", low=0)),
+                                            f"{path}.scaleDownDelaySeconds", low=0, high=MAX_WAIT_SECONDS)),
     )
 
 
@@ -303,6 +344,8 @@ def _steps(canary: dict, path: str, analysis: AnalysisSpec) -> tuple[Step, ...]:
     steps_doc = canary.get("steps")
     if not isinstance(steps_doc, list) or not steps_doc:
         raise InvalidSpec(f"{path}.steps", "must be a non-empty list")
+    if len(steps_doc) > MAX_STEPS:
+        raise InvalidSpec(f"{path}.steps", f"has {len(steps_doc)} steps, more than {MAX_STEPS}")
     steps = []
     for i, item in enumerate(steps_doc):
         step_path = f"{path}.steps[{i}]"
@@ -317,7 +360,7 @@ def _steps(canary: dict, path: str, analysis: AnalysisSpec) -> tuple[Step, ...]:
             pause = _mapping(body, f"{step_path}.pause")
             duration = pause.get("duration")
             steps.append(Step("pause", pause_seconds=None if duration is None
-                              else parse_duration(duration, f"{step_path}.pause.duration")))
+                              else _bounded_duration(duration, f"{step_path}.pause.duration")))
         else:
             metrics = _analysis_metrics(body, f"{step_path}.analysis", analysis)
             if not metrics:
@@ -333,6 +376,8 @@ def _analysis_metrics(doc: object, path: str, analysis: AnalysisSpec) -> tuple[s
     names = _mapping(doc, path).get("metrics", [])
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise InvalidSpec(f"{path}.metrics", "must be a list of metric names")
+    if len(names) > MAX_METRICS:
+        raise InvalidSpec(f"{path}.metrics", f"names {len(names)} metrics, more than {MAX_METRICS}")
     for name in names:
         if analysis.metric(name) is None:
             known = ", ".join(m.name for m in analysis.metrics) or "none"
@@ -393,14 +438,19 @@ def _analysis(doc: object, path: str) -> AnalysisSpec:
     if doc is None:
         return AnalysisSpec()
     analysis = _mapping(doc, path)
-    interval = parse_duration(analysis.get("interval", "30s"), f"{path}.interval")
+    interval = _bounded_duration(analysis.get("interval", "30s"), f"{path}.interval", MIN_INTERVAL_SECONDS,
+                                 MAX_INTERVAL_SECONDS)
     prometheus = _mapping(analysis.get("prometheus", {}), f"{path}.prometheus")
     address = prometheus.get("address")
     if address is not None and not (isinstance(address, str) and re.match(r"^https?://", address)):
         raise InvalidSpec(f"{path}.prometheus.address", "must be an http(s):// URL")
+    if address is not None:
+        _not_link_local(address, f"{path}.prometheus.address", "Prometheus")
     metrics_doc = analysis.get("metrics", [])
     if not isinstance(metrics_doc, list):
         raise InvalidSpec(f"{path}.metrics", "must be a list")
+    if len(metrics_doc) > MAX_METRICS:
+        raise InvalidSpec(f"{path}.metrics", f"has {len(metrics_doc)} metrics, more than {MAX_METRICS}")
     metrics = tuple(_metric(m, f"{path}.metrics[{i}]") for i, m in enumerate(metrics_doc))
     names = [m.name for m in metrics]
     if len(set(names)) != len(names):
@@ -425,6 +475,7 @@ def _metric(doc: object, path: str) -> MetricSpec:
                                            f"({', '.join(BUILTIN_METRICS)})")
     if query is not None:
         query = _string(query, f"{path}.query")
+        _check_template(query, f"{path}.query")
     threshold = _mapping(metric.get("thresholdRange", {}), f"{path}.thresholdRange")
     low, high = threshold.get("min"), threshold.get("max")
     for bound, value in (("min", low), ("max", high)):
@@ -442,9 +493,51 @@ def _metric(doc: object, path: str) -> MetricSpec:
         max=None if high is None else float(high),
         failure_limit=_int(metric.get("failureLimit", 0), f"{path}.failureLimit", low=0),
         count=_int(metric.get("count", 1), f"{path}.count", low=1),
-        interval_seconds=None if interval is None else parse_duration(interval, f"{path}.interval"),
+        interval_seconds=None if interval is None else _bounded_duration(
+            interval, f"{path}.interval", MIN_INTERVAL_SECONDS, MAX_INTERVAL_SECONDS),
         min_samples=_int(metric.get("minSamples", 1), f"{path}.minSamples", low=1),
     )
+
+
+def _check_template(query: str, path: str) -> None:
+    """Braces in a query template: PromQL's own (label matchers, single) or one of the
+    PLACEHOLDERS written exactly (``{{model}}``). Anything else between double braces would
+    reach Prometheus unreplaced, or be read as a placeholder that is not one."""
+    if len(query) > MAX_QUERY_LENGTH:
+        raise InvalidSpec(path, f"is {len(query)} characters long, more than {MAX_QUERY_LENGTH}")
+    known = ", ".join("{{" + p + "}}" for p in PLACEHOLDERS)
+    i, depth = 0, 0
+    while i < len(query):
+        if query.startswith("{{", i):
+            end = query.find("}}", i + 2)
+            name = query[i + 2:end] if end >= 0 else ""
+            if name not in PLACEHOLDERS:
+                shown = query[i:end + 2] if end >= 0 and end - i < 40 else query[i:i + 20] + "..."
+                raise InvalidSpec(path, f"unknown placeholder {shown!r}; templates may use {known}")
+            i = end + 2
+            continue
+        char = query[i]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth < 0:
+                raise InvalidSpec(path, f"unbalanced '}}' at character {i}")
+        i += 1
+    if depth:
+        raise InvalidSpec(path, "unbalanced '{': a label matcher is not closed")
+
+
+def _not_link_local(uri: str, path: str, what: str) -> None:
+    """A URI whose host is a link-local or cloud-metadata address: fetching from there hands
+    the node's cloud credentials to whoever wrote the spec (SSRF)."""
+    try:
+        host = host_of(uri) if "://" in uri else ""
+    except ValueError:
+        raise InvalidSpec(path, f"{what} URI cannot be parsed") from None
+    reason = blocked_host(host) if host else None
+    if reason is not None:
+        raise InvalidSpec(path, f"{what} URI points at {reason}: refused")
 
 
 def _one_of(doc: object, path: str, kinds: tuple[str, ...]) -> tuple[str, dict | int]:

@@ -55,6 +55,7 @@ class Rollout:
         self.candidate_ready = 0
         self.smoke: bool | str | None = None
         self.crash_looping = False
+        self.problem: str | None = None  # what unready candidate pods say is wrong
         self.stable_ready = True
         self.comparisons = 0  # what the gateway compared of a shadow's answers so far
         self.golden = None  # the golden-set replay's result the shell would hand over
@@ -86,7 +87,7 @@ class Rollout:
         smoke = self.smoke if not self.status.gate_passed and self.candidate_ready else None
         observations = Observations(
             stable_ready=self.stable_ready, candidate_ready_replicas=self.candidate_ready,
-            candidate_crash_looping=self.crash_looping, smoke_test=smoke,
+            candidate_crash_looping=self.crash_looping, smoke_test=smoke, candidate_problem=self.problem,
             measurements=measurements, command=command, command_by=by if command else None,
             shadow_comparisons=counted,
             golden_set=self.golden if smoke is True and self.spec.golden_set is not None else None,

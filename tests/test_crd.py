@@ -86,6 +86,10 @@ def _step(i, body):
     return lambda s: s["strategy"]["canary"]["steps"].__setitem__(i, body)
 
 
+def _strategy(body: dict):
+    return lambda s: s.update(strategy=body)
+
+
 SCHEMA_INVALID = {
     "model.uri missing": (lambda s: s["model"].pop("uri"), "spec.model", "uri"),
     "model.uri scheme": (lambda s: s["model"].update(uri="s3://bucket/model.onnx"), "spec.model.uri",
@@ -133,6 +137,32 @@ SCHEMA_INVALID = {
     "revisionHistoryLimit -1": (lambda s: s.update(revisionHistoryLimit=-1), "spec.revisionHistoryLimit",
                                 "minimum"),
     "smokeTest without request": (lambda s: s.update(smokeTest={}), "spec.smokeTest", "request"),
+    # Hostile ModelDeployments (tests/test_operator_spec.py has parse_spec's side of each)
+    "51 steps": (lambda s: s["strategy"]["canary"].update(steps=[{"setWeight": 1}] * 51),
+                 "spec.strategy.canary.steps", "is too long"),
+    "17 metrics": (lambda s: s["analysis"].update(metrics=[
+        {"name": f"m{i}", "query": "up", "thresholdRange": {"min": 0}} for i in range(17)]),
+        "spec.analysis.metrics", "is too long"),
+    "unknown placeholder": (lambda s: s["analysis"]["metrics"][2].update(query='x{model="{{secret}}"}'),
+                            "spec.analysis.metrics.2.query", "does not match"),
+    "placeholder with spaces": (lambda s: s["analysis"]["metrics"][2].update(query='x{m="{{ model }}"}'),
+                                "spec.analysis.metrics.2.query", "does not match"),
+    "unbalanced braces": (lambda s: s["analysis"]["metrics"][2].update(query='x{m="a"}}'),
+                          "spec.analysis.metrics.2.query", "does not match"),
+    "query of 4097 characters": (lambda s: s["analysis"]["metrics"][2].update(query="u" * 4097),
+                                 "spec.analysis.metrics.2.query", "is too long"),
+    "model name breaking out of a label value": (lambda s: s["model"].update(name='iris"} or vector(1)'),
+                                                 "spec.model.name", "does not match"),
+    "model.uri of 2049 characters": (lambda s: s["model"].update(uri="https://m.example.com/" + "a" * 2027),
+                                     "spec.model.uri", "is too long"),
+    "progressDeadlineSeconds of 1e12": (lambda s: s.update(progressDeadlineSeconds=10**12),
+                                        "spec.progressDeadlineSeconds", "maximum"),
+    "revisionHistoryLimit 1000": (lambda s: s.update(revisionHistoryLimit=1000), "spec.revisionHistoryLimit",
+                                  "maximum"),
+    "autoPromotionSeconds of 1e12": (_strategy({"blueGreen": {"autoPromotionSeconds": 10**12}}),
+                                     "spec.strategy.blueGreen.autoPromotionSeconds", "maximum"),
+    "a 17-character pause": (_step(3, {"pause": {"duration": "9" * 16 + "h"}}),
+                             "spec.strategy.canary.steps.3.pause.duration", "is too long"),
 }
 
 
@@ -143,10 +173,6 @@ def test_the_schema_rejects_a_bad_spec_naming_the_field_and_so_does_parse_spec(c
     assert any(e.startswith(where + ":") and words in e for e in errors), errors
     with pytest.raises(InvalidSpec):
         parse_spec(_changed(change))
-
-
-def _strategy(body: dict):
-    return lambda s: s.update(strategy=body)
 
 
 def _routing(body: dict, *more_metrics: dict):
@@ -216,6 +242,25 @@ CEL_INVALID = {
     "setMirror with replicas routing": (lambda s: (_step(0, {"setMirror": {"percent": 20}})(s),
                                                    s.update(trafficRouting={"replicas": {}})),
                                         "spec", "a setMirror step needs a router that copies requests"),
+    "model.uri at the metadata address": (
+        lambda s: s["model"].update(uri="http://169.254.169.254/latest/m"), "spec.model.uri",
+        "link-local or cloud-metadata"),
+    "model.uri at an IPv6 link-local address": (lambda s: s["model"].update(uri="http://[FE80::1]/m.onnx"),
+                                                "spec.model.uri", "link-local or cloud-metadata"),
+    "model.uri at the GCE metadata host": (
+        lambda s: s["model"].update(uri="https://x@metadata.google.internal./computeMetadata/v1/"),
+        "spec.model.uri", "link-local or cloud-metadata"),
+    "Prometheus at the metadata address": (
+        lambda s: s["analysis"]["prometheus"].update(address="http://169.254.169.254:80"),
+        "spec.analysis.prometheus.address", "link-local or cloud-metadata"),
+    "a pause of 721h": (_step(3, {"pause": {"duration": "721h"}}),
+                        "spec.strategy.canary.steps[3].pause.duration", "a pause lasts at most 720h"),
+    "a shadow of 1000h": (_strategy({"shadow": {"duration": "1000h"}}), "spec.strategy.shadow.duration",
+                          "a shadow lasts at most 720h"),
+    "an analysis interval of 500ms": (lambda s: s["analysis"].update(interval="500ms"),
+                                      "spec.analysis.interval", "analysis.interval must be from 1s to 24h"),
+    "a metric interval of 25h": (lambda s: s["analysis"]["metrics"][0].update(interval="25h"),
+                                 "spec.analysis.metrics[0].interval", "a metric's interval must be from 1s"),
     "shadow-agreement with the Gateway API": (
         _routing({"gatewayAPI": {"parentRefs": [{"name": "gw"}]}},
                  {"name": "shadow-agreement", "thresholdRange": {"min": 0.99}}),
@@ -261,7 +306,7 @@ def test_an_env_entry_has_exactly_one_of_value_and_value_from(env, rejected_at):
 
 def test_every_cel_rule_compiles_and_is_exercised_by_a_case():
     rules = cel_rules(SPEC_SCHEMA, "spec")
-    assert len(rules) == 14
+    assert len(rules) == 20
     for _, rule in rules:
         cel_program(rule["rule"])
         assert rule["message"]

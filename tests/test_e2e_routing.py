@@ -32,8 +32,8 @@ GATEWAY_API = {"gatewayAPI": {"parentRefs": [{"name": "ml-gateway", "namespace":
 
 
 def deploy(cluster: LocalCluster, models, name: str, version: str, strategy: dict, routing: dict,
-           metrics: list[dict] | None = None) -> None:
-    doc = model_deployment(name, models[version], version, cluster.prometheus.url, [], INTERVAL,
+           metrics: list[dict] | None = None, interval: float = INTERVAL) -> None:
+    doc = model_deployment(name, models[version], version, cluster.prometheus.url, [], interval,
                            [ERROR_RATE] if metrics is None else metrics, strategy=strategy)
     doc["spec"]["trafficRouting"] = routing
     doc["metadata"]["uid"] = f"uid-{name}"  # what an API server gives every object (kmock gives none)
@@ -46,14 +46,17 @@ def test_blue_green_without_a_router_swaps_the_pods_behind_the_entry_service(clu
     routing = {"replicas": {}}
     strategy = {"blueGreen": {"prePromotionAnalysis": {"metrics": ["error-rate"]},
                               "scaleDownDelaySeconds": 2}}
-    deploy(cluster, models, name, "1.0.0", strategy, routing)
+    # The servers' own metrics: the preview's pod must be found (file SD) and scraped, and the
+    # testers reach it through its Service, before the first measurement one interval after the gate.
+    interval = 2 * INTERVAL
+    deploy(cluster, models, name, "1.0.0", strategy, routing, interval=interval)
     cluster.wait_for(name, lambda s: healthy_on("1.0.0")(s)
                      and (s.get("replicaRouting") or {}).get("stableEndpoints") == 1, what="1.0.0 healthy")
     with ServiceProxy(cluster.kube, cluster.namespace, name) as entry:
         wait_for(entry.endpoints, 15, "the entry Service has an endpoint")
         clients = Traffic(entry.url, name, new_connection_per_request=True).start()
         try:
-            deploy(cluster, models, name, "2.0.0", strategy, routing)
+            deploy(cluster, models, name, "2.0.0", strategy, routing, interval=interval)
             preview = cluster.wait_for(name, lambda s: (s.get("preview") or {}).get("service"),
                                        timeout=120, what="the preview Service")
             assert preview["preview"] == {"service": f"{name}-preview"}  # no header without a router

@@ -34,6 +34,9 @@ NS = "ml"
 REVISION = "abc123"
 X = np.array([[5.1, 3.5, 1.4, 0.2]], dtype=np.float32)
 SLICE = "discovery.k8s.io/v1"
+# How a kubelet reports a pod held back by its container's readiness.
+UNREADY = {"type": "Ready", "status": "False", "reason": "ContainersNotReady",
+           "message": "containers with unready status: [server]"}
 
 
 # --- helpers ---
@@ -175,7 +178,7 @@ def test_a_deployment_runs_as_ready_processes_behind_pods_slices_and_scrape_targ
     assert draining["endpoints"][0]["conditions"] == {"ready": False, "serving": False, "terminating": True}
     (terminating,) = [p for p in pods(kube, name) if p["metadata"].get("deletionTimestamp")]
     assert terminating["metadata"]["name"] == draining["endpoints"][0]["targetRef"]["name"]
-    assert {"type": "Ready", "status": "False"} in terminating["status"]["conditions"]
+    assert UNREADY in terminating["status"]["conditions"]
     wait_until(lambda: len(pods(kube, name)) == 1, 15, "one Pod left")
     (kept,) = kubelet.processes(name)
     (stopped_port,) = ports - {kept.port}
@@ -225,7 +228,7 @@ def test_a_process_that_keeps_exiting_reaches_crash_loop_back_off_and_a_missing_
     assert container(pod)["restartCount"] == 3
     assert container(pod)["ready"] is False
     assert container(pod)["lastState"]["terminated"] == {"exitCode": 2, "reason": "Error"}
-    assert {"type": "Ready", "status": "False"} in pod["status"]["conditions"]
+    assert UNREADY in pod["status"]["conditions"]
     assert status_of(kube, "iris-broken")["readyReplicas"] == 0
     assert status_of(kube, "iris-broken")["unavailableReplicas"] == 1
     (process,) = kubelet.processes("iris-broken")

@@ -51,4 +51,6 @@ def test_service_account_and_ports_match_rbac_and_the_image():
     assert str(ports["metrics"]) in stage.env["MODELROLLOUT_METRICS_PORT"]
     assert str(ports["healthz"]) in stage.env["MODELROLLOUT_LIVENESS_PORT"]
     assert CONTAINER["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
-    assert DEPLOYMENT["spec"]["replicas"] == 1 and DEPLOYMENT["spec"]["strategy"]["type"] == "Recreate"
+    # Leader election makes more replicas, and a rolling upgrade, safe: only the Lease's holder acts.
+    assert DEPLOYMENT["spec"]["replicas"] == 1 and DEPLOYMENT["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert "--leader-elect" in CONTAINER["args"]

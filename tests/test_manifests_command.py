@@ -117,7 +117,7 @@ def test_cluster_wide_through_kubectl_is_the_objects_of_manifests(kube, tmp_path
     assert by_key(applied) == by_key(kustomized())
     assert "# Source: manifests/rbac/operator.yaml" in stream
     # Documents print as their files have them, comments on every verb included.
-    assert "# modeldeployments/status: get, to read the stored status back" in stream
+    assert "# modeldeployments/status: patch, for the one merge patch per reconcile" in stream
 
 
 @pytest.mark.parametrize("args", [(), ("--namespace", "ml")], ids=["cluster-wide", "namespaced"])
@@ -143,10 +143,16 @@ def test_namespaced_rbac_and_processes(kube, tmp_path):
     gateway_file = by_key(file_objects("rbac/gateway.yaml"))
     gateway_role = gateway_file[(rbac, "ClusterRole", "", "modelrollout-gateway")]
 
-    # Nothing cluster-wide grants access to ModelDeployments or workloads: only the discovery role
-    # of operator-namespaced.yaml and the kubectl plugin's role, bound to no one here.
+    # Nothing cluster-wide grants access to ModelDeployments or workloads: only the kubectl
+    # plugin's role, bound to no one here.
     cluster_roles = {k[3] for k in applied if k[1] in ("ClusterRole", "ClusterRoleBinding")}
-    assert cluster_roles == {"modelrollout-operator-discovery", "modelrollout-rollout-manager"}
+    assert cluster_roles == {"modelrollout-rollout-manager"}
+    # Leader election's Lease stays at home, in the operator's own namespace, once.
+    for kind in ("Role", "RoleBinding"):
+        key = (rbac, kind, "modelrollout-system", "modelrollout-operator-leader-election")
+        assert applied[key] == namespaced_file[key]
+    assert not [k for k in applied if k[3] == "modelrollout-operator-leader-election"
+                and k[2] != "modelrollout-system"]
     for ns in namespaces:
         role, binding = applied[(rbac, "Role", ns, "modelrollout-operator")], \
             applied[(rbac, "RoleBinding", ns, "modelrollout-operator")]
@@ -176,10 +182,7 @@ def test_namespaced_rbac_and_processes(kube, tmp_path):
     unchanged = {k for k in applied if k[1] not in ("Role", "RoleBinding", "Deployment")}
     shared = unchanged & cluster_wide.keys()
     assert {k: applied[k] for k in shared} == {k: cluster_wide[k] for k in shared}
-    discovery = {(rbac, kind, "", "modelrollout-operator-discovery")
-                 for kind in ("ClusterRole", "ClusterRoleBinding")}
-    assert unchanged - shared == discovery
-    assert {k: applied[k] for k in discovery} == {k: namespaced_file[k] for k in discovery}
+    assert unchanged - shared == set()
 
 
 @pytest.mark.parametrize(("args", "message"), [

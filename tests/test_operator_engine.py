@@ -136,6 +136,25 @@ def test_candidate_not_ready_within_the_deadline_aborts(rollout):
     assert rollout.status.phase == DEGRADED and rollout.status.reason == "ProgressDeadlineExceeded"
 
 
+def test_the_deadline_message_names_what_the_unready_candidate_says_is_wrong(rollout):
+    """The cause comes from the pods themselves (their readiness answer), so the abort says
+    why: a model that cannot be downloaded or whose sha256 differs is never ready."""
+    rollout.tick()
+    rollout.wait(30)
+    rollout.tick()
+    assert rollout.status.message == "waiting for the candidate: 0 of 2 replicas ready"  # nothing said
+    rollout.problem = "pod iris-b-x1: model failed to load: sha256 mismatch"
+    rollout.tick()
+    assert rollout.status.reason == "CandidateNotReady"
+    assert rollout.status.message == ("waiting for the candidate: 0 of 2 replicas ready; "
+                                      "pod iris-b-x1: model failed to load: sha256 mismatch")
+    rollout.wait(600)
+    rollout.tick()
+    assert rollout.status.reason == "ProgressDeadlineExceeded"
+    assert rollout.status.message.endswith("(600): 0 of 2 replicas ready; pod iris-b-x1: model failed to "
+                                           "load: sha256 mismatch")
+
+
 def test_failed_smoke_test_aborts_before_any_traffic(rollout):
     rollout.tick()
     rollout.make_candidate_ready()

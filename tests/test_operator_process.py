@@ -135,11 +135,22 @@ def test_an_invalid_spec_is_reported_and_other_models_go_on(kube, operator):
     eventually(lambda: condition(status(kube, "broken"), "InvalidSpec")["status"] == "False")
 
 
+def steady(kube: KubeEmulator) -> dict:
+    """The status once it stopped changing: the same in two reads a second apart."""
+    seen = [status(kube)]
+
+    def unchanged() -> dict | None:
+        time.sleep(1.0)
+        seen.append(status(kube))
+        return seen[-1] if seen[-1] == seen[-2] else None
+
+    return wait_for(unchanged, 30, "the status to settle", poll_seconds=0)
+
+
 def test_a_killed_operator_comes_back_without_changing_anything(kube, operator):
     kube.create(copy.deepcopy(MODEL))
     eventually(lambda: status(kube).get("route"))
-    time.sleep(0.6)
-    before = status(kube)
+    before = steady(kube)
     deployments = kube.list("apps/v1", "Deployment", "ml")
     operator.kill()
     operator.restart()
@@ -150,13 +161,20 @@ def test_a_killed_operator_comes_back_without_changing_anything(kube, operator):
 
 
 def revision_slice(revision: str, host: str) -> dict:
-    """What the EndpointSlice controller writes for a revision's Service: one ready pod."""
+    """What the EndpointSlice controller writes for a revision's Service: one ready pod, and
+    the Service's labels (the controller copies them; the operator's watch selects on one)."""
     service = f"iris-{revision}"
+    labels = kube_labels_of_service(revision)
     return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": f"{service}-x1", "namespace": "ml",
-                         "labels": {"kubernetes.io/service-name": service}},
+                         "labels": {**labels, "kubernetes.io/service-name": service}},
             "addressType": "IPv4", "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
             "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}
+
+
+def kube_labels_of_service(revision: str) -> dict:
+    return {"app.kubernetes.io/managed-by": "modelrollout", "modelrollout.io/model-deployment": "iris",
+            "modelrollout.io/revision": revision}
 
 
 def entry_slices(kube: KubeEmulator) -> list[dict]:

@@ -104,6 +104,101 @@ def test_invalid_specs_name_the_field_and_what_to_fix(change, path, words):
     assert words in info.value.problem
 
 
+# --- hostile ModelDeployments: refused with the field path, before anything is done ---
+
+STEPS = "spec.strategy.canary.steps"
+QUERY = "spec.analysis.metrics[2].query"
+
+
+def _query(text: str):
+    return lambda d: d["analysis"]["metrics"][2].update(query=text)
+
+
+def _uri(uri: str):
+    return lambda d: d["model"].update(uri=uri)
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "words"),
+    [
+        # sizes: status, the operator's work and the API server's object size stay bounded
+        (lambda d: d["strategy"]["canary"].update(steps=[{"setWeight": 1}] * 51), STEPS, "more than 50"),
+        (lambda d: d["strategy"]["canary"]["steps"].append({"analysis": {"metrics": ["orders"] * 17}}),
+         f"{STEPS}[6].analysis.metrics", "more than 16"),
+        (lambda d: d["analysis"].update(metrics=[
+            {"name": f"m{i}", "query": "up", "thresholdRange": {"min": 0}} for i in range(17)]),
+         "spec.analysis.metrics", "more than 16"),
+        (lambda d: d["server"].update(env=[{"name": f"E{i}", "value": ""} for i in range(101)]),
+         "spec.server.env", "more than 100"),
+        (lambda d: d.update(revisionHistoryLimit=10**6), "spec.revisionHistoryLimit", "from 0 to 100"),
+        (_uri("https://models.example.com/" + "a" * 2040), "spec.model.uri", "more than 2048"),
+        # absurd durations: a date past datetime's range would crash every reconcile
+        (lambda d: d["strategy"]["canary"]["steps"].append({"pause": {"duration": "99999999999h"}}),
+         f"{STEPS}[6].pause.duration", "out of range: from 0s to 30d"),
+        (lambda d: d["strategy"]["canary"]["steps"].append({"pause": {"duration": "721h"}}),
+         f"{STEPS}[6].pause.duration", "out of range"),
+        (lambda d: d.update(progressDeadlineSeconds=10**30), "spec.progressDeadlineSeconds",
+         "from 1 to 2592000"),
+        (lambda d: d.update(strategy={"shadow": {"duration": "100000h"}}), "spec.strategy.shadow.duration",
+         "out of range"),
+        (lambda d: d.update(strategy={"blueGreen": {"autoPromotionSeconds": 10**12}}),
+         "spec.strategy.blueGreen.autoPromotionSeconds", "from 0 to 2592000"),
+        (lambda d: d.update(strategy={"blueGreen": {"abortScaleDownDelaySeconds": 10**12}}),
+         "spec.strategy.blueGreen.abortScaleDownDelaySeconds", "from 0 to 2592000"),
+        (lambda d: d["analysis"].update(interval="0s"), "spec.analysis.interval", "from 1s to 1d"),
+        (lambda d: d["analysis"].update(interval="250ms"), "spec.analysis.interval", "from 1s to 1d"),
+        (lambda d: d["analysis"]["metrics"][0].update(interval="48h"), "spec.analysis.metrics[0].interval",
+         "from 1s to 1d"),
+        # templates: only the known placeholders, written exactly; braces balanced
+        (_query('sum(x{model="{{secret}}"})'), QUERY, "unknown placeholder '{{secret}}'"),
+        (_query('sum(x{model="{{ model }}"})'), QUERY, "unknown placeholder '{{ model }}'"),
+        (_query('sum(x{model="{{model}"})'), QUERY, "unknown placeholder"),
+        (_query("sum(x{a=\"b\"}})"), QUERY, "unbalanced '}'"),
+        (_query('sum(x{a="b"'), QUERY, "unbalanced '{'"),
+        (_query("up" + " " * 4095), QUERY, "more than 4096"),
+        # PromQL injection through the model name: it goes inside label values and URL paths
+        (lambda d: d["model"].update(name='iris"} or vector(1) #'), "spec.model.name", "letters, digits"),
+        (lambda d: d["model"].update(name="iris/../admin"), "spec.model.name", "letters, digits"),
+        (lambda d: d["model"].update(name="iris\nup"), "spec.model.name", "letters, digits"),
+        # model and Prometheus URIs at link-local or cloud-metadata addresses (SSRF)
+        (_uri("http://169.254.169.254/latest/meta-data/model.onnx"), "spec.model.uri", "169.254.0.0/16"),
+        (_uri("http://[fe80::1%25eth0]/m.onnx"), "spec.model.uri", "fe80::/10"),
+        (_uri("http://[fd00:ec2::254]/m.onnx"), "spec.model.uri", "fd00:ec2::254"),
+        (_uri("http://[::ffff:169.254.169.254]/m.onnx"), "spec.model.uri", "169.254.0.0/16"),
+        (_uri("https://user:pw@100.100.100.200:443/m.onnx"), "spec.model.uri", "100.100.100.200"),
+        (_uri("https://Metadata.Google.Internal./computeMetadata/v1/"), "spec.model.uri", "cloud-metadata"),
+        (_uri("http://2852039166/m.onnx"), "spec.model.uri", "169.254.169.254"),  # decimal
+        (_uri("http://0xa9fea9fe/m.onnx"), "spec.model.uri", "169.254.169.254"),  # hexadecimal
+        (_uri("http://0251.0376.0251.0376/m.onnx"), "spec.model.uri", "169.254.169.254"),  # octal
+        (_uri("http://169.254.43518/m.onnx"), "spec.model.uri", "169.254.169.254"),  # two parts
+        (lambda d: d["analysis"]["prometheus"].update(address="http://169.254.169.254/"),
+         "spec.analysis.prometheus.address", "Prometheus URI points at"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_hostile_specs_are_refused_with_the_field_path(change, path, words):
+    with pytest.raises(InvalidSpec) as info:
+        parse_spec(broken(change))
+    assert info.value.path == path
+    assert words in info.value.problem, info.value.problem
+
+
+@pytest.mark.parametrize("doc_change", [
+    _query('sum(rate(x{model="{{model}}",namespace="{{namespace}}",revision=~"{{revision}}|{{stableRevision}}"}'
+           '[{{interval}}]))'),
+    _uri("https://models.example.com/169.254.169.254/m.onnx"),  # only the host counts
+    _uri("https://169.254.example.com/m.onnx"),  # a name: the server checks what it resolves to
+    _uri("http://10.0.0.1/m.onnx"),
+    lambda d: d["model"].update(name="fraud-detector_v2.1"),
+    lambda d: d["strategy"]["canary"].update(steps=[{"setWeight": 1}] * 50),
+    lambda d: d["strategy"]["canary"]["steps"].append({"pause": {"duration": "720h"}}),
+    lambda d: d["analysis"].update(interval="24h"),
+], ids=["every placeholder", "address in the path", "link-local-looking name", "private address",
+        "model name", "50 steps", "720h pause", "24h interval"])
+def test_what_is_at_the_bounds_is_accepted(doc_change):
+    parse_spec(broken(doc_change))
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("30s", 30), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25), ("1m30s", 90), (45, 45)],

@@ -123,7 +123,7 @@ def test_every_rule_has_a_comment_above_it_naming_each_verb_and_resource(path):
 
 def test_the_gateway_only_reads_modeldeployments_and_endpointslices():
     role = _role(RBAC / "gateway.yaml", "ClusterRole", "modelrollout-gateway")
-    assert _grants(role) == {("modelrollout.io", "modeldeployments", v) for v in READ_VERBS} | {
+    assert _grants(role) == {("modelrollout.io", "modeldeployments", v) for v in ("list", "watch")} | {
         ("discovery.k8s.io", "endpointslices", "list"), ("discovery.k8s.io", "endpointslices", "watch")}
     assert {verb for _, _, verb in _grants(role)} <= READ_VERBS
 
@@ -138,22 +138,22 @@ def test_the_plugin_writes_status_and_never_the_modeldeployment_itself():
     assert "rbac.authorization.k8s.io/aggregate-to-edit" not in role["metadata"].get("labels", {})
 
 
-# What the operator needs, resource by resource (the comments in operator.yaml say why).
+# What the operator needs, resource by resource (the comments in operator.yaml say why;
+# tests/test_e2e_rbac.py shows each verb used, and nothing else called).
 OPERATOR_NAMESPACED = {
     ("modelrollout.io", "modeldeployments"): {"get", "list", "watch"},
-    ("modelrollout.io", "modeldeployments/status"): {"get", "patch"},
-    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("", "services"): {"get", "list", "create", "patch", "delete"},
-    ("", "pods"): {"get", "list", "watch"},
-    ("discovery.k8s.io", "endpointslices"): {"get", "list", "create", "patch", "delete"},
-    ("", "events"): {"create", "patch"},
-    ("events.k8s.io", "events"): {"create", "patch"},
+    ("modelrollout.io", "modeldeployments/status"): {"patch"},
+    ("apps", "deployments"): {"list", "watch", "create", "patch", "delete"},
+    ("", "services"): {"list", "watch", "create", "patch", "delete"},
+    ("", "pods"): {"list", "watch"},
+    ("discovery.k8s.io", "endpointslices"): {"list", "watch", "create", "patch", "delete"},
+    ("", "events"): {"create"},
     ("gateway.networking.k8s.io", "httproutes"): {"get", "create", "patch"},
 }
 OPERATOR_CLUSTER_SCOPED = {
-    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
-    ("", "namespaces"): {"list", "watch"},
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
 }
+LEADER_ELECTION = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 
 
 def _flatten(table: dict) -> set[tuple[str, str, str]]:
@@ -162,20 +162,25 @@ def _flatten(table: dict) -> set[tuple[str, str, str]]:
 
 def test_the_cluster_wide_operator_gets_exactly_what_it_needs():
     role = _role(RBAC / "operator.yaml", "ClusterRole", "modelrollout-operator")
-    peering = {("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"}}
-    expected = _flatten(OPERATOR_NAMESPACED) | _flatten(OPERATOR_CLUSTER_SCOPED) | _flatten(peering)
-    assert _grants(role) == expected
+    assert _grants(role) == _flatten(OPERATOR_NAMESPACED) | _flatten(OPERATOR_CLUSTER_SCOPED)
 
 
-def test_the_namespaced_operator_gets_the_same_in_its_namespace_and_only_discovery_cluster_wide():
+@pytest.mark.parametrize("path", [RBAC / "operator.yaml", RBAC / "operator-namespaced.yaml"],
+                         ids=lambda p: p.name)
+def test_leader_election_may_touch_leases_in_the_operators_namespace_only(path):
+    role = _role(path, "Role", "modelrollout-operator-leader-election")
+    assert role["metadata"]["namespace"] == "modelrollout-system"
+    assert _grants(role) == _flatten(LEADER_ELECTION)
+    other_roles = [r for r in _roles(path) if r["metadata"]["name"] != role["metadata"]["name"]]
+    assert not {resource for _, resource, _ in _grants(*other_roles)} & {"leases"}
+
+
+def test_the_namespaced_operator_gets_the_same_in_its_namespace_and_nothing_cluster_wide():
     path = RBAC / "operator-namespaced.yaml"
     role = _role(path, "Role", "modelrollout-operator")
-    cluster_role = _role(path, "ClusterRole", "modelrollout-operator-discovery")
-    peering = {("kopf.dev", "kopfpeerings"): {"get", "list", "watch", "patch"}}
-    assert _grants(role) == _flatten(OPERATOR_NAMESPACED) | _flatten(peering)
-    assert _grants(cluster_role) == _flatten(OPERATOR_CLUSTER_SCOPED)
-    assert [d["kind"] for d in _docs(path)] == ["ServiceAccount", "Role", "RoleBinding", "ClusterRole",
-                                                 "ClusterRoleBinding"]
+    assert _grants(role) == _flatten(OPERATOR_NAMESPACED)
+    kinds = [d["kind"] for d in _docs(path)]
+    assert kinds == ["ServiceAccount", "Role", "RoleBinding", "Role", "RoleBinding"]
 
 
 def test_the_operator_only_reads_modeldeployments_and_writes_their_status():
@@ -185,5 +190,30 @@ def test_the_operator_only_reads_modeldeployments_and_writes_their_status():
         grants = _grants(*_roles(path))
         assert {verb for _, resource, verb in grants if resource == "modeldeployments"} == READ_VERBS
         status = {verb for _, resource, verb in grants if resource == "modeldeployments/status"}
-        assert status == {"get", "patch"}
-        assert not {verb for _, _, verb in grants} & {"update"}
+        assert status == {"patch"}
+        # update (a PUT) only for the Lease, whose writes carry the resourceVersion read.
+        assert {(group, resource) for group, resource, verb in grants if verb == "update"} == {
+            ("coordination.k8s.io", "leases")}
+
+
+def test_a_recorded_call_is_allowed_only_where_a_binding_grants_it():
+    """tests/rbac.py, which tests/test_e2e_rbac.py checks every recorded call with, can refuse."""
+    from tests.rbac import allowed, grants
+
+    def call(verb: str, group: str, resource: str, namespace: str | None) -> dict:
+        return {"verb": verb, "group": group, "resource": resource, "namespace": namespace}
+
+    namespaced = grants(["operator-namespaced.yaml"], "modelrollout-operator")
+    cluster_wide = grants(["operator.yaml"], "modelrollout-operator")
+    status = call("patch", "modelrollout.io", "modeldeployments/status", "ml")
+    assert allowed(status, namespaced) and allowed(status, cluster_wide)
+    assert not allowed({**status, "namespace": "prod"}, namespaced)  # a Role grants in its namespace only
+    assert allowed({**status, "namespace": "prod"}, cluster_wide)
+    assert not allowed({**status, "verb": "update"}, cluster_wide)
+    assert not allowed(call("patch", "modelrollout.io", "modeldeployments", "ml"), cluster_wide)  # not spec
+    lease = call("update", "coordination.k8s.io", "leases", "modelrollout-system")
+    assert allowed(lease, namespaced) and not allowed({**lease, "namespace": "ml"}, cluster_wide)
+    crds = call("list", "apiextensions.k8s.io", "customresourcedefinitions", None)
+    assert allowed(crds, cluster_wide) and not allowed(crds, namespaced)
+    assert not allowed(call("get", "", "secrets", "ml"), cluster_wide)
+    assert grants(["operator.yaml"], "modelrollout-gateway") == set()  # bound to the operator only

@@ -222,9 +222,10 @@ def test_plain_http_to_a_host_that_is_not_loopback_is_refused(start_server, mode
     ("http://169.254.169.254/latest/meta-data/iam/security-credentials/", "169.254.0.0/16"),
     ("http://[fd00:ec2::254]/latest/meta-data/", "fd00:ec2::254"),
     ("https://metadata.google.internal/computeMetadata/v1/instance/", "cloud-metadata host"),
-    # Numeric host forms a resolver turns into 169.254.169.254: refused once resolved.
-    ("http://0xa9fea9fe/latest/meta-data/", "resolves to 169.254.169.254"),
-    ("http://2852039166/latest/meta-data/", "resolves to 169.254.169.254"),
+    # Numeric host forms a resolver turns into 169.254.169.254: read as the address they are,
+    # before any lookup (a name that resolves there is refused once resolved).
+    ("http://0xa9fea9fe/latest/meta-data/", "169.254.169.254 is a link-local"),
+    ("http://2852039166/latest/meta-data/", "169.254.169.254 is a link-local"),
 ])
 def test_metadata_and_link_local_addresses_are_refused_even_with_http_allowed(start_server, uri, why,
                                                                                tmp_path):

@@ -17,8 +17,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Self
 
@@ -33,6 +35,12 @@ from .prometheus import PrometheusProcess
 
 API_VERSION = "modelrollout.io/v1alpha1"
 KIND = "ModelDeployment"
+# Who calls the API server (each component's bearer token, apiserver/audit.py): the names of
+# the ServiceAccounts in manifests/rbac/, and the harness's kubelet stand-in.
+OPERATOR = "modelrollout-operator"
+GATEWAY = "modelrollout-gateway"
+KUBELET = "harness-kubelet"
+API_CALLS = "api-calls.json"  # written at close: every call each of them made, the namespaces watched
 
 
 def model_deployment(name: str, model: Path, version: str, prometheus_url: str, steps: list,
@@ -62,8 +70,11 @@ class LocalCluster:
     kubelet runs only the Deployments the operator made)."""
 
     def __init__(self, folder: Path, namespace: str = "ml", tick_seconds: float = 0.5,
-                 all_namespaces: bool = False) -> None:
+                 all_namespaces: bool = False, operator_args: Sequence[str] = ()) -> None:
+        """``operator_args``: more flags for the operator (LEADER_ELECTION, ...)."""
         self.folder = folder
+        self.operator_args = tuple(operator_args)
+        self._operators: list[OperatorProcess] = []
         self.namespace = namespace
         self.tick_seconds = tick_seconds
         self.all_namespaces = all_namespaces
@@ -81,15 +92,14 @@ class LocalCluster:
             self.kube = KubeEmulator(self.folder).start()
             self.kube.define_crd(crd)
             file_sd = self.folder / "scrape-targets.json"
-            self.kubelet = Kubelet(self.kube.kubeconfig, self.folder / "kubelet", watched or None,
-                                   file_sd=file_sd,
+            self.kubelet = Kubelet(self.kube.kubeconfig_for(KUBELET), self.folder / "kubelet",
+                                   watched or None, file_sd=file_sd,
                                    deployment_labels=MANAGED_BY if self.all_namespaces else None).start()
             self.prometheus = PrometheusProcess(self.folder / "prometheus", file_sd=file_sd)
-            self.gateway = GatewayProcess(self.kube.kubeconfig, watched, self.folder / "gateway.log")
-            self.operator = OperatorProcess(self.kube.kubeconfig, watched, self.folder / "operator.log",
-                                            self.tick_seconds)
+            self.gateway = GatewayProcess(self.kube.kubeconfig_for(GATEWAY), watched,
+                                          self.folder / "gateway.log")
+            self.operator = self.start_operator(self.folder / "operator.log", self.operator_args)
             self.gateway.wait_healthy()
-            self.operator.wait_healthy()
             self.kubelet.add_scrape_target(f"127.0.0.1:{self.gateway.port}", {"job": "modelrollout-gateway"})
             self.kubelet.add_scrape_target(f"127.0.0.1:{self.operator.metrics_port}",
                                            {"job": "modelrollout-operator"})
@@ -98,8 +108,20 @@ class LocalCluster:
             raise
         return self
 
+    def start_operator(self, log_path: Path, args: Sequence[str] = (),
+                       identity: str = OPERATOR) -> OperatorProcess:
+        """An operator process (another replica, with LEADER_ELECTION in ``args``), healthy.
+        ``identity``: its bearer token; give replicas their own (``OPERATOR + "#b"``) to tell
+        their calls apart or to refuse one's; the part before "#" names its ServiceAccount."""
+        watched = [] if self.all_namespaces else [self.namespace]
+        operator = OperatorProcess(self.kube.kubeconfig_for(identity), watched, log_path, self.tick_seconds,
+                                   args)
+        self._operators.append(operator)
+        operator.wait_healthy()
+        return operator
+
     def close(self) -> None:
-        for part in (self.operator, self.gateway):
+        for part in (*self._operators, self.gateway):
             if part is not None:
                 part.stop()
         if self.kubelet is not None:
@@ -107,6 +129,10 @@ class LocalCluster:
         if self.prometheus is not None:
             self.prometheus.stop()
         if self.kube is not None:
+            with contextlib.suppress(RuntimeError):  # the emulator is not running
+                watched = [] if self.all_namespaces else [self.namespace]
+                doc = {"namespaces": watched, "calls": self.kube.audit()}
+                (self.folder / API_CALLS).write_text(json.dumps(doc, indent=1))
             self.kube.stop()
 
     def __enter__(self) -> Self:

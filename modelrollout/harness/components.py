@@ -46,14 +46,22 @@ def _namespace_flags(namespaces: str | Sequence[str]) -> list[str]:
 
 
 class OperatorProcess(Component):
+    """``args``: more flags, e.g. ``LEADER_ELECTION`` for one of several replicas."""
+
     def __init__(self, kubeconfig: Path, namespaces: str | Sequence[str], log_path: Path,
-                 tick_seconds: float = 0.5) -> None:
+                 tick_seconds: float = 0.5, args: Sequence[str] = ()) -> None:
         self.metrics_port, self.liveness_port = free_port(), free_port()
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         super().__init__(["operator", "--kubeconfig", str(kubeconfig), *_namespace_flags(namespaces),
                           "--tick-seconds", str(tick_seconds), "--metrics-port", str(self.metrics_port),
-                          "--liveness-port", str(self.liveness_port)],
+                          "--liveness-port", str(self.liveness_port), *args],
                          log_path, f"http://127.0.0.1:{self.liveness_port}/healthz")
+
+
+# Leader election as the harness runs it: a Lease in modelrollout-system, and times short
+# enough for tests (a takeover within 4 + 0.5 s of the leader's last renewal).
+LEADER_ELECTION = ("--leader-elect", "--lease-namespace", "modelrollout-system",
+                   "--lease-duration-seconds", "4", "--renew-deadline-seconds", "3", "--retry-seconds", "0.5")
 
 
 class GatewayProcess(Component):

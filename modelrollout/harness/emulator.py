@@ -52,6 +52,8 @@ from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
 
 from .apiserver import ApiServer
+from .apiserver.audit import Write
+from .apiserver.faults import Fault
 
 T = TypeVar("T")
 
@@ -213,6 +215,38 @@ class KubeEmulator:
         target = resource.subresources[subresource] if subresource else resource
         return target.patch(body=body, name=name, namespace=namespace, content_type=content_type).to_dict()
 
+    # --- callers, what they did, and faults ---
+
+    def kubeconfig_for(self, identity: str) -> Path:
+        """A kubeconfig whose bearer token is ``identity``: the API server records the calls
+        made with it under that name (apiserver/audit.py). Written next to ``kubeconfig``."""
+        path = self.folder / f"kubeconfig-{identity}"
+        self._write_kubeconfig(path, identity)
+        return path
+
+    def audit(self) -> list[dict]:
+        """Every distinct call so far: identity, verb, group, resource, namespace, count."""
+        return self.on_loop(lambda emulator: emulator.audit.summary(), self.emulator)
+
+    def writes(self, since: float = 0.0) -> list[Write]:
+        """The writes (create, update, patch, delete) that arrived after ``since`` (time.time())."""
+        def newer(emulator: ApiServer) -> list[Write]:
+            found = []
+            for write in reversed(emulator.audit.writes):  # newest first: stop at the first older one
+                if write.at <= since:
+                    break
+                found.append(write)
+            return found[::-1]
+
+        return self.on_loop(newer, self.emulator)
+
+    def inject(self, fault: Fault) -> Fault:
+        """Refuse the calls ``fault`` matches (apiserver/faults.py) until it ends or is cleared."""
+        return self.on_loop(lambda emulator: emulator.faults.add(fault), self.emulator)
+
+    def clear_faults(self) -> None:
+        self.on_loop(lambda emulator: emulator.faults.clear(), self.emulator)
+
     # --- the emulator itself, for kmock reactions and assertions on what it received ---
 
     def on_loop(self, fn: Callable[..., T], *args: Any) -> T:
@@ -263,13 +297,13 @@ class KubeEmulator:
             server, self._server = self._server, None
             await server.__aexit__(None, None, None)
 
-    def _write_kubeconfig(self) -> None:
+    def _write_kubeconfig(self, path: Path | None = None, token: str | None = None) -> None:
         doc = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
-            "users": [{"name": "tests", "user": {}}],
+            "users": [{"name": "tests", "user": {"token": token} if token else {}}],
             "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tests"}}],
             "current-context": "emulator",
         }
-        self.kubeconfig.write_text(yaml.safe_dump(doc))
+        (path or self.kubeconfig).write_text(yaml.safe_dump(doc))

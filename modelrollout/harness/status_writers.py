@@ -83,13 +83,17 @@ def pod_status(pod: Pod) -> dict:
     if pod.last_exit is not None and pod.restarts:
         container["lastState"] = {"terminated": _terminated(pod.last_exit)}
     flag = "True" if ready else "False"
+    # As a kubelet words it: which containers hold the pod back (their probe's answer is not kept).
+    why = {} if ready else {"reason": "ContainersNotReady",
+                            "message": f"containers with unready status: [{podlib.CONTAINER}]"}
     return {
         "phase": "Running",
         "hostIP": "127.0.0.1",
         "podIP": "127.0.0.1",
         "podIPs": [{"ip": "127.0.0.1"}],
         "startTime": pod.start_time,
-        "conditions": [{"type": "Ready", "status": flag}, {"type": "ContainersReady", "status": flag}],
+        "conditions": [{"type": "Ready", "status": flag, **why},
+                       {"type": "ContainersReady", "status": flag, **why}],
         "containerStatuses": [container],
     }
 

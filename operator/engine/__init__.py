@@ -44,6 +44,9 @@ class Observations:
     stable_ready_replicas: int = 0
     candidate_ready_replicas: int = 0
     candidate_crash_looping: bool = False  # a candidate container restarted repeatedly
+    # Why candidate pods that are not ready say they are not (their readiness answer, e.g.
+    # "model failed to load: sha256 mismatch"), when the shell could ask them; None otherwise.
+    candidate_problem: str | None = None
     # The smoke inference against the candidate, run by the shell while the gate is
     # closed and the candidate is ready: None (not run), True (answered correctly), or
     # the failure message.

@@ -248,14 +248,15 @@ def _gate(tick: Tick, status: RolloutStatus, strategy, keep: list) -> Result:
     wanted = strategy.candidate_replicas(spec, status)
     if obs.candidate_ready_replicas < wanted:
         deadline = parse_time(status.candidate_since) + timedelta(seconds=spec.progress_deadline_seconds)
+        why = f"; {obs.candidate_problem}" if obs.candidate_problem else ""
         if tick.now >= deadline:
             return abort(tick, status, PROGRESS_DEADLINE_EXCEEDED,
                          f"candidate not ready within progressDeadlineSeconds "
                          f"({spec.progress_deadline_seconds}): {obs.candidate_ready_replicas} of "
-                         f"{wanted} replicas ready", wanted)
+                         f"{wanted} replicas ready{why}", wanted)
         return replace(status, phase=PROGRESSING, reason=CANDIDATE_NOT_READY,
                        message=f"waiting for the candidate: {obs.candidate_ready_replicas} of "
-                               f"{wanted} replicas ready"), keep
+                               f"{wanted} replicas ready{why}"), keep
     if obs.smoke_test is None:
         return replace(status, phase=PROGRESSING, reason=CANDIDATE_READY,
                        message="candidate ready; smoke test pending"), keep

@@ -1,4 +1,5 @@
-"""Carry out a Decision: the actions in order, then the new status in one merge patch.
+"""Carry out a Decision: the actions in order, then the new status in one merge patch,
+then the decision's Events.
 
 A failed action raises before the status is written, so the stored status still says
 what was true before and the next reconcile decides again from the same facts. Every
@@ -17,6 +18,7 @@ import logging
 import uuid
 from datetime import datetime
 
+from kubernetes.client.exceptions import ApiException
 from modelrollout.serving.contract.routes import REVISION_HEADER
 
 from ..actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
@@ -25,7 +27,8 @@ from ..routing import PREVIEW, Target, builtin, gateway_api, preview_service, re
 from ..routing.capabilities import CAPABILITIES
 from ..spec import Spec
 from ..status import DRIFT_REPAIRED, RolloutStatus, status_to_doc
-from .api import GROUP, VERSION, Api
+from .api import GROUP, VERSION, Api, describe_error
+from .cache import Reads
 from .converge import plan, scaled, with_last_applied
 from .manifests import (
     MODEL_DEPLOYMENT_LABEL,
@@ -44,9 +47,10 @@ ROUTING_KEYS = ("route", "replicaRouting", "preview")  # status keys the traffic
 
 
 class Applier:
-    def __init__(self, api: Api, instance: str = COMPONENT) -> None:
+    def __init__(self, api: Api, instance: str = COMPONENT, reads: Reads | None = None) -> None:
         self.api = api
         self.instance = instance
+        self.reads = reads or Reads(api)  # what reconciles read their objects from (the cache)
 
     async def apply(self, target: Target, spec: Spec, desired: str, decision: Decision, body: dict,
                     now: datetime) -> bool:
@@ -58,6 +62,7 @@ class Applier:
         routing = None
         repaired: list[str] = []
         mentioned: set[str] = set()
+        events: list[RecordEvent] = []
         for action in decision.actions:
             if isinstance(action, EnsureRevision):
                 mentioned.add(action.revision)
@@ -70,13 +75,17 @@ class Applier:
                 if "route" in routing:
                     await self._write_route(target, body, routing["route"])
             elif isinstance(action, RecordEvent):
-                await self.record_event(body, action, now)
+                events.append(action)
         await self._tidy_revisions(target, decision.status, mentioned, spec.revision_history_limit, repaired)
         for what in repaired:
             log.warning("%s/%s: drift repaired: %s", target.namespace, target.name, what)
-            await self.record_event(body, RecordEvent("Warning", DRIFT_REPAIRED,
-                                                      f"{what} (changed outside the operator)"), now)
-        return await self.write_status(target, body, decision.status, routing)
+            events.append(RecordEvent("Warning", DRIFT_REPAIRED, f"{what} (changed outside the operator)"))
+        written = await self.write_status(target, body, decision.status, routing)
+        # Events once status says it happened: a status write that failed is decided again
+        # at the next reconcile, and its Events would otherwise be posted twice.
+        for event in events:
+            await self.record_event(body, event, now)
+        return written
 
     async def write_status(self, target: Target, body: dict, status: RolloutStatus,
                            routing: dict | None = None) -> bool:
@@ -107,7 +116,8 @@ class Applier:
                                     {"status": {"route": patch}}, "status")
             body.setdefault("status", {})["route"] = route  # the final status patch leaves it be
 
-    async def record_event(self, body: dict, event: RecordEvent, now: datetime) -> None:
+    async def record_event(self, body: dict, event: RecordEvent, now: datetime) -> bool:
+        """Post the Event; False (logged) when the API server refused it."""
         metadata = body.get("metadata") or {}
         at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         involved = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
@@ -126,7 +136,9 @@ class Applier:
         try:
             await asyncio.to_thread(self.api.create, "Event", metadata.get("namespace"), doc)
         except Exception as exc:  # noqa: BLE001 - an Event is a courtesy; the status says it too
-            log.warning("could not record event %s: %s", event.reason, exc)
+            log.warning("could not record event %s: %s", event.reason, describe_error(exc))
+            return False
+        return True
 
     # --- objects ---
 
@@ -135,14 +147,16 @@ class Applier:
         """Create ``wanted``, or patch the live object where it does not hold it."""
         name = wanted["metadata"]["name"]
         if live is None:
-            live = await asyncio.to_thread(self.api.get, kind, namespace, name)
+            live = await self.reads.get(kind, namespace, name)
         if live is None:
-            await asyncio.to_thread(self.api.create, kind, namespace, with_last_applied(wanted))
+            self.reads.stored(kind, await asyncio.to_thread(self.api.create, kind, namespace,
+                                                            with_last_applied(wanted)))
             return
         planned = plan(wanted, live)
         if not planned.patch:
             return
-        await asyncio.to_thread(self.api.merge_patch, kind, namespace, name, planned.patch)
+        self.reads.stored(kind, await asyncio.to_thread(self.api.merge_patch, kind, namespace, name,
+                                                        planned.patch))
         repaired.extend(f"{kind} {name}: {change.describe()}" for change in planned.drift)
 
     # --- revisions ---
@@ -161,7 +175,7 @@ class Applier:
                      live: dict | None = None) -> None:
         name = revision_service(target.name, revision)
         if live is None:
-            live = await asyncio.to_thread(self.api.get, "Deployment", target.namespace, name)
+            live = await self.reads.get("Deployment", target.namespace, name)
         if live is None:
             log.warning("Deployment %s/%s of revision %s is missing; it cannot be rebuilt from the current "
                         "spec", target.namespace, name, revision)
@@ -175,8 +189,8 @@ class Applier:
         in_service = {status.stable_revision, status.candidate_revision}
         kept_by_history = [entry.revision for entry in status.history[-limit:]] if limit else []
         keep = in_service | {status.aborted_revision} | set(kept_by_history)
-        deployments = await asyncio.to_thread(self.api.list, "Deployment", target.namespace,
-                                              {MODEL_DEPLOYMENT_LABEL: target.name})
+        deployments = await self.reads.list("Deployment", target.namespace,
+                                            {MODEL_DEPLOYMENT_LABEL: target.name})
         for item in deployments:
             revision = ((item.get("metadata") or {}).get("labels") or {}).get(REVISION_LABEL)
             running = (item.get("spec") or {}).get("replicas")
@@ -190,8 +204,8 @@ class Applier:
             name = item["metadata"]["name"]
             log.info("deleting revision %s of %s/%s: %s", revision, target.namespace, target.name,
                      _why_forgotten(revision, status, limit))
-            await asyncio.to_thread(self.api.delete, "Deployment", target.namespace, name)
-            await asyncio.to_thread(self.api.delete, "Service", target.namespace, name)
+            await self._delete("Deployment", target.namespace, name)
+            await self._delete("Service", target.namespace, name)
 
     # --- traffic ---
 
@@ -223,7 +237,7 @@ class Applier:
         name = preview_service(target.name)
         if action.candidate_revision is None:
             if (body.get("status") or {}).get("preview") is not None:
-                await asyncio.to_thread(self.api.delete, "Service", target.namespace, name)
+                await self._delete("Service", target.namespace, name)
             return {}
         body_of = preview_service_body(target, action.candidate_revision)
         await self._ensure("Service", target.namespace, body_of, repaired)
@@ -233,10 +247,10 @@ class Applier:
         return {"preview": preview}
 
     async def _set_replica_traffic(self, target: Target, action: SetTraffic) -> dict:
-        stable = await revision_endpoints(self.api, target, action.stable_revision)
+        stable = await revision_endpoints(self.reads, target, action.stable_revision)
         candidate = ()
         if action.candidate_revision is not None:
-            candidate = await revision_endpoints(self.api, target, action.candidate_revision)
+            candidate = await revision_endpoints(self.reads, target, action.candidate_revision)
         chosen = replicas.split(action.candidate_weight, stable, candidate)
         await self._sync_entry_slices(target, replicas.entry_slices(target, chosen))
         return chosen.status()
@@ -244,19 +258,33 @@ class Applier:
     async def _sync_entry_slices(self, target: Target, desired: list[dict]) -> None:
         """Make the entry Service's slices of ours exactly ``desired``: new and changed ones
         first, then the ones no longer wanted, so the Service is never left empty between."""
-        listed = await asyncio.to_thread(self.api.list, "EndpointSlice", target.namespace,
-                                         replicas.slice_labels(target))
+        listed = await self.reads.list("EndpointSlice", target.namespace, replicas.slice_labels(target))
         current = {item["metadata"]["name"]: item for item in listed}
         for body in desired:
-            have = current.pop(body["metadata"]["name"], None)
+            name = body["metadata"]["name"]
+            have = current.pop(name, None)
             if have is None:
-                await asyncio.to_thread(self.api.create, "EndpointSlice", target.namespace, body)
+                try:
+                    created = await asyncio.to_thread(self.api.create, "EndpointSlice", target.namespace,
+                                                      body)
+                except ApiException as exc:
+                    if exc.status != 409:
+                        raise
+                    # Written by an operator that did not label it yet (so not seen here): take it over.
+                    created = await asyncio.to_thread(self.api.merge_patch, "EndpointSlice", target.namespace,
+                                                      name, {key: body[key] for key in
+                                                             ("metadata", "endpoints", "ports")})
+                self.reads.stored("EndpointSlice", created)
             elif any(have.get(key) != body[key] for key in ("endpoints", "ports")):
-                await asyncio.to_thread(self.api.merge_patch, "EndpointSlice", target.namespace,
-                                        body["metadata"]["name"],
-                                        {"endpoints": body["endpoints"], "ports": body["ports"]})
+                self.reads.stored("EndpointSlice", await asyncio.to_thread(
+                    self.api.merge_patch, "EndpointSlice", target.namespace, name,
+                    {"endpoints": body["endpoints"], "ports": body["ports"]}))
         for name in current:
-            await asyncio.to_thread(self.api.delete, "EndpointSlice", target.namespace, name)
+            await self._delete("EndpointSlice", target.namespace, name)
+
+    async def _delete(self, kind: str, namespace: str, name: str) -> None:
+        await asyncio.to_thread(self.api.delete, kind, namespace, name)
+        self.reads.forget(kind, namespace, name)
 
 
 def _why_forgotten(revision: str, status: RolloutStatus, limit: int) -> str:

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 
 import httpx
-from modelrollout.serving.contract.endpoint_slices import SERVICE_NAME_LABEL, endpoints_by_service
+from modelrollout.serving.contract.endpoint_slices import PORT_NAME, SERVICE_NAME_LABEL, endpoints_by_service
 from modelrollout.serving.contract.golden import (
     GoldenScore,
     InvalidGoldenSet,
@@ -29,13 +29,15 @@ from ..routing import Target, revision_service
 from ..smoke import check_answer, smoke_request
 from ..spec import Spec
 from ..status import RolloutStatus, format_time, parse_time
-from .api import Api
+from .cache import Reads
 from .manifests import MODEL_DEPLOYMENT_LABEL, REVISION_LABEL
 
 log = logging.getLogger("modelrollout.operator")
 
 CRASH_LOOP_RESTARTS = 3  # restarts of a candidate container that count as a crash loop
 SMOKE_TIMEOUT_SECONDS = 10.0
+UNREADY_PODS_ASKED = 3  # unready candidate pods asked why, per reconcile
+UNREADY_TIMEOUT_SECONDS = 2.0
 GOLDEN_CONCURRENCY = 4  # golden-set requests in flight per revision
 
 
@@ -57,24 +59,26 @@ def command_by(body: dict) -> str | None:
     return who[:63] if isinstance(who, str) and who else None
 
 
-async def observe(api: Api, http: httpx.AsyncClient, target: Target, spec: Spec, status: RolloutStatus,
+async def observe(reads: Reads, http: httpx.AsyncClient, target: Target, spec: Spec, status: RolloutStatus,
                   body: dict, now: datetime) -> Observations:
     namespace = target.namespace
     stable, candidate = status.stable_revision, status.candidate_revision
     # No stable revision yet: the first one is about to be made, and nothing of it is ready.
     stable_ready, stable_ready_replicas = False, 0
     if stable is not None:
-        stable_ready_replicas = await _ready_replicas(api, namespace, target.name, stable)
+        stable_ready_replicas = await _ready_replicas(reads, namespace, target.name, stable)
         stable_ready = stable_ready_replicas >= spec.replicas
     candidate_ready = crash_looping = 0
-    smoke = golden = None
+    smoke = problem = golden = None
     if candidate is not None:
-        candidate_ready = await _ready_replicas(api, namespace, target.name, candidate)
-        crash_looping = await _crash_looping(api, target, candidate)
+        candidate_ready = await _ready_replicas(reads, namespace, target.name, candidate)
+        crash_looping = await _crash_looping(reads, target, candidate)
         if not status.gate_passed and candidate_ready >= candidate_replicas(spec, status):
-            smoke = await _smoke_test(api, http, target, spec, candidate)
+            smoke = await _smoke_test(reads, http, target, spec, candidate)
             if smoke is True and spec.golden_set is not None:
-                golden = await _golden_set(api, http, target, candidate, stable)
+                golden = await _golden_set(reads, http, target, candidate, stable)
+        elif not status.gate_passed:
+            problem = await _unready_answers(reads, http, target, candidate)
     measurements, comparisons = (), None
     due = due_metrics(spec, status, now)
     provider = PrometheusProvider(spec.analysis.prometheus_address or "", http)
@@ -101,20 +105,21 @@ async def observe(api: Api, http: httpx.AsyncClient, target: Target, spec: Spec,
         command=command,
         command_by=command_by(body) if command else None,
         shadow_comparisons=comparisons,
+        candidate_problem=problem,
         golden_set=golden,
     )
 
 
-async def _ready_replicas(api: Api, namespace: str, name: str, revision: str) -> int:
-    deployment = await asyncio.to_thread(api.get, "Deployment", namespace, revision_service(name, revision))
+async def _ready_replicas(reads: Reads, namespace: str, name: str, revision: str) -> int:
+    deployment = await reads.get("Deployment", namespace, revision_service(name, revision))
     if deployment is None:
         return 0
     return int((deployment.get("status") or {}).get("readyReplicas") or 0)
 
 
-async def _crash_looping(api: Api, target: Target, revision: str) -> bool:
-    pods = await asyncio.to_thread(api.list, "Pod", target.namespace,
-                                   {MODEL_DEPLOYMENT_LABEL: target.name, REVISION_LABEL: revision})
+async def _crash_looping(reads: Reads, target: Target, revision: str) -> bool:
+    pods = await reads.list("Pod", target.namespace,
+                            {MODEL_DEPLOYMENT_LABEL: target.name, REVISION_LABEL: revision})
     for pod in pods:
         for container in (pod.get("status") or {}).get("containerStatuses") or []:
             waiting = (container.get("state") or {}).get("waiting") or {}
@@ -125,28 +130,70 @@ async def _crash_looping(api: Api, target: Target, revision: str) -> bool:
     return False
 
 
-async def revision_endpoints(api: Api, target: Target, revision: str) -> tuple[Endpoint, ...]:
-    """The endpoints of the revision's Service, from its EndpointSlices."""
+async def _unready_answers(reads: Reads, http: httpx.AsyncClient, target: Target,
+                           revision: str) -> str | None:
+    """What the revision's pods that are not ready say about it: the error of their
+    readiness endpoint (the server names the cause: a download that failed, a sha256
+    mismatch, a model onnxruntime cannot load). A kubelet keeps no probe's answer, so the
+    operator asks the pods, as it does for the smoke inference. None when none answered."""
     service = revision_service(target.name, revision)
-    slices = await asyncio.to_thread(api.list, "EndpointSlice", target.namespace,
-                                     {SERVICE_NAME_LABEL: service})
+    slices = await reads.list("EndpointSlice", target.namespace,
+                              {MODEL_DEPLOYMENT_LABEL: target.name, SERVICE_NAME_LABEL: service})
+    told: list[str] = []
+    for pod, address in _unready_pods(slices)[:UNREADY_PODS_ASKED]:
+        try:
+            answer = await http.get(f"http://{address}/v2/health/ready", timeout=UNREADY_TIMEOUT_SECONDS)
+            error = answer.json().get("error") if answer.status_code != 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            continue  # not answering yet (starting, restarting): nothing to tell
+        if isinstance(error, str) and error:
+            text = f"pod {pod}: {error[:300]}"
+            if text not in told:
+                told.append(text)
+    return "; ".join(told) or None
+
+
+def _unready_pods(slices: list[dict]) -> list[tuple[str, str]]:
+    """(pod name, host:port) of the endpoints that are not ready and not going away."""
+    found = []
+    for obj in slices:
+        ports = obj.get("ports") or []
+        port = next((p for p in ports if p.get("name") == PORT_NAME), ports[0] if ports else {}).get("port")
+        for endpoint in obj.get("endpoints") or []:
+            conditions = endpoint.get("conditions") or {}
+            addresses = endpoint.get("addresses") or []
+            settled = conditions.get("terminating") or conditions.get("ready") is not False
+            if settled or not addresses or not port:
+                continue
+            host = addresses[0]
+            pod = (endpoint.get("targetRef") or {}).get("name") or host
+            found.append((pod, f"[{host}]:{port}" if ":" in host else f"{host}:{port}"))
+    return sorted(found)
+
+
+async def revision_endpoints(reads: Reads, target: Target, revision: str) -> tuple[Endpoint, ...]:
+    """The endpoints of the revision's Service, from its EndpointSlices (which carry the
+    Service's labels, the ModelDeployment's among them, as the EndpointSlice controller copies them)."""
+    service = revision_service(target.name, revision)
+    slices = await reads.list("EndpointSlice", target.namespace,
+                              {MODEL_DEPLOYMENT_LABEL: target.name, SERVICE_NAME_LABEL: service})
     return endpoints_by_service(slices).get((target.namespace, service), ())
 
 
-async def candidate_address(api: Api, target: Target, revision: str) -> str | None:
+async def candidate_address(reads: Reads, target: Target, revision: str) -> str | None:
     """host:port of a ready endpoint of the revision's Service, from its EndpointSlices."""
-    endpoints = await revision_endpoints(api, target, revision)
+    endpoints = await revision_endpoints(reads, target, revision)
     endpoint = next((e for e in endpoints if e.ready), None)
     if endpoint is None:
         return None
     return f"[{endpoint.host}]:{endpoint.port}" if ":" in endpoint.host else endpoint.address
 
 
-async def _smoke_test(api: Api, http: httpx.AsyncClient, target: Target, spec: Spec,
+async def _smoke_test(reads: Reads, http: httpx.AsyncClient, target: Target, spec: Spec,
                       revision: str) -> bool | str | None:
     """True when the candidate answered one inference correctly, else what went wrong;
     None when there is no ready endpoint to ask yet (the gate stays closed)."""
-    address = await candidate_address(api, target, revision)
+    address = await candidate_address(reads, target, revision)
     if address is None:
         return None
     base = f"http://{address}/v2/models/{target.model}"
@@ -170,12 +217,12 @@ async def _smoke_test(api: Api, http: httpx.AsyncClient, target: Target, spec: S
     return True if problem is None else problem
 
 
-async def _golden_set(api: Api, http: httpx.AsyncClient, target: Target, candidate: str,
+async def _golden_set(reads: Reads, http: httpx.AsyncClient, target: Target, candidate: str,
                       stable: str | None) -> GoldenResult | str | None:
     """The candidate's golden set (GET .../golden, served from the model folder) replayed
     against the candidate and against stable; why it cannot be, or None when a revision
     cannot be reached right now (asked again next reconcile)."""
-    address = await candidate_address(api, target, candidate)
+    address = await candidate_address(reads, target, candidate)
     if address is None:
         return None
     try:
@@ -192,7 +239,7 @@ async def _golden_set(api: Api, http: httpx.AsyncClient, target: Target, candida
         return f"golden.json cannot be read: {exc}"
     scores = []
     for revision in (candidate, stable):
-        where = None if revision is None else await candidate_address(api, target, revision)
+        where = None if revision is None else await candidate_address(reads, target, revision)
         if revision is not None and where is None:
             return None  # stable has no ready endpoint this moment
         scores.append(None if where is None else await _replay(http, where, target.model, golden))

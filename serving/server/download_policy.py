@@ -59,6 +59,44 @@ def blocked_address(address: str) -> str | None:
     return None
 
 
+def blocked_host(host: str) -> str | None:
+    """Why a URI naming ``host`` may never be fetched, judged on the name alone (no DNS):
+    a cloud-metadata name, or a link-local or metadata address, also when written the
+    old ways an IPv4 address can be (``2852039166``, ``0xa9fea9fe``, ``0251.0376.0251.0376``),
+    which resolvers still accept. The operator refuses such a ModelDeployment with it; the
+    server also checks every address a name resolves to."""
+    host = host.lower().rstrip(".")
+    if host in _BLOCKED_HOSTS:
+        return f"a cloud-metadata host ({host})"
+    return blocked_address(host) or blocked_address(_legacy_ipv4(host) or "")
+
+
+def _legacy_ipv4(host: str) -> str | None:
+    """An IPv4 address written as inet_aton reads one (1 to 4 parts, each decimal, 0x-hex or
+    0-octal, the last filling the remaining bytes), as a dotted quad; None when it is not one."""
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    numbers = []
+    for part in parts:
+        try:
+            if part.lower().startswith("0x"):
+                numbers.append(int(part[2:], 16))
+            elif len(part) > 1 and part.startswith("0"):
+                numbers.append(int(part[1:], 8))
+            else:
+                numbers.append(int(part, 10))
+        except ValueError:
+            return None
+    *leading, last = numbers
+    if any(n > 255 for n in leading) or last >= 256 ** (4 - len(leading)):
+        return None
+    value = last
+    for i, n in enumerate(reversed(leading)):
+        value += n << (8 * (4 - len(leading) + i))
+    return str(ipaddress.IPv4Address(value))
+
+
 def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -94,9 +132,7 @@ def check(uri: str, allow_http: bool) -> None:
                              "use https, or allow it with --allow-http-models")
     elif parts.scheme != "https":
         raise RefusedURI(f"model URI {redact(uri)}: only https (and http) can be downloaded")
-    if host in _BLOCKED_HOSTS:
-        raise RefusedURI(f"model URI {redact(uri)} points at a cloud-metadata host")
-    reason = blocked_address(host)
+    reason = blocked_host(host)
     if reason is not None:
         raise RefusedURI(f"model URI {redact(uri)} points at {reason}")
 

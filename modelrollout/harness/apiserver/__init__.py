@@ -37,6 +37,7 @@ pure pieces are in ../api/.
 
 from __future__ import annotations
 
+import collections
 import copy
 import re
 
@@ -46,7 +47,9 @@ from kmock._internal import enums, references, rendering
 
 from ..api import tables
 from ..api.selectors import SelectorError
+from .audit import Audit, call_of
 from .discovery import Discovery
+from .faults import Faults
 from .reads import Reads
 from .requests import (
     CRD_RESOURCE,
@@ -61,6 +64,8 @@ from .writes import Writes
 
 __all__ = ["OBJECT_HISTORY", "ApiServer"]
 
+TOMBSTONES_KEPT = 10_000
+
 _ALL_VERBS = {"create", "delete", "get", "list", "patch", "update", "watch"}
 
 
@@ -72,6 +77,11 @@ class ApiServer(Writes, Reads, Discovery, Lookups, kmock.KubernetesEmulator):
         # state is set here, where kmock's generated __init__ hands over.
         self._crd_versions: dict = {}  # resource -> (CRD document, version entry)
         self._revision = 0  # the last resourceVersion given
+        self.audit = Audit()  # who called what (audit.py)
+        self.faults = Faults()  # refusals injected by tests (faults.py)
+        # Deleted objects, with the resourceVersion of their deletion: a watch from an older
+        # version is told of them, as a real API server's watch cache tells it.
+        self._tombstones: collections.deque = collections.deque(maxlen=TOMBSTONES_KEPT)
         super().__attrs_post_init__()
         self.fallback["get /openapi/v3"] << self._serve_openapi_index
         self.fallback["get", re.compile(r"/openapi/v3/.+")] << self._serve_openapi_document
@@ -112,6 +122,11 @@ class ApiServer(Writes, Reads, Discovery, Lookups, kmock.KubernetesEmulator):
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         request = namespaces_read_right(request)
+        call = call_of(request)
+        self.audit.record(call)
+        refused = self.faults.answer(call)
+        if refused is not None:
+            return refused.response()
         try:
             if request.resource is not None and request.resource.plural is not None:
                 method = request.method

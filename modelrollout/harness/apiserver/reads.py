@@ -83,10 +83,15 @@ class Reads:
         bus = self._buses[request.resource]
         async with self._lock:  # writes publish under this lock: nothing falls between the two
             marker = await bus.mark()
-            initial = [o for o in self._matching(request) if int(revision_of(o) or 0) > since_number]
+            initial = [("ADDED", o) for o in self._matching(request)
+                       if int(revision_of(o) or 0) > since_number]
+            if since_number:  # deletions since that version, as a watch cache replays them
+                initial += [("DELETED", o)
+                            for o in self._deleted_since(request, since_number, labels, fields)]
+            initial.sort(key=lambda pair: int(revision_of(pair[1]) or 0))
         try:
-            for obj in initial:
-                yield self._event("ADDED", obj, table, columns, include)
+            for kind, obj in initial:
+                yield self._event(kind, obj, table, columns, include)
             events = aiter(bus.stream(since=marker))
             while True:
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -106,6 +111,25 @@ class Reads:
                     yield self._event(event["type"], obj, table, columns, include)
         finally:
             await bus.unmark(marker)
+
+    def _deleted_since(self, request: rendering.Request, since: int, labels: Any, fields: Any) -> list[dict]:
+        """Objects of the request's resource deleted after resourceVersion ``since``, and not
+        created again since (their new version is sent as it is)."""
+        gone = []
+        for resource, obj in self._tombstones:
+            meta = obj.get("metadata") or {}
+            if resource != request.resource or int(revision_of(obj) or 0) <= since:
+                continue
+            if request.namespace is not None and meta.get("namespace") != request.namespace:
+                continue
+            if request.name is not None and meta.get("name") != request.name:
+                continue
+            again = entry(self._objects, (resource, meta.get("namespace"), meta.get("name")))
+            if again is not None and not again.deleted:
+                continue
+            if labels(obj) and fields(obj):
+                gone.append(obj)
+        return gone
 
     def _event(self, kind: str, obj: dict, table: bool, columns: list, include: str) -> dict:
         if not table:

@@ -26,12 +26,13 @@ class Refused(Exception):
     def __init__(self, code: int, reason: str, message: str, details: dict | None = None) -> None:
         super().__init__(message)
         self.code, self.reason, self.message, self.details = code, reason, message, details or {}
+        self.headers: dict[str, str] = {}
 
     def response(self) -> aiohttp.web.Response:
         return aiohttp.web.json_response({
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": self.message, "reason": self.reason, "details": self.details, "code": self.code,
-        }, status=self.code)
+        }, status=self.code, headers=self.headers)
 
 
 class Lookups:

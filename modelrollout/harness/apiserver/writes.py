@@ -150,6 +150,7 @@ class Writes:
         stored = self._objects[key]
         live = self._stamped(copy.deepcopy(stored.raw), stored.raw)  # a deletion is a change too
         stored.delete()
+        self._tombstones.append((key[0], live))
         await self._buses[key[0]].put({"type": "DELETED", "object": live})
         # Garbage collection (background): dependents by ownerReference, a namespace's objects.
         uid = (live.get("metadata") or {}).get("uid")
