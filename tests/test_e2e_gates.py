@@ -195,3 +195,49 @@ def test_accuracy_waits_for_labels_then_judges_each_revision_by_the_labels_sent_
         assert len(truth) >= 20 and abs(measured - sum(truth) / len(truth)) < 0.1, (revision, measured)
     candidate_truth = answered[judged["candidateRevision"]]
     assert float(gauge.rsplit(" ", 1)[1]) >= 0.8 and sum(candidate_truth) / len(candidate_truth) >= 0.8
+
+
+# --- the same gates in the other strategies' analyses ---
+
+
+def test_a_shadow_that_predicts_otherwise_is_caught_by_prediction_shift_on_the_mirror(cluster, models):
+    """The shadow's answers are never sent to a client; its predictions still count, on exactly
+    stable's traffic, so prediction-shift judges it before anyone sees it."""
+    strategy = {"shadow": {"duration": "5m", "then": "promote",
+                           "analysis": {"metrics": ["prediction-shift"]}}}
+    traffic = start(cluster, "shadow-shift", models["1.0.0"], [], [SHIFT], strategy=strategy)
+    try:
+        deploy(cluster, "shadow-shift", models["2.0.0"], "2.0.0", [], [SHIFT], strategy=strategy)
+        final = cluster.wait_for("shadow-shift", lambda s: s.get("phase") == "Degraded", timeout=150,
+                                 what="the shadow's abort")
+    finally:
+        results = traffic.stop()
+    assert final["reason"] == "AnalysisFailed" and "prediction-shift" in failed_metrics(final["message"])
+    candidate = final["history"][-1]["revision"]
+    assert results and [r for r in results if r.revision == candidate] == []
+    assert [r for r in results if r.status != 200] == []
+
+
+def test_a_blue_green_preview_fed_inputs_unlike_its_profile_fails_input_drift(cluster, tmp_path):
+    """Testers send the preview inputs from another distribution than the model's reference
+    sample (uniform in [0, 1) against iris measurements): the pre-promotion analysis fails on
+    input-drift and no client is ever switched."""
+    first, second = iris_folder(tmp_path, "logreg", None), iris_folder(tmp_path, "forest", None, "forest")
+    drift = {"name": "input-drift", "thresholdRange": {"max": 0.25}, "minSamples": 50}
+    strategy = {"blueGreen": {"prePromotionAnalysis": {"metrics": ["input-drift"]}}}
+    clients = start(cluster, "bg-drift", first, [], [drift], strategy=strategy)
+    testers = None
+    try:
+        deploy(cluster, "bg-drift", second, "2.0.0", [], [drift], strategy=strategy)
+        cluster.wait_for("bg-drift", lambda s: s.get("gatePassed"), timeout=120, what="the preview's gate")
+        testers = Traffic(cluster.gateway.url, "bg-drift", rate_per_second=20,
+                          headers={"x-modelrollout-revision": "preview"}).start()
+        aborted = until_resumed(lambda s: s.get("phase") == "Degraded", cluster, "bg-drift")
+        final = cluster.wait_for("bg-drift", aborted, timeout=150, what="the preview's abort")
+    finally:
+        results = clients.stop()
+        tested = testers.stop() if testers else []
+    assert final["reason"] == "AnalysisFailed" and "input-drift" in failed_metrics(final["message"])
+    candidate = final["history"][-1]["revision"]
+    assert any(r.revision == candidate for r in tested)  # the testers reached it
+    assert results and [r for r in results if r.revision == candidate] == []  # no client did
