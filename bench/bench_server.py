@@ -68,7 +68,7 @@ LUA = BENCH / "post.lua"
 PACED_LUA = BENCH / "post_paced.lua"
 HOST = "127.0.0.1"
 
-# The same sizes as tests/models.py (TINY_SIZES, LARGE_SIZES).
+# The same sizes as tests/support/models.py (TINY_SIZES, LARGE_SIZES).
 MODELS = {
     "tiny": [4, 16, 3],
     "2.6M": [512, 1024, 1024, 1024, 10],

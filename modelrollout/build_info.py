@@ -2,7 +2,7 @@
 
 The version is one fact, pyproject.toml's ``version``, read back from the installed package's
 metadata: `modelrollout --version`, the server's ``GET /v2``, this metric and the images' label
-(Dockerfile.*'s ``VERSION`` build argument, checked against it by tests/test_packaging.py) all
+(Dockerfile.*'s ``VERSION`` build argument, checked against it by tests/install/test_packaging.py) all
 say the same.
 """
 

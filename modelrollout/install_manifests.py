@@ -2,7 +2,7 @@
 
 The repository's manifests/ folder is the package ``modelrollout.manifests`` (pyproject.toml):
 the wheel carries its YAML files byte for byte, and they are read here through importlib.resources,
-so an installed modelrollout needs no checkout (tests/test_packaging.py compares the bytes).
+so an installed modelrollout needs no checkout (tests/install/test_packaging.py compares the bytes).
 
 The install set is what manifests/kustomization.yaml lists: the CRD, the RBAC, and the operator's
 and gateway's Deployments, for every namespace. With namespaces, the operator's RBAC is

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import cluster, models  # noqa: F401 - fixtures for every test module
-from tests.gateway_fixtures import start_gateway  # noqa: F401 - a fixture for every test module
-from tests.models import tiny_mlp, write
-from tests.processes import ServerProcess
+from tests.support.e2e import cluster, models  # noqa: F401 - fixtures for every test module
+from tests.support.gateway_fixtures import start_gateway  # noqa: F401 - a fixture for every test module
+from tests.support.models import tiny_mlp, write
+from tests.support.processes import ServerProcess
 
 
 @pytest.fixture

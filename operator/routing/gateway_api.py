@@ -3,7 +3,7 @@
 For clusters whose gateway controller (Envoy Gateway, Istio, Cilium, ...) implements the
 Gateway API: the operator owns one HTTPRoute per ModelDeployment and rewrites it whole on
 every SetTraffic, so the stored route never holds a half-applied split. Checked against the
-real v1.6.1 CRD, schema and CEL rules, in tests/test_routing_gateway_api.py.
+real v1.6.1 CRD, schema and CEL rules, in tests/operator/test_routing_gateway_api.py.
 
 Rules of the route, in order:
 

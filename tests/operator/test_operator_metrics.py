@@ -1,0 +1,57 @@
+"""The operator's own metrics: what a reconcile's status change counts, by strategy."""
+
+from __future__ import annotations
+
+from modelrollout.operator.metrics import OperatorMetrics
+
+from tests.support.operator_fixtures import BLUE_GREEN, SPEC, Rollout
+
+
+def observed(r: Rollout, metrics: OperatorMetrics, **tick) -> None:
+    before = r.status
+    r.tick(**tick)
+    metrics.observe("ml", "iris", before, r.status)
+
+
+def value(metrics: OperatorMetrics, name: str, **labels) -> float:
+    return metrics.registry.get_sample_value(name, {"namespace": "ml", "name": "iris", **labels}) or 0.0
+
+
+def test_a_first_deployment_and_a_superseded_candidate_are_not_aborts():
+    metrics, r = OperatorMetrics(), Rollout()
+    observed(r, metrics)
+    r.roll_to("2.0.0")
+    r.new_version("3.0.0")
+    observed(r, metrics)  # 2.0.0 superseded
+    assert r.status.history[-1].result == "Superseded"
+    assert metrics.registry.get_sample_value("modelrollout_rollout_aborts_total",
+                                             {"namespace": "ml", "name": "iris", "strategy": "canary",
+                                              "reason": "Superseded"}) is None
+    assert sum(s.value for m in metrics.aborts.collect() for s in m.samples if s.name.endswith("_total")) == 0
+
+
+def test_an_abort_counts_once_with_its_reason_and_a_promotion_with_the_strategy():
+    metrics, r = OperatorMetrics(), Rollout(BLUE_GREEN)
+    observed(r, metrics)
+    r.roll_to("2.0.0")
+    observed(r, metrics, command="abort")
+    observed(r, metrics)
+    assert value(metrics, "modelrollout_rollout_aborts_total", strategy="blueGreen",
+                 reason="AbortedByUser") == 1
+    r.roll_to("3.0.0")
+    r.make_candidate_ready()
+    observed(r, metrics, command="promote-full")
+    assert value(metrics, "modelrollout_rollout_promotions_total", strategy="blueGreen") == 1
+    # The old revision is kept warm a while: still Progressing.
+    assert value(metrics, "modelrollout_rollout_phase", strategy="blueGreen", phase="Progressing") == 1
+
+
+def test_a_changed_strategy_leaves_no_phase_series_of_the_old_one():
+    metrics, r = OperatorMetrics(), Rollout(SPEC)
+    observed(r, metrics)
+    r.doc["strategy"] = BLUE_GREEN["strategy"]
+    r.doc["analysis"] = BLUE_GREEN["analysis"]
+    r.spec = Rollout(r.doc).spec
+    observed(r, metrics)
+    strategies = {s.labels["strategy"] for m in metrics.phase.collect() for s in m.samples}
+    assert strategies == {"blueGreen"}

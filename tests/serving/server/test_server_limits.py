@@ -1,0 +1,224 @@
+"""The model server's HTTP limits (serving/server/http_protocol.py, uvicorn's httptools
+protocol with serving/http_limits.py) against a real `modelrollout serve`, on raw sockets.
+
+The hostile requests of tests/support/hostile_requests.py each get their 4xx in the server's
+error format and a closed connection, and never reach the app (its request counter
+holds only the good requests); slow senders get 408 at their deadlines while other
+clients are served; a connection that never sends a request is closed; the server
+keeps serving throughout.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.hostile_requests import DOC, framing, head, oversized, under_limits
+from tests.support.models import metric, scrape
+from tests.support.processes import MODELROLLOUT, wait_for
+from tests.support.raw_http import Client
+
+PATH = "/v2/models/tiny/infer"
+DEADLINE_SECONDS = 1.5  # the head and body deadlines of the server under test
+REQUESTS = "modelrollout_server_requests_total"
+
+
+@pytest.fixture
+def server(start_server, tiny_model):
+    return start_server(["--model-uri", str(tiny_model), "--model-name", "tiny",
+                         "--header-timeout-seconds", str(DEADLINE_SECONDS),
+                         "--body-timeout-seconds", str(DEADLINE_SECONDS)])
+
+
+def good(*lines: str) -> bytes:
+    return head(PATH, "Host: x", *lines, f"Content-Length: {len(DOC)}") + DOC
+
+
+def answered(server) -> float:
+    """Inference requests the app answered, whatever the status."""
+    return metric(scrape(server.url), REQUESTS) or 0
+
+
+def assert_refused(client: Client, status: int, keyword: str) -> None:
+    answer = client.answer()
+    assert answer.status == status, answer.body
+    assert answer.header("content-type") == "application/json"
+    assert list(answer.json()) == ["error"] and keyword in answer.json()["error"], answer.json()
+    assert answer.header("connection") == "close" and answer.header("x-request-id")
+    assert client.closed()
+
+
+def assert_served(port: int, raw: bytes = b"") -> None:
+    with Client(port) as client:
+        client.send(raw or good())
+        answer = client.answer()
+        assert answer.status == 200, answer.body
+        assert answer.json()["model_name"] == "tiny"
+
+
+def test_hostile_requests_are_refused_before_the_app(server, subtests):
+    for hostile in framing(PATH) + oversized(PATH):
+        with subtests.test(msg=hostile.label), Client(server.port) as client:
+            client.send(hostile.raw)
+            assert_refused(client, hostile.status, hostile.keyword)
+    assert answered(server) == 0
+    for label, raw in under_limits(PATH):
+        with subtests.test(msg=label):
+            assert_served(server.port, raw)
+    assert answered(server) == 3
+
+
+def test_limits_come_from_the_flags(start_server, tiny_model, subtests):
+    server = start_server(["--model-uri", str(tiny_model), "--model-name", "tiny",
+                           "--max-header-line-bytes", "1024", "--max-header-bytes", "4096",
+                           "--max-headers", "20"])
+    for hostile in oversized(PATH, line=1024, block=4096, count=20):
+        with subtests.test(msg=hostile.label), Client(server.port) as client:
+            client.send(hostile.raw)
+            assert_refused(client, hostile.status, hostile.keyword)
+    for label, raw in under_limits(PATH, line=1024, block=4096, count=20):
+        with subtests.test(msg=label):
+            assert_served(server.port, raw)
+    assert answered(server) == 3
+
+
+def test_contradicting_limits_are_a_usage_error(tiny_model):
+    result = subprocess.run([MODELROLLOUT, "serve", "--model-uri", str(tiny_model), "--model-name", "tiny",
+                             "--max-header-line-bytes", "9000", "--max-header-bytes", "4096"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert ("a header line (9000 bytes) cannot be allowed more than the whole head (4096 bytes)"
+            in result.stderr)
+
+
+def test_pipelined_requests_are_answered_before_the_refusal_behind_them(server):
+    with Client(server.port) as client:
+        client.send(good() + good() + b"GARBAGE / HTTP/1.1\r\n\r\n" + good())
+        assert [client.answer().status for _ in range(2)] == [200, 200]
+        assert_refused(client, 400, "Invalid method")
+    with Client(server.port) as client:  # a smuggling attempt behind a good request
+        client.send(good() + framing(PATH)[0].raw)
+        assert client.answer().status == 200
+        assert_refused(client, 400, "Content-Length")
+    assert answered(server) == 3
+
+
+def test_a_bad_chunk_while_the_app_waits_for_the_body_is_400(server):
+    with Client(server.port) as client:
+        client.send(head(PATH, "Host: x", "Transfer-Encoding: chunked") + b"5\r\n" + DOC[:5] + b"\r\n")
+        wait_for(lambda: metric(scrape(server.url), "modelrollout_server_inflight_requests") == 1, 10,
+                 "the app to wait for the rest of the body")
+        client.send(b"zz\r\n")
+        assert_refused(client, 400, "chunk size")
+    # The app was told the client left: nothing in flight, nothing answered, no error.
+    wait_for(lambda: metric(scrape(server.url), "modelrollout_server_inflight_requests") == 0, 10,
+             "the request to end")
+    assert answered(server) == 0
+    assert "Traceback" not in server.logs() and '"level": "ERROR"' not in server.logs()
+    assert_served(server.port)
+
+
+def trickle(client: Client, data: bytes, pause: float) -> None:
+    """Send ``data`` a byte at a time, ``pause`` apart, until the server answers or closes."""
+    client.sock.settimeout(pause)
+    for byte in data:
+        try:
+            client.send(bytes([byte]))
+            chunk = client.sock.recv(65536)
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+        client.buffer += chunk
+        return
+    pytest.fail(f"sent all {len(data)} bytes without an answer")
+
+
+def test_slow_senders_get_408_while_other_clients_are_served(server):
+    started = time.monotonic()
+    stalled_head = Client(server.port)
+    stalled_head.send(head(PATH, "Host: x", f"Content-Length: {len(DOC)}")[:-2])
+    stalled_body = Client(server.port)
+    stalled_body.send(head(PATH, "Host: x", f"Content-Length: {len(DOC)}") + DOC[:10])
+    crowd = [Client(server.port) for _ in range(20)]
+    for client in crowd:
+        client.send(b"POST " + PATH.encode())
+    served = 0
+    while time.monotonic() - started < DEADLINE_SECONDS - 0.5:
+        assert_served(server.port)
+        served += 1
+    with stalled_head:
+        assert_refused(stalled_head, 408, "request line and headers not received within 1.5 s")
+    assert time.monotonic() - started >= DEADLINE_SECONDS, "a deadline ran out early"
+    with stalled_body:
+        assert_refused(stalled_body, 408, "request body not received within 1.5 s")
+    for client in crowd:
+        with client:
+            assert_refused(client, 408, "request line and headers not received within 1.5 s")
+    for data in (good(), head(PATH, "Host: x", f"Content-Length: {len(DOC)}") + DOC):
+        with Client(server.port) as client:
+            if data == good():  # the head, a byte at a time: bytes do not move its deadline
+                trickle(client, data, 0.2)
+            else:  # the head at once, then the body a byte at a time
+                client.send(data[:len(data) - len(DOC)])
+                trickle(client, DOC, 0.2)
+            assert_refused(client, 408, "not received within 1.5 s")
+    wait_for(lambda: metric(scrape(server.url), "modelrollout_server_inflight_requests") == 0, 10,
+             "the waiting requests to end")
+    assert answered(server) == served
+    assert_served(server.port)
+
+
+@pytest.mark.parametrize("sent", [b"", b"\r\n"], ids=["nothing", "blank lines"])
+def test_a_connection_that_begins_no_request_is_closed(server, sent):
+    # Before the limits, uvicorn kept such a connection open for ever: its keep-alive
+    # timeout (5 s) ran only after a first answer, and any byte cancelled it.
+    with Client(server.port, request_ids=False) as client:
+        for _ in range(30):
+            if sent:
+                try:
+                    client.send(sent)
+                except OSError:
+                    break
+            if client.closed(within=0.5):
+                break
+        else:
+            pytest.fail("still open after 15 s")
+
+
+@settings(max_examples=60, deadline=None, database=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(raw=st.binary(min_size=1, max_size=300))
+def fuzz_raw_bytes(port: int, raw: bytes) -> None:
+    """Whatever bytes arrive, the answer is a 4xx/505 refusal with an error body, or the
+    connection closes with nothing sent (bytes that begin no request); never a 5xx."""
+    with Client(port) as client:
+        try:
+            client.send(raw)
+            answer = client.answer()
+        except (EOFError, OSError):
+            return
+        assert 400 <= answer.status < 500 or answer.status == 505, (raw, answer)
+        assert answer.json()["error"]
+
+
+def test_random_bytes_get_a_refusal_and_the_server_keeps_serving(server):
+    fuzz_raw_bytes(server.port)
+    rng = random.Random(13)
+    for _ in range(30):  # the start of a good request, random bytes, the end of a head
+        raw = good()[:rng.randrange(10, 60)] + rng.randbytes(rng.randrange(1, 200)) + b"\r\n\r\n"
+        with Client(server.port) as client:
+            client.send(raw)
+            try:
+                answer = client.answer()
+            except (EOFError, OSError):
+                continue
+            assert 400 <= answer.status < 500 or answer.status == 505, (raw, answer)
+    assert_served(server.port)
+    assert metric(scrape(server.url), "modelrollout_server_failures_total", reason="inference_error") == 0
+    assert "Traceback" not in server.logs()
