@@ -22,6 +22,16 @@ local function plugin(action)
   return " (Argo CD action '" .. action .. "', or kubectl modelrollout " .. action .. ")"
 end
 
+-- "20% candidate", "0% candidate, 100% mirrored"
+local function share(traffic)
+  traffic = traffic or {}
+  local words = text(traffic.candidate) .. "% candidate"
+  if traffic.mirror ~= nil and traffic.mirror > 0 then
+    words = words .. ", " .. text(traffic.mirror) .. "% mirrored"
+  end
+  return words
+end
+
 if obj.status == nil or obj.status.phase == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the modelrollout operator to pick up the ModelDeployment (no status yet)"
@@ -70,17 +80,20 @@ end
 if phase == "Paused" then
   hs.status = "Suspended"
   if reason == "PausedByUser" then
-    hs.message = "Paused by a person at " .. text((status.traffic or {}).candidate) ..
-      "% candidate: resume to go on" .. plugin("resume") .. ", or abort" .. plugin("abort")
+    hs.message = "Paused by a person at " .. share(status.traffic) .. ": resume to go on" .. plugin("resume") ..
+      ", or abort" .. plugin("abort")
   elseif reason == "WaitingForPromotion" then
-    hs.message = said(status) .. "; promote switches all traffic to " .. text(status.candidateVersion) ..
-      plugin("promote") .. ", abort drops it" .. plugin("abort")
+    local what = "preview"
+    if status.strategy == "shadow" then
+      what = "shadow"
+    end
+    hs.message = "Waiting for a person: the " .. what .. " of " .. text(status.candidateVersion) ..
+      " passed; promote switches all traffic to it" .. plugin("promote") .. ", abort drops it" .. plugin("abort")
   elseif reason == "AnalysisInconclusive" then
-    hs.message = said(status) .. plugin("resume")
+    hs.message = said(status) .. " (Argo CD actions 'resume', 'promote', 'abort', or kubectl modelrollout ...)"
   elseif reason == "PausedByStep" then
     hs.message = "Paused at step " .. text((status.currentStep or 0) + 1) .. " (a pause with no duration) at " ..
-      text((status.traffic or {}).candidate) .. "% candidate: resume" .. plugin("resume") ..
-      " or promote" .. plugin("promote") .. " to go on"
+      share(status.traffic) .. ": resume" .. plugin("resume") .. " or promote" .. plugin("promote") .. " to go on"
   else
     hs.message = said(status)
   end
@@ -90,12 +103,7 @@ end
 if phase == "Progressing" then
   hs.status = "Progressing"
   if status.candidateRevision ~= nil then
-    local traffic = status.traffic or {}
-    local share = text(traffic.candidate) .. "% of traffic"
-    if traffic.mirror ~= nil and traffic.mirror > 0 then
-      share = share .. ", " .. text(traffic.mirror) .. "% mirrored"
-    end
-    hs.message = "Rolling out " .. text(status.candidateVersion) .. " (" .. share .. ", stable " ..
+    hs.message = "Rolling out " .. text(status.candidateVersion) .. " (" .. share(status.traffic) .. ", stable " ..
       text(status.stableVersion) .. "): " .. said(status)
   elseif status.scaleDowns ~= nil and #status.scaleDowns > 0 then
     hs.message = "Promoted " .. text(status.stableVersion) .. "; keeping the previous revision warm " ..
