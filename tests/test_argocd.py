@@ -29,7 +29,7 @@ REQUIRED = {
                ("Paused", "AnalysisInconclusive"), ("Paused", "PausedByStep"), ("Paused", "PausedByUser"),
                ("Healthy", "Promoted"), ("Degraded", "AbortedByUser"), ("Degraded", "SpecInvalid")],
     "blueGreen": [(NEW, ""), (UNOBSERVED, ""), ("Progressing", "AnalysisRunning"),
-                  ("Paused", "WaitingForPromotion"),
+                  ("Paused", "WaitingForPromotion"), ("Paused", "AnalysisInconclusive"),
                   ("Progressing", "ScalingUp"), ("Progressing", "Switched"), ("Progressing", "Promoted"),
                   ("Progressing", "ScaleDownDelay"), ("Degraded", "AnalysisFailed"),
                   ("Healthy", "StableReady")],
@@ -59,6 +59,12 @@ def load(path: Path) -> dict:
 
 def test_the_scripts_run_under_lua_5_1():
     assert argocd_lua.lua_version() == "Lua 5.1"
+
+
+def test_there_is_one_action_script_per_command_of_the_operator():
+    folders = {p.name for p in (argocd_lua.ROOT / "actions").iterdir() if p.is_dir()}
+    assert folders == set(argocd_lua.ACTIONS) == set(COMMANDS)
+    assert all(argocd_lua.action_path(name).is_file() for name in folders)
 
 
 def test_every_strategy_and_phase_was_recorded():
