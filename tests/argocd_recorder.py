@@ -2,7 +2,7 @@
 every distinct ModelDeployment they go through kept: the recordings in tests/data/argocd/
 that health.lua is tested on, and the live run of tests/test_argocd_e2e.py.
 
-Re-record (about five minutes; writes tests/data/argocd/*.json):
+Re-record (about two minutes; replaces tests/data/argocd/*.json):
 
     .venv/bin/python tests/argocd_recorder.py
 
@@ -353,6 +353,8 @@ def record(folder: Path = DATA) -> list[Path]:
         written.append(path)
 
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.json"):  # a state the operator no longer reaches goes with them
+        old.unlink()
     with tempfile.TemporaryDirectory() as scratch:
         models = write_model_versions(Path(scratch) / "models")
         with LocalCluster(Path(scratch) / "cluster", tick_seconds=0.5) as cluster, \
