@@ -212,10 +212,12 @@ def status_from_doc(doc: dict | None) -> RolloutStatus:
         paused_by_user=bool(plain.get("paused_by_user", False)),
         aborted_revision=plain.get("aborted_revision"),
         abort_reason=plain.get("abort_reason"),
-        analysis=tuple(Measurement(**{_snake(k): v for k, v in m.items()})
+        # A null field may come back missing: an Argo CD action's patch carries status as Lua
+        # saw it, and Lua has no null (docs/argocd.md). Missing reads as null.
+        analysis=tuple(Measurement(**{"value": None, **{_snake(k): v for k, v in m.items()}})
                        for m in plain.get("analysis") or ()),
         consecutive_errors=int(plain.get("consecutive_errors", 0)),
-        history=tuple(HistoryEntry(**{_snake(k): v for k, v in h.items()})
+        history=tuple(HistoryEntry(**{"sha256": None, **{_snake(k): v for k, v in h.items()}})
                       for h in plain.get("history") or ()),
         conditions=tuple(Condition(**{_snake(k): v for k, v in c.items()})
                          for c in plain.get("conditions") or ()),
