@@ -1,6 +1,6 @@
 """argocd/: the health check, the action discovery and the six actions, run under a real
 Lua 5.1 as Argo CD runs them, on ModelDeployments recorded from real rollouts
-(tests/argocd_recorder.py wrote tests/data/argocd/; it says how to record them again)."""
+(tests/support/argocd_recorder.py wrote tests/data/argocd/; it says how to record them again)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from modelrollout.operator.engine import COMMANDS
 from modelrollout.operator.kube.observe import command_by, command_of
 from modelrollout.operator.status import status_from_doc, status_to_doc
 
-from tests import argocd_lua
-from tests.argocd_expect import EXPECTED, NEW, UNOBSERVED, check, key_of
-from tests.argocd_recorder import ANNOTATIONS, DATA, LABELS, SCENARIOS, file_name, merge_patch
+from tests.support import argocd_lua
+from tests.support.argocd_expect import EXPECTED, NEW, UNOBSERVED, check, key_of
+from tests.support.argocd_recorder import ANNOTATIONS, DATA, LABELS, SCENARIOS, file_name, merge_patch
 
 RECORDED = sorted(DATA.glob("*.json"))
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "argocd.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "argocd.md"
 
 # Every phase the issue names, for every strategy it can happen in: a recording must exist.
 REQUIRED = {
@@ -71,7 +71,7 @@ def test_every_strategy_and_phase_was_recorded():
     assert set(REQUIRED) == set(SCENARIOS)
     missing = [file_name(strategy, key) for strategy, keys in REQUIRED.items() for key in keys
                if not (DATA / file_name(strategy, key)).exists()]
-    assert not missing, f"record again (tests/argocd_recorder.py): {missing}"
+    assert not missing, f"record again (tests/support/argocd_recorder.py): {missing}"
 
 
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lupa import lua51
 
-ROOT = Path(__file__).resolve().parents[1] / "argocd"
+ROOT = Path(__file__).resolve().parents[2] / "argocd"
 HEALTH = ROOT / "health.lua"
 DISCOVERY = ROOT / "actions" / "discovery.lua"
 ACTIONS = ("promote", "promote-full", "abort", "pause", "resume", "retry")
@@ -115,5 +115,5 @@ def config_map_snippet() -> str:
     )
 
 
-if __name__ == "__main__":  # python tests/argocd_lua.py > argocd-cm.yaml
+if __name__ == "__main__":  # python tests/support/argocd_lua.py > argocd-cm.yaml
     print(config_map_snippet(), end="")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests import argocd_lua
-from tests.argocd_expect import check
-from tests.argocd_recorder import DATA, SCENARIOS, Rollouts, file_name
-from tests.test_argocd import REQUIRED
+from tests.argocd.test_argocd import REQUIRED
+from tests.support import argocd_lua
+from tests.support.argocd_expect import check
+from tests.support.argocd_recorder import DATA, SCENARIOS, Rollouts, file_name
 
 pytestmark = pytest.mark.slow
 

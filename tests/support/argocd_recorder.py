@@ -1,10 +1,10 @@
 """Real rollouts of every strategy, driven as Git and a person would through Argo CD, with
 every distinct ModelDeployment they go through kept: the recordings in tests/data/argocd/
-that health.lua is tested on, and the live run of tests/test_argocd_e2e.py.
+that health.lua is tested on, and the live run of tests/argocd/test_argocd_e2e.py.
 
 Re-record (about two minutes; replaces tests/data/argocd/*.json):
 
-    .venv/bin/python tests/argocd_recorder.py
+    .venv/bin/python tests/support/argocd_recorder.py
 
 Git's part: ``Rollouts.apply`` writes spec, labels and annotations as `kubectl apply` (and
 Argo CD's sync) would. The person's part: ``Rollouts.act`` runs an argocd/actions script on
@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: the tests package, found after the standard library
-    sys.path.append(str(Path(__file__).resolve().parents[1]))
+    sys.path.append(str(Path(__file__).resolve().parents[2]))
 
 from kubernetes.config import new_client_from_config  # noqa: E402 - after the path above
 from kubernetes.dynamic import DynamicClient  # noqa: E402
@@ -35,10 +35,10 @@ from modelrollout.serving.examples import write_model_versions  # noqa: E402
 from modelrollout.harness.cluster import API_VERSION, KIND, LocalCluster, model_deployment  # noqa: E402
 from modelrollout.harness.process import wait_for  # noqa: E402
 from modelrollout.harness.traffic import Traffic, wait_serving  # noqa: E402
-from tests import argocd_lua  # noqa: E402
-from tests.argocd_expect import NEW, UNOBSERVED, key_of  # noqa: E402
+from tests.support import argocd_lua  # noqa: E402
+from tests.support.argocd_expect import NEW, UNOBSERVED, key_of  # noqa: E402
 
-DATA = Path(__file__).resolve().parent / "data" / "argocd"
+DATA = Path(__file__).resolve().parents[1] / "data" / "argocd"
 INTERVAL = 3.0
 ERROR_RATE = {"name": "error-rate", "thresholdRange": {"max": 0.05}, "minSamples": 5}
 SHADOW_METRICS = [
