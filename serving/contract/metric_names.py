@@ -90,23 +90,24 @@ JOB_SERVERS = "modelrollout-server"
 _MATCHER = re.compile(r'(=|!=|=~|!~)".*"', re.DOTALL)
 
 
-def selector(name: str, suffix: str = "", **matchers: str) -> str:
+def selector(metric_name: str, suffix: str = "", /, **matchers: str) -> str:
     """``name<suffix>{label<op>"value",...}`` for PromQL, each label checked against the
     contract. ``suffix`` is "total", "bucket", "sum" or "count" ("" for a gauge); a matcher is
-    written with its operator: ``selector(SERVER_REQUESTS, "total", code='=~"5.."')``."""
-    definition = metric(name)
+    written with its operator: ``selector(SERVER_REQUESTS, "total", code='=~"5.."')``. The first
+    two arguments are positional only, so ``name`` (the operator's label) can be a matcher."""
+    definition = metric(metric_name)
     series = {"": definition.series if definition.type != HISTOGRAM else None,
               "total": definition.series if definition.type == COUNTER else None,
               "bucket": definition.bucket if definition.type == HISTOGRAM else None,
               "sum": definition.sum if definition.type == HISTOGRAM else None,
               "count": definition.count if definition.type == HISTOGRAM else None}.get(suffix)
     if series is None:
-        raise ValueError(f"{name} is a {definition.type}: no {suffix or 'plain'} series")
+        raise ValueError(f"{metric_name} is a {definition.type}: no {suffix or 'plain'} series")
     allowed = set(definition.labels) | set(TARGET_LABELS) | ({"le"} if suffix == "bucket" else set())
     parts = []
     for label, matcher in matchers.items():
         if label not in allowed:
-            raise ValueError(f"{name} has no label {label!r} (it has {', '.join(definition.labels)})")
+            raise ValueError(f"{metric_name} has no label {label!r} (it has {', '.join(definition.labels)})")
         if not _MATCHER.fullmatch(matcher):
             raise ValueError(f"matcher for {label!r} must be an operator and a quoted value: {matcher!r}")
         parts.append(f"{label}{matcher}")
