@@ -113,8 +113,9 @@ def alerts() -> tuple[Alert, ...]:
     shadow = "model, revision"
     disagreed = _rate(names.SHADOW_COMPARISONS, result=_eq("disagree"))
     compared = _rate(names.SHADOW_COMPARISONS, result=_any_of(("agree", "disagree")))
-    load_failures = _rate(names.SERVER_FAILURES, reason=_any_of(names.LOAD_FAILURE_REASONS))
+    load_failures = selector(names.SERVER_FAILURES, "total", reason=_any_of(names.LOAD_FAILURE_REASONS))
     server = "namespace, pod, model, version, revision"
+    unready = f"(max by (namespace, pod) ({selector(names.SERVER_MODEL_READY)}) == 0)"
     up = f'up{{job="{names.JOB_OPERATOR}"}}'
     return (
         Alert("ModelRolloutAborted", f"{aborted} and on ({rollout}) {degraded}",
@@ -184,7 +185,10 @@ def alerts() -> tuple[Alert, ...]:
               "The operator's reconciles of this ModelDeployment have failed again and again for 10 "
               "minutes (it retries); its status and traffic are not kept up to date."),
         Alert("ModelLoadFailures",
-              f"sum by ({server}, reason) ({load_failures}) > 0",
+              # Not a rate: a pod that fails at start has its counter at 1 from its first scrape
+              # on. The server never retries a load, so the pod stays unready while this holds.
+              f"(max by ({server}, reason) ({load_failures}) > 0)"
+              f" and on (namespace, pod) {unready}",
               "0m", "critical",
               "{{ $labels.namespace }}/{{ $labels.pod }} cannot load its model: {{ $labels.reason }}",
               "The model server failed to download the model, found a sha256 other than the spec's, or "
