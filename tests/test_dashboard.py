@@ -5,6 +5,7 @@ promoted, then one aborted by its analysis; a shadow that agrees and is promoted
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import json
@@ -57,6 +58,18 @@ def test_the_committed_dashboard_is_what_the_generator_writes():
     result = subprocess.run([sys.executable, "-P", str(ROOT / "monitoring" / "dashboard.py"), "--check"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_monitoring_scripts_read_the_metric_contract_and_nothing_else_of_ours():
+    """monitoring/ is tooling outside the wheel (import-linter sees only the package): of
+    modelrollout it may import serving.contract alone, never a process's code."""
+    for script in sorted((ROOT / "monitoring").glob("*.py")):
+        tree = ast.parse(script.read_text())
+        nodes = list(ast.walk(tree))
+        imported = {node.module for node in nodes if isinstance(node, ast.ImportFrom) and node.module}
+        imported |= {a.name for node in nodes if isinstance(node, ast.Import) for a in node.names}
+        ours = {m for m in imported if m.split(".")[0] in ("modelrollout", "operator", "serving", "tests")}
+        assert ours and all(m.startswith("modelrollout.serving.contract") for m in ours), (script.name, ours)
 
 
 def test_the_dashboard_is_grafana_json_with_unique_ids_variables_and_a_prometheus_datasource():
