@@ -55,7 +55,7 @@ class OperatorMetrics:
         if spec is not None:
             _forget(self.threshold, namespace, name)  # a metric or bound gone from the spec goes too
             for metric in spec.analysis.metrics:
-                for bound, value in (("min", metric.min), ("max", metric.max)):
+                for bound, value in zip(names.THRESHOLD_BOUNDS, (metric.min, metric.max), strict=True):
                     if value is not None:
                         self.threshold.labels(namespace, name, metric.name, bound).set(value)
         for role, value in (("stable", after.traffic.stable), ("candidate", after.traffic.candidate),
