@@ -1,7 +1,8 @@
 """The Grafana dashboard (monitoring/dashboard.py -> charts/modelrollout/files/dashboard.json):
 committed as generated, written only with metrics and labels of the catalogue, and every panel's
 every query answered with series by a real Prometheus after real rollouts (a canary that is
-promoted, then one aborted by its analysis; a shadow that agrees and is promoted)."""
+promoted, then one aborted by its analysis; a shadow that agrees and is promoted), on which the
+alert rules' expressions see the abort and nothing else."""
 
 from __future__ import annotations
 
@@ -227,3 +228,13 @@ def test_every_panel_query_returns_series_after_real_rollouts(cluster: LocalClus
     weights = cluster.prometheus.query(queries[("Traffic weights (operator)", "A")])
     assert {(s["metric"]["name"], s["metric"]["role"]): float(s["value"][1]) for s in weights}[
         ("dash-shadow", "stable")] == 100
+
+    # The alert rules' expressions on the same real series (their "for" aside): the abort is seen
+    # with its reason, and nothing else that should page does.
+    rules = {a.name: a.expr for a in load("alerts").alerts()}
+    aborted = cluster.prometheus.query(rules["ModelRolloutAborted"])
+    assert {(s["metric"]["name"], s["metric"]["reason"]) for s in aborted} == \
+        {("dash-canary", "AnalysisFailed")}
+    for quiet in ("ModelRolloutOperatorDown", "ModelRevisionNoReadyEndpoint", "ModelLoadFailures",
+                  "ModelShadowDisagreement"):
+        assert cluster.prometheus.query(rules[quiet]) == [], quiet
