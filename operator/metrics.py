@@ -7,48 +7,57 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from modelrollout import build_info
 
+from .spec import Spec
 from .status import ABORTED, PHASES, PROMOTED, RolloutStatus, parse_time
 
 _PROMOTE_BUCKETS = (30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400)
+
+
+def _family(kind, name: str, registry: CollectorRegistry, **options):
+    """A metric family as the contract defines it: its name, help and labels."""
+    definition = names.metric(name)
+    return kind(definition.name, definition.help, definition.labels, registry=registry, **options)
 
 
 class OperatorMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         build_info.register(self.registry)
-        labels = ("namespace", "name")
-        self.phase = Gauge(names.ROLLOUT_PHASE, "1 for the rollout's current phase",
-                           [*labels, "strategy", "phase"], registry=self.registry)
-        self.step = Gauge(names.ROLLOUT_STEP, "Index of the canary step being worked on", labels,
-                          registry=self.registry)
-        self.weight = Gauge(names.ROLLOUT_WEIGHT, "Traffic percentage by role", [*labels, "role"],
-                            registry=self.registry)
-        self.analysis_value = Gauge(names.ANALYSIS_VALUE, "Last measured value of an analysis metric",
-                                    [*labels, "metric"], registry=self.registry)
-        self.measurements = Counter(names.ANALYSIS_MEASUREMENTS, "Analysis measurements by verdict",
-                                    [*labels, "metric", "phase"], registry=self.registry)
-        self.aborts = Counter(names.ROLLOUT_ABORTS, "Rollouts aborted, by reason",
-                              [*labels, "strategy", "reason"], registry=self.registry)
-        self.promotions = Counter(names.ROLLOUT_PROMOTIONS, "Candidates promoted", [*labels, "strategy"],
-                                  registry=self.registry)
-        self.time_to_promote = Histogram(names.ROLLOUT_TIME_TO_PROMOTE,
-                                         "From a candidate's appearance to its promotion",
-                                         [*labels, "strategy"], buckets=_PROMOTE_BUCKETS,
-                                         registry=self.registry)
-        self.errors = Counter(names.RECONCILE_ERRORS, "Reconciles that failed and will be retried", labels,
-                              registry=self.registry)
-        self.duration = Histogram(names.RECONCILE_DURATION, "Time of one reconcile", labels,
-                                  registry=self.registry)
+        r = self.registry
+        self.phase = _family(Gauge, names.ROLLOUT_PHASE, r)
+        self.reason = _family(Gauge, names.ROLLOUT_REASON, r)
+        self.step = _family(Gauge, names.ROLLOUT_STEP, r)
+        self.weight = _family(Gauge, names.ROLLOUT_WEIGHT, r)
+        self.analysis_value = _family(Gauge, names.ANALYSIS_VALUE, r)
+        self.threshold = _family(Gauge, names.ANALYSIS_THRESHOLD, r)
+        self.measurements = _family(Counter, names.ANALYSIS_MEASUREMENTS, r)
+        self.aborts = _family(Counter, names.ROLLOUT_ABORTS, r)
+        self.promotions = _family(Counter, names.ROLLOUT_PROMOTIONS, r)
+        self.time_to_promote = _family(Histogram, names.ROLLOUT_TIME_TO_PROMOTE, r, buckets=_PROMOTE_BUCKETS)
+        self.errors = _family(Counter, names.RECONCILE_ERRORS, r)
+        self.duration = _family(Histogram, names.RECONCILE_DURATION, r)
 
-    def observe(self, namespace: str, name: str, before: RolloutStatus, after: RolloutStatus) -> None:
-        """Gauges from the new status; counters from what changed between the two."""
+    def observe(self, namespace: str, name: str, before: RolloutStatus, after: RolloutStatus,
+                spec: Spec | None = None) -> None:
+        """Gauges from the new status (and the spec's thresholds); counters from what changed
+        between the two statuses."""
         strategy = after.strategy or "canary"
         for labels in list(self.phase._metrics):  # noqa: SLF001 - the strategy changed: old series go
             if labels[:2] == (namespace, name) and labels[2] != strategy:
                 self.phase.remove(*labels)
         for phase in PHASES:
             self.phase.labels(namespace, name, strategy, phase).set(1 if after.phase == phase else 0)
+        # One series per rollout: the reason it is in now (the alerts' AnalysisInconclusive ...).
+        _forget(self.reason, namespace, name)
+        if after.reason:
+            self.reason.labels(namespace, name, after.reason).set(1)
         self.step.labels(namespace, name).set(after.current_step)
+        if spec is not None:
+            _forget(self.threshold, namespace, name)  # a metric or bound gone from the spec goes too
+            for metric in spec.analysis.metrics:
+                for bound, value in zip(names.THRESHOLD_BOUNDS, (metric.min, metric.max), strict=True):
+                    if value is not None:
+                        self.threshold.labels(namespace, name, metric.name, bound).set(value)
         for role, value in (("stable", after.traffic.stable), ("candidate", after.traffic.candidate),
                             ("mirror", after.traffic.mirror)):
             self.weight.labels(namespace, name, role).set(value)
@@ -72,7 +81,12 @@ class OperatorMetrics:
 
     def forget(self, namespace: str, name: str) -> None:
         """A deleted ModelDeployment leaves no gauges behind."""
-        for gauge in (self.phase, self.step, self.weight, self.analysis_value):
-            for labels in list(gauge._metrics):  # noqa: SLF001 - prometheus_client has no filtered remove
-                if labels[:2] == (namespace, name):
-                    gauge.remove(*labels)
+        for gauge in (self.phase, self.reason, self.step, self.weight, self.analysis_value, self.threshold):
+            _forget(gauge, namespace, name)
+
+
+def _forget(gauge: Gauge, namespace: str, name: str) -> None:
+    """Remove every series of one ModelDeployment from ``gauge``."""
+    for labels in list(gauge._metrics):  # noqa: SLF001 - prometheus_client has no filtered remove
+        if labels[:2] == (namespace, name):
+            gauge.remove(*labels)

@@ -21,6 +21,12 @@ DIFF_BUCKETS = (0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100)
 BATCH = 256  # answered requests counted at a time (and on every read of the registry)
 
 
+def _family(kind, name: str, registry: CollectorRegistry, **options):
+    """A metric family as the contract defines it: its name, help and labels."""
+    definition = names.metric(name)
+    return kind(definition.name, definition.help, definition.labels, registry=registry, **options)
+
+
 class _FlushFirst:
     """A collector with no metrics of its own: registered before the others, it folds the
     pending batch in before they are read."""
@@ -47,10 +53,10 @@ class AnsweredIdsCollector:
         return []
 
     def collect(self) -> list:
-        size = GaugeMetricFamily(names.GATEWAY_ANSWERED_IDS, "Request ids remembered for feedback routing",
-                                 value=len(self._answers))
-        evictions = CounterMetricFamily(names.GATEWAY_ANSWERED_ID_EVICTIONS,
-                                        "Request ids forgotten, by reason", labels=["reason"])
+        ids = names.metric(names.GATEWAY_ANSWERED_IDS)
+        size = GaugeMetricFamily(ids.name, ids.help, value=len(self._answers))
+        evicted = names.metric(names.GATEWAY_ANSWERED_ID_EVICTIONS)
+        evictions = CounterMetricFamily(evicted.name, evicted.help, labels=evicted.labels)
         for reason, count in self._answers.evicted.items():
             evictions.add_metric([reason], count)
         return [size, evictions]
@@ -62,62 +68,22 @@ class GatewayMetrics:
         r.register(_FlushFirst(self.flush))
         build_info.register(r)
         self._batch: list[tuple[str, str, str, int, float]] = []
-        self.requests = Counter(
-            names.GATEWAY_REQUESTS, "Requests answered, by the revision that served them",
-            ["model", "revision", "role", "code"], registry=r,
-        )
-        self.duration = Histogram(
-            names.GATEWAY_REQUEST_DURATION, "Request duration at the gateway, body read to response",
-            ["model", "revision", "role"], buckets=names.LATENCY_BUCKETS, registry=r,
-        )
-        self.upstream_failures = Counter(
-            names.GATEWAY_UPSTREAM_FAILURES, "Failures of a revision seen by the gateway",
-            ["model", "revision", "role", "reason"], registry=r,
-        )
-        self.fallbacks = Counter(
-            names.GATEWAY_FALLBACKS, "Requests served by another revision because this one could not",
-            ["model", "revision", "role"], registry=r,
-        )
-        self.ejections = Counter(
-            names.GATEWAY_EJECTIONS, "Endpoints ejected after consecutive failures",
-            ["model", "revision"], registry=r,
-        )
-        self.weight = Gauge(
-            names.GATEWAY_WEIGHT, "Current traffic weight of each revision (percent)",
-            ["model", "revision", "role"], registry=r,
-        )
-        self.route_updates = Counter(
-            names.GATEWAY_ROUTE_UPDATES, "Route table updates", ["source", "result"], registry=r,
-        )
-        self.mirrored = Counter(
-            names.GATEWAY_MIRRORED, "Mirrored requests by outcome",
-            ["model", "revision", "result"], registry=r,
-        )
-        self.shadow_comparisons = Counter(
-            names.SHADOW_COMPARISONS, "Shadow answer compared with the primary's",
-            ["model", "revision", "result"], registry=r,
-        )
-        self.shadow_max_abs_diff = Histogram(
-            names.SHADOW_MAX_ABS_DIFF, "Largest absolute difference between shadow and primary outputs",
-            ["model", "revision"], buckets=DIFF_BUCKETS, registry=r,
-        )
-        self.shadow_duration = Histogram(
-            names.SHADOW_DURATION, "Duration of mirrored requests to the shadow",
-            ["model", "revision"], buckets=names.LATENCY_BUCKETS, registry=r,
-        )
-        self.shadow_primary_duration = Histogram(
-            names.SHADOW_PRIMARY_DURATION, "Duration of the served requests that were mirrored, by shadow",
-            ["model", "revision"], buckets=names.LATENCY_BUCKETS, registry=r,
-        )
-        self.feedback = Counter(
-            names.GATEWAY_FEEDBACK, "Feedback ids sent on to the revision (or shadow) that made the "
-            "prediction",
-            ["model", "revision", "role", "result"], registry=r,
-        )
-        self.feedback_unrouted = Counter(
-            names.GATEWAY_FEEDBACK_UNROUTED, "Feedback ids the gateway had no revision for",
-            ["model"], registry=r,
-        )
+        self.requests = _family(Counter, names.GATEWAY_REQUESTS, r)
+        self.duration = _family(Histogram, names.GATEWAY_REQUEST_DURATION, r, buckets=names.LATENCY_BUCKETS)
+        self.upstream_failures = _family(Counter, names.GATEWAY_UPSTREAM_FAILURES, r)
+        self.fallbacks = _family(Counter, names.GATEWAY_FALLBACKS, r)
+        self.ejections = _family(Counter, names.GATEWAY_EJECTIONS, r)
+        self.weight = _family(Gauge, names.GATEWAY_WEIGHT, r)
+        self.ready_endpoints = _family(Gauge, names.GATEWAY_READY_ENDPOINTS, r)
+        self.route_updates = _family(Counter, names.GATEWAY_ROUTE_UPDATES, r)
+        self.mirrored = _family(Counter, names.GATEWAY_MIRRORED, r)
+        self.shadow_comparisons = _family(Counter, names.SHADOW_COMPARISONS, r)
+        self.shadow_max_abs_diff = _family(Histogram, names.SHADOW_MAX_ABS_DIFF, r, buckets=DIFF_BUCKETS)
+        self.shadow_duration = _family(Histogram, names.SHADOW_DURATION, r, buckets=names.LATENCY_BUCKETS)
+        self.shadow_primary_duration = _family(Histogram, names.SHADOW_PRIMARY_DURATION, r,
+                                               buckets=names.LATENCY_BUCKETS)
+        self.feedback = _family(Counter, names.GATEWAY_FEEDBACK, r)
+        self.feedback_unrouted = _family(Counter, names.GATEWAY_FEEDBACK_UNROUTED, r)
         self._children: dict[tuple, object] = {}
 
     def count(self, model: str, revision: str, role: str, code: int, seconds: float) -> None:

@@ -26,10 +26,13 @@ class RouteState:
         self.table = table
         self.is_loaded = True
         self._metrics.route_updates.labels(source, "applied").inc()
-        self._metrics.weight.clear()  # revisions gone from the table lose their gauge
+        self._metrics.weight.clear()  # revisions gone from the table lose their gauges
+        self._metrics.ready_endpoints.clear()
         for model, route in table.models.items():
             for revision in route.revisions:
                 self._metrics.weight.labels(model, revision.name, revision.role).set(revision.weight)
+                self._metrics.ready_endpoints.labels(model, revision.name, revision.role).set(
+                    len(revision.ready_endpoints))
                 # Counters a rollout is judged by start at 0, so rate() and increase() count
                 # a revision's first requests too (a series that appears at 5 reads as +0).
                 self._metrics.requests.labels(model, revision.name, revision.role, "200")

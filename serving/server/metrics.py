@@ -11,6 +11,12 @@ from ..contract import metric_names as names
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
+def _family(kind, name: str, *, registry: CollectorRegistry, **options):
+    """A metric family as the contract defines it: its name, help and labels."""
+    definition = names.metric(name)
+    return kind(definition.name, definition.help, definition.labels, registry=registry, **options)
+
+
 class ServerMetrics:
     def __init__(self, model: str, version: str, revision: str = "",
                  registry: CollectorRegistry | None = None) -> None:
@@ -21,54 +27,24 @@ class ServerMetrics:
         # analysis can tell stable from candidate even when both serve the same version.
         labels = {"model": model, "version": version, "revision": revision}
         self._labels = labels
-        self.requests = Counter(
-            names.SERVER_REQUESTS, "Inference requests by status code",
-            ["model", "version", "revision", "code"], registry=r,
-        )
-        self.request_duration = Histogram(
-            names.SERVER_REQUEST_DURATION, "Inference request duration, body read to response",
-            ["model", "version", "revision"], buckets=names.LATENCY_BUCKETS, registry=r,
-        ).labels(**labels)
-        stage = Histogram(
-            names.SERVER_STAGE_DURATION, "Time spent per stage of an inference request",
-            ["model", "version", "revision", "stage"], buckets=names.LATENCY_BUCKETS, registry=r,
-        )
+        self.requests = _family(Counter, names.SERVER_REQUESTS, registry=r)
+        self.request_duration = _family(Histogram, names.SERVER_REQUEST_DURATION,
+                                        buckets=names.LATENCY_BUCKETS, registry=r).labels(**labels)
+        stage = _family(Histogram, names.SERVER_STAGE_DURATION, buckets=names.LATENCY_BUCKETS, registry=r)
         self.stage = {s: stage.labels(stage=s, **labels) for s in names.STAGES}
-        self.batch_size = Histogram(
-            names.SERVER_BATCH_SIZE, "Rows per onnxruntime run",
-            ["model", "version", "revision"], buckets=BATCH_BUCKETS, registry=r,
-        ).labels(**labels)
-        self.queue_depth = Gauge(
-            names.SERVER_QUEUE_DEPTH, "Requests waiting for an inference slot",
-            ["model", "version", "revision"], registry=r,
-        ).labels(**labels)
-        self.inflight = Gauge(
-            names.SERVER_INFLIGHT, "Inference requests being handled",
-            ["model", "version", "revision"], registry=r,
-        ).labels(**labels)
-        self.model_info = Gauge(
-            names.SERVER_MODEL_INFO, "The loaded model (value 1)",
-            ["model", "version", "revision", "sha256", "opset", "provider"], registry=r,
-        )
-        self.model_ready = Gauge(
-            names.SERVER_MODEL_READY, "1 when the model is loaded, warmed up and serving",
-            ["model", "version", "revision"], registry=r,
-        ).labels(**labels)
-        self.load_duration = Gauge(
-            names.SERVER_MODEL_LOAD_DURATION, "Seconds from start of fetch to ready",
-            ["model", "version", "revision"], registry=r,
-        ).labels(**labels)
-        failures = Counter(
-            names.SERVER_FAILURES, "Failures by reason",
-            ["model", "version", "revision", "reason"], registry=r,
-        )
+        self.batch_size = _family(Histogram, names.SERVER_BATCH_SIZE,
+                                  buckets=BATCH_BUCKETS, registry=r).labels(**labels)
+        self.queue_depth = _family(Gauge, names.SERVER_QUEUE_DEPTH, registry=r).labels(**labels)
+        self.inflight = _family(Gauge, names.SERVER_INFLIGHT, registry=r).labels(**labels)
+        self.model_info = _family(Gauge, names.SERVER_MODEL_INFO, registry=r)
+        self.model_ready = _family(Gauge, names.SERVER_MODEL_READY, registry=r).labels(**labels)
+        self.load_duration = _family(Gauge, names.SERVER_MODEL_LOAD_DURATION, registry=r).labels(**labels)
+        failures = _family(Counter, names.SERVER_FAILURES, registry=r)
         self.failures = failures
         for reason in names.FAILURE_REASONS:  # export zeros so rate() works from the start
             failures.labels(reason=reason, **labels)
-        self.prediction_log_dropped = Counter(
-            names.SERVER_PREDICTION_LOG_DROPPED, "Prediction log lines dropped (writer behind)",
-            ["model", "version", "revision"], registry=r,
-        ).labels(**labels)
+        self.prediction_log_dropped = _family(Counter, names.SERVER_PREDICTION_LOG_DROPPED,
+                                              registry=r).labels(**labels)
         self._codes: dict[int, Counter] = {}
         self.gates = GateMetrics(r, labels)
 
@@ -95,55 +71,26 @@ class GateMetrics:
 
     def __init__(self, r: CollectorRegistry, labels: dict[str, str]) -> None:
         self._labels = labels
-        base = ["model", "version", "revision"]
-        self.monitored_rows = Counter(
-            names.SERVER_MONITORED_ROWS, "Rows the monitor has checked (the denominator of every ratio)",
-            base, registry=r).labels(**labels)
-        self.monitor_dropped = Counter(
-            names.SERVER_MONITOR_DROPPED, "Requests left unmonitored because the monitor was behind",
-            base, registry=r).labels(**labels)
-        self.monitor_cpu = Counter(
-            names.SERVER_MONITOR_CPU, "CPU seconds the monitor thread has used", base, registry=r,
-        ).labels(**labels)
-        self.predictions = Counter(
-            names.SERVER_PREDICTIONS, "Rows predicted, by predicted class (classifiers)",
-            [*base, "class"], registry=r)
+        self.monitored_rows = _family(Counter, names.SERVER_MONITORED_ROWS, registry=r).labels(**labels)
+        self.monitor_dropped = _family(Counter, names.SERVER_MONITOR_DROPPED, registry=r).labels(**labels)
+        self.monitor_cpu = _family(Counter, names.SERVER_MONITOR_CPU, registry=r).labels(**labels)
+        self.predictions = _family(Counter, names.SERVER_PREDICTIONS, registry=r)
         self._registry = r
         self.score = self._score_family(names.SCORE_BUCKETS)
-        self.profile_info = Gauge(
-            names.SERVER_PROFILE_INFO, "The reference profile in use (value 1)", [*base, "sha256"],
-            registry=r)
-        self.drift_psi = Gauge(
-            names.SERVER_INPUT_DRIFT_PSI, "PSI of the feature over the drift window against the profile",
-            [*base, "feature"], registry=r)
-        self.drift_ks = Gauge(
-            names.SERVER_INPUT_DRIFT_KS, "KS statistic of the feature over the drift window against the "
-            "profile",
-            [*base, "feature"], registry=r)
-        self.drift_window_rows = Gauge(
-            names.SERVER_INPUT_DRIFT_WINDOW_ROWS, "Rows in the drift window", base, registry=r)
-        self.input_violations = Counter(
-            names.SERVER_INPUT_VIOLATIONS, "Feature values out of the profile's range, or missing",
-            [*base, "feature", "kind"], registry=r)
-        self.input_violating_rows = Counter(
-            names.SERVER_INPUT_VIOLATING_ROWS, "Rows with at least one input violation", base, registry=r)
-        self.output_violations = Counter(
-            names.SERVER_OUTPUT_VIOLATIONS, "Rows with an output value outside the declared outputBounds",
-            [*base, "output"], registry=r)
-        self.feedback = Counter(
-            names.SERVER_FEEDBACK, "Labelled rows joined to a prediction (classifiers)",
-            [*base, "result"], registry=r)
-        self.feedback_abs_error = Histogram(
-            names.SERVER_FEEDBACK_ABS_ERROR, "Absolute error of labelled rows (regressors)", base,
-            buckets=names.ABS_ERROR_BUCKETS, registry=r)
-        self.feedback_rejected = Counter(
-            names.SERVER_FEEDBACK_REJECTED, "Feedback ids not joined, by reason", [*base, "reason"],
-            registry=r)
-        self.feedback_store_rows = Gauge(
-            names.SERVER_FEEDBACK_STORE_ROWS, "Predicted rows held for feedback", base, registry=r)
-        self.feedback_store_evictions = Counter(
-            names.SERVER_FEEDBACK_STORE_EVICTIONS, "Rows pushed out of the store before their label came",
-            base, registry=r).labels(**labels)
+        self.profile_info = _family(Gauge, names.SERVER_PROFILE_INFO, registry=r)
+        self.drift_psi = _family(Gauge, names.SERVER_INPUT_DRIFT_PSI, registry=r)
+        self.drift_ks = _family(Gauge, names.SERVER_INPUT_DRIFT_KS, registry=r)
+        self.drift_window_rows = _family(Gauge, names.SERVER_INPUT_DRIFT_WINDOW_ROWS, registry=r)
+        self.input_violations = _family(Counter, names.SERVER_INPUT_VIOLATIONS, registry=r)
+        self.input_violating_rows = _family(Counter, names.SERVER_INPUT_VIOLATING_ROWS, registry=r)
+        self.output_violations = _family(Counter, names.SERVER_OUTPUT_VIOLATIONS, registry=r)
+        self.feedback = _family(Counter, names.SERVER_FEEDBACK, registry=r)
+        self.feedback_abs_error = _family(Histogram, names.SERVER_FEEDBACK_ABS_ERROR,
+                                          buckets=names.ABS_ERROR_BUCKETS, registry=r)
+        self.feedback_rejected = _family(Counter, names.SERVER_FEEDBACK_REJECTED, registry=r)
+        self.feedback_store_rows = _family(Gauge, names.SERVER_FEEDBACK_STORE_ROWS, registry=r)
+        self.feedback_store_evictions = _family(Counter, names.SERVER_FEEDBACK_STORE_EVICTIONS,
+                                                registry=r).labels(**labels)
         for reason in names.FEEDBACK_REJECTIONS:  # zeros, so rate() works from the start
             self.feedback_rejected.labels(reason=reason, **labels)
 
@@ -156,10 +103,7 @@ class GateMetrics:
         return self.score.labels(**self._labels)
 
     def _score_family(self, buckets: tuple[float, ...]) -> Histogram:
-        return Histogram(
-            names.SERVER_PREDICTION_SCORE, "Predicted values (regressors)", ["model", "version", "revision"],
-            buckets=buckets, registry=self._registry,
-        )
+        return _family(Histogram, names.SERVER_PREDICTION_SCORE, buckets=buckets, registry=self._registry)
 
     def child(self, metric, **extra: str):
         return metric.labels(**extra, **self._labels)
