@@ -64,7 +64,8 @@ def render(install: Install = Install()) -> list[dict]:
     """The objects of the chart's templates, as `helm template` prints them (no CRDs)."""
     manifests = chart().render(install.values(), name=install.release, namespace=install.namespace,
                                is_install=True)
-    return [obj for _path, text in sorted(manifests.items()) for obj in yaml.safe_load_all(text) if obj]
+    return [obj for path, text in sorted(manifests.items()) if not path.endswith("/NOTES.txt")
+            for obj in yaml.safe_load_all(text) if obj]
 
 
 def crds() -> list[tuple[str, str]]:

@@ -32,6 +32,7 @@ from tests.chart import (
     NAMESPACE,
     ROOT,
     Install,
+    chart,
     commands,
     crds,
     find,
@@ -454,3 +455,52 @@ def test_examples_are_only_values_the_chart_knows():
         helm_values = yaml.safe_load(path.read_text())
         render(Install(values_files=(str(path.relative_to(ROOT)),)))
         assert helm_values
+
+
+# --- references between the objects ----------------------------------------------------------
+
+REFERENCE_CASES = {**MATRIX,
+                   "another release name": Install(release="prod", values_files=EVERYTHING),
+                   "no gateway": Install(values_files=EVERYTHING, sets=("gateway.enabled=false",))}
+
+
+@pytest.mark.parametrize("case", REFERENCE_CASES)
+def test_every_reference_names_an_object_the_chart_renders(case):
+    """Bindings bind rendered roles to rendered ServiceAccounts, pods run as one, Services,
+    monitors, budgets and policies select rendered pods, the HPA scales a rendered Deployment."""
+    install = REFERENCE_CASES[case]
+    objects = render(install)
+    names = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects}
+    accounts = {(ns, name) for kind, ns, name in names if kind == "ServiceAccount"}
+    templates = [o["spec"]["template"] for o in objects if o["kind"] == "Deployment"]
+    for obj in objects:
+        kind, spec, ns = obj["kind"], obj.get("spec", {}), obj["metadata"].get("namespace")
+        if kind in ("RoleBinding", "ClusterRoleBinding"):
+            ref = obj["roleRef"]
+            assert (ref["kind"], ns if ref["kind"] == "Role" else None, ref["name"]) in names, obj
+            assert {(s["namespace"], s["name"]) for s in obj["subjects"]} <= accounts, obj
+        elif kind == "Deployment":
+            assert (ns, spec["template"]["spec"]["serviceAccountName"]) in accounts
+            assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+        elif kind == "Service":
+            assert any(_selects(spec["selector"], t) for t in templates), obj["metadata"]["name"]
+        elif kind in ("PodDisruptionBudget", "ServiceMonitor"):
+            assert any(_selects(spec["selector"]["matchLabels"], t) for t in templates), obj
+        elif kind == "NetworkPolicy":
+            assert any(_selects(spec["podSelector"]["matchLabels"], t) for t in templates), obj
+        elif kind == "HorizontalPodAutoscaler":
+            assert ("Deployment", ns, spec["scaleTargetRef"]["name"]) in names
+    if install.release == "prod":
+        assert ("Deployment", NAMESPACE, "prod-modelrollout-operator") in names
+    gateway_objects = [n for n in names if "gateway" in n[2]]
+    assert bool(gateway_objects) == ("gateway.enabled=false" not in install.sets)
+
+
+def test_the_install_notes_name_the_gateway_url_and_the_namespaces_served():
+    notes = chart().render(Install().values(), name="modelrollout", namespace=NAMESPACE)
+    text = notes["modelrollout/templates/NOTES.txt"]
+    assert "http://modelrollout-gateway.modelrollout-system/v2/models/<model>/infer" in text
+    assert "serving every namespace" in text
+    namespaced = chart().render(Install(values_files=("charts/examples/namespaced.yaml",)).values(),
+                                name="modelrollout", namespace=NAMESPACE)
+    assert "serving ml, ml-staging" in namespaced["modelrollout/templates/NOTES.txt"]
