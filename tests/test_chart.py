@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import tomllib
-from pathlib import Path
 
 import click
 import helm_python as helm
@@ -448,13 +447,6 @@ def test_the_install_docs_link_the_argocd_and_alerts_pages():
     text = DOCS.read_text()
     assert "(argocd.md)" in text and "(alerts.md)" in text
 
-
-def test_examples_are_only_values_the_chart_knows():
-    for path in EXAMPLES.glob("*.yaml"):
-        assert Path(path).suffix == ".yaml"
-        helm_values = yaml.safe_load(path.read_text())
-        render(Install(values_files=(str(path.relative_to(ROOT)),)))
-        assert helm_values
 
 
 # --- references between the objects ----------------------------------------------------------
