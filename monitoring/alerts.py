@@ -4,7 +4,7 @@ charts/modelrollout/files/alerts.yaml (`--check` only compares). Tooling, not sh
 The file is a Prometheus rules file (``groups:``); the chart wraps it in a PrometheusRule. Every
 query is written with the metric catalogue's ``selector()`` (serving/contract/metric_names.py),
 and every alert's ``runbook_url`` points at its paragraph in docs/alerts.md. promtool checks and
-unit-tests the file (tests/test_alerts.py, tests/promtool/).
+unit-tests the file (tests/monitoring/test_alerts.py, tests/promtool/).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ API group, the resource with its subresource (``modeldeployments/status``) and t
 namespace. Requests that name no resource (discovery, OpenAPI) are counted with resource
 None: every authenticated user may make them (the system:discovery role).
 
-tests/test_rbac_behaviour.py checks the counts against manifests/rbac/.
+tests/e2e/test_e2e_rbac.py checks the counts against manifests/rbac/.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from modelrollout.serving.gateway.state import RouteState
 from modelrollout.serving.server.metrics import ServerMetrics
 from prometheus_client import CollectorRegistry
 
-from tests.operator_fixtures import Rollout
+from tests.support.operator_fixtures import Rollout
 
 
 def exported(registry: CollectorRegistry) -> dict[str, tuple[str, str, set[str]]]:

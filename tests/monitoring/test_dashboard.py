@@ -23,10 +23,10 @@ from modelrollout.serving.contract import metric_names as names
 from modelrollout.harness.cluster import LocalCluster, model_deployment
 from modelrollout.harness.process import wait_for
 from modelrollout.harness.traffic import Traffic, wait_serving
-from tests.e2e import ERROR_RATE, healthy_on, until_resumed
-from tests.processes import MODELROLLOUT
+from tests.support.e2e import ERROR_RATE, healthy_on, until_resumed
+from tests.support.processes import MODELROLLOUT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "charts" / "modelrollout" / "files" / "dashboard.json"
 INTERVAL = 3.0
 SHADOW_METRICS = [

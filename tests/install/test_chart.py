@@ -23,8 +23,8 @@ from modelrollout.operator.spec import parse_spec
 
 from modelrollout.cli import main
 from modelrollout.install_manifests import install_documents
-from tests import pod_security
-from tests.chart import (
+from tests.support import pod_security
+from tests.support.chart import (
     CHART,
     EXAMPLES,
     MONITORING_GROUP,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.test_dashboard import ROOT, check_query, load
+from tests.monitoring.test_dashboard import ROOT, check_query, load
 
 COMMITTED = ROOT / "charts" / "modelrollout" / "files" / "alerts.yaml"
 PROMTOOL_TESTS = sorted((ROOT / "tests" / "promtool").glob("*.yaml"))

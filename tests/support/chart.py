@@ -14,7 +14,7 @@ from pathlib import Path
 import helm_python as helm
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "modelrollout"
 EXAMPLES = ROOT / "charts" / "examples"
 RELEASE = "modelrollout"  # the release name of docs/install.md: object names are those of manifests/
