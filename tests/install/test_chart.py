@@ -293,6 +293,24 @@ def test_the_pod_monitor_selects_the_model_servers_the_operator_creates():
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["ml", "ml-staging"]}
 
 
+def test_the_monitors_label_series_as_the_dashboard_and_the_alerts_select_them():
+    """The job of each process and the model_deployment of each server pod, as the metric
+    contract names them, set by relabeling (the local harness's Prometheus does the same)."""
+    from modelrollout.operator.routing import MODEL_DEPLOYMENT_LABEL
+    from modelrollout.serving.contract import metric_names as names
+
+    objects = _objects("monitoring")
+    for kind, name, job in (("ServiceMonitor", "modelrollout-operator", names.JOB_OPERATOR),
+                            ("ServiceMonitor", "modelrollout-gateway", names.JOB_GATEWAY),
+                            ("PodMonitor", "modelrollout-model-servers", names.JOB_SERVERS)):
+        monitor = find(objects, kind, name)
+        (endpoint,) = monitor["spec"]["endpoints" if kind == "ServiceMonitor" else "podMetricsEndpoints"]
+        assert {"action": "replace", "targetLabel": "job", "replacement": job} in endpoint["relabelings"], name
+    (servers,) = find(objects, "PodMonitor", "modelrollout-model-servers")["spec"]["podMetricsEndpoints"]
+    meta = "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() else "_" for c in MODEL_DEPLOYMENT_LABEL)
+    assert {"action": "replace", "sourceLabels": [meta], "targetLabel": "model_deployment"} in servers["relabelings"]
+
+
 def test_the_prometheus_rule_holds_the_groups_of_files_alerts_yaml():
     rule = find(_objects("monitoring"), "PrometheusRule", "modelrollout")
     groups = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())["groups"]
