@@ -305,10 +305,12 @@ def test_the_monitors_label_series_as_the_dashboard_and_the_alerts_select_them()
                             ("PodMonitor", "modelrollout-model-servers", names.JOB_SERVERS)):
         monitor = find(objects, kind, name)
         (endpoint,) = monitor["spec"]["endpoints" if kind == "ServiceMonitor" else "podMetricsEndpoints"]
-        assert {"action": "replace", "targetLabel": "job", "replacement": job} in endpoint["relabelings"], name
+        relabel = {"action": "replace", "targetLabel": "job", "replacement": job}
+        assert relabel in endpoint["relabelings"], name
     (servers,) = find(objects, "PodMonitor", "modelrollout-model-servers")["spec"]["podMetricsEndpoints"]
     meta = "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() else "_" for c in MODEL_DEPLOYMENT_LABEL)
-    assert {"action": "replace", "sourceLabels": [meta], "targetLabel": "model_deployment"} in servers["relabelings"]
+    relabel = {"action": "replace", "sourceLabels": [meta], "targetLabel": "model_deployment"}
+    assert relabel in servers["relabelings"]
 
 
 def test_the_prometheus_rule_holds_the_groups_of_files_alerts_yaml():
