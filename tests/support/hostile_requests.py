@@ -12,7 +12,13 @@ would count an answered inference.
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.raw_http import Client
 
 INPUT = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
 DOC = json.dumps(INPUT, separators=(",", ":")).encode()
@@ -133,3 +139,37 @@ def under_limits(path: str, line: int = 8192, block: int = 32768,
         ("a head near the block limit",
          with_body(*(f"X-H{i}: " + "a" * (line // 2) for i in range(2 * block // line - 2)))),
     ]
+
+
+def is_refusal(status: int) -> bool:
+    return 400 <= status < 500 or status == 505
+
+
+@settings(max_examples=60, deadline=None, database=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(raw=st.binary(min_size=1, max_size=300))
+def fuzz_raw_bytes(port: int, raw: bytes) -> None:
+    """Whatever bytes arrive, the answer is a 4xx/505 refusal with an error body, or the
+    connection closes with nothing sent (bytes that begin no request); never a 5xx."""
+    with Client(port) as client:
+        try:
+            client.send(raw)
+            answer = client.answer()
+        except (EOFError, OSError):
+            return
+        assert is_refusal(answer.status), (raw, answer)
+        assert answer.json()["error"]
+
+
+def garbled_heads(port: int, good: bytes, seed: int = 13, count: int = 30) -> None:
+    """The start of a good request, random bytes, the end of a head: refused or closed."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        raw = good[:rng.randrange(10, 60)] + rng.randbytes(rng.randrange(1, 200)) + b"\r\n\r\n"
+        with Client(port) as client:
+            client.send(raw)
+            try:
+                answer = client.answer()
+            except (EOFError, OSError):
+                continue
+            assert is_refusal(answer.status), (raw, answer)

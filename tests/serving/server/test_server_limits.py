@@ -10,15 +10,20 @@ keeps serving throughout.
 
 from __future__ import annotations
 
-import random
 import subprocess
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from tests.support.hostile_requests import DOC, framing, head, oversized, under_limits
+from tests.support.hostile_requests import (
+    DOC,
+    framing,
+    fuzz_raw_bytes,
+    garbled_heads,
+    head,
+    oversized,
+    under_limits,
+)
 from tests.support.models import metric, scrape
 from tests.support.processes import MODELROLLOUT, wait_for
 from tests.support.raw_http import Client
@@ -191,34 +196,9 @@ def test_a_connection_that_begins_no_request_is_closed(server, sent):
             pytest.fail("still open after 15 s")
 
 
-@settings(max_examples=60, deadline=None, database=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
-@given(raw=st.binary(min_size=1, max_size=300))
-def fuzz_raw_bytes(port: int, raw: bytes) -> None:
-    """Whatever bytes arrive, the answer is a 4xx/505 refusal with an error body, or the
-    connection closes with nothing sent (bytes that begin no request); never a 5xx."""
-    with Client(port) as client:
-        try:
-            client.send(raw)
-            answer = client.answer()
-        except (EOFError, OSError):
-            return
-        assert 400 <= answer.status < 500 or answer.status == 505, (raw, answer)
-        assert answer.json()["error"]
-
-
 def test_random_bytes_get_a_refusal_and_the_server_keeps_serving(server):
     fuzz_raw_bytes(server.port)
-    rng = random.Random(13)
-    for _ in range(30):  # the start of a good request, random bytes, the end of a head
-        raw = good()[:rng.randrange(10, 60)] + rng.randbytes(rng.randrange(1, 200)) + b"\r\n\r\n"
-        with Client(server.port) as client:
-            client.send(raw)
-            try:
-                answer = client.answer()
-            except (EOFError, OSError):
-                continue
-            assert 400 <= answer.status < 500 or answer.status == 505, (raw, answer)
+    garbled_heads(server.port, good())
     assert_served(server.port)
     assert metric(scrape(server.url), "modelrollout_server_failures_total", reason="inference_error") == 0
     assert "Traceback" not in server.logs()
