@@ -119,7 +119,9 @@ class InferEndpoint:
         settings, state, stage = self.settings, self.state, self.metrics.stage
         check_model(settings, name, version)
         runtime, scheduler = state.runtime, state.scheduler
-        if runtime is None or scheduler is None or state.draining:
+        # Draining (SIGTERM, readiness already false) still serves: requests routed by
+        # endpoints that have not yet heard of the shutdown are answered, not refused.
+        if runtime is None or scheduler is None:
             raise NotReady(f"model '{settings.model_name}' is not ready: {state.unready_reason()}")
         body = await read_body(receive, headers, settings.max_body_bytes)
         t0 = time.perf_counter()
