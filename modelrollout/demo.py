@@ -45,7 +45,7 @@ PREVIEW_HEADER = {"x-modelrollout-revision": "preview"}
 METRICS = [
     {"name": "error-rate", "thresholdRange": {"max": ERROR_RATE_MAX}, "minSamples": 5},
     {"name": "latency-p99", "thresholdRange": {"max": 0.25}, "minSamples": 5},
-    {"name": "prediction-shift", "thresholdRange": {"max": PREDICTION_SHIFT_MAX}, "minSamples": 20},
+    {"name": "prediction-shift", "thresholdRange": {"max": PREDICTION_SHIFT_MAX}, "minSamples": 15},
     {"name": "shadow-agreement", "thresholdRange": {"min": 0.99}, "minSamples": 20},
     {"name": "shadow-error-rate", "thresholdRange": {"max": 0.01}, "minSamples": 20},
 ]
@@ -203,6 +203,7 @@ def _follow(cluster: LocalCluster, say, samples: list[Sample], done, timeout: fl
     """Print every change of the rollout until ``done(status)``; sample it for the chart."""
     deadline = time.monotonic() + timeout
     shown = None
+    resumed: set[str] = set()
     while True:
         status = cluster.status(NAME)
         traffic = status.get("traffic") or {}
@@ -215,6 +216,13 @@ def _follow(cluster: LocalCluster, say, samples: list[Sample], done, timeout: fl
             shown = line
         if done(status):
             return status
+        measured = (status.get("analysis") or [{}])[-1].get("at")
+        if status.get("reason") == "AnalysisInconclusive" and measured and measured not in resumed:
+            # Too few requests behind a measurement (a busy machine answers fewer): what a
+            # person does, `kubectl modelrollout resume`, measures again.
+            resumed.add(measured)
+            say("too little traffic behind the measurement yet: resume, to measure again")
+            cluster.command(NAME, "resume", f"demo-resume-{time.time_ns()}")
         if time.monotonic() > deadline:
             raise click.ClickException(f"the rollout did not settle within {timeout:.0f}s: "
                                        f"{status.get('message')}")

@@ -60,7 +60,9 @@ def test_a_healthy_fast_candidate_that_predicts_otherwise_is_rolled_back_by_pred
     traffic = start(cluster, "shift", models["1.0.0"], steps, metrics)
     try:
         deploy(cluster, "shift", models["2.0.0"], "2.0.0", steps, metrics)  # other weights: other answers
-        final = cluster.wait_for("shift", lambda s: s.get("phase") == "Degraded", timeout=150, what="abort")
+        # A measurement with too few predictions behind it is inconclusive: measure again.
+        aborted = until_resumed(lambda s: s.get("phase") == "Degraded", cluster, "shift")
+        final = cluster.wait_for("shift", aborted, timeout=150, what="abort")
     finally:
         results = traffic.stop()
     assert final["reason"] == "AnalysisFailed"
@@ -73,7 +75,8 @@ def test_a_candidate_that_predicts_the_same_passes_prediction_shift(cluster, mod
     traffic = start(cluster, "same", models["1.0.0"], steps, [SHIFT])
     try:
         deploy(cluster, "same", models["1.0.1"], "1.0.1", steps, [SHIFT])  # 1.0.0 exported again
-        cluster.wait_for("same", healthy_on("1.0.1"), timeout=150, what="1.0.1 promoted")
+        cluster.wait_for("same", until_resumed(healthy_on("1.0.1"), cluster, "same"), timeout=150,
+                         what="1.0.1 promoted")
     finally:
         traffic.stop()
 
@@ -208,7 +211,8 @@ def test_a_shadow_that_predicts_otherwise_is_caught_by_prediction_shift_on_the_m
     traffic = start(cluster, "shadow-shift", models["1.0.0"], [], [SHIFT], strategy=strategy)
     try:
         deploy(cluster, "shadow-shift", models["2.0.0"], "2.0.0", [], [SHIFT], strategy=strategy)
-        final = cluster.wait_for("shadow-shift", lambda s: s.get("phase") == "Degraded", timeout=150,
+        aborted = until_resumed(lambda s: s.get("phase") == "Degraded", cluster, "shadow-shift")
+        final = cluster.wait_for("shadow-shift", aborted, timeout=150,
                                  what="the shadow's abort")
     finally:
         results = traffic.stop()
