@@ -1,6 +1,7 @@
 """Gateway with 1,000 models in its route table: per-request cost, route changes, memory.
 
-Four `modelrollout gateway` processes in front of one `modelrollout serve` (the tiny model),
+Four `modelrollout gateway` processes in front of one `modelrollout serve` (the tiny model,
+served as ``m0000``: the gateway forwards the model name as the client sent it),
 all running at once: route table from a file with 1 model and with 1,000, and from the
 Kubernetes API (the harness's API server in this process: ModelDeployments whose
 status.route the bench writes, and EndpointSlices) with 1 and with 1,000. Every model's
@@ -52,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "bench"
 MD = "modelrollout.io/v1alpha1"
 CHANGED = "m0999"
+MEASURED = "m0000"  # the model every measured request asks for
 
 
 def models(count: int) -> list[str]:
@@ -100,6 +102,17 @@ def gateway(label: str, source: list[str], log: Path) -> Proc:
     return Proc(label, cmd, port, log)
 
 
+def served_status(port: int, body: bytes) -> int:
+    connection = http.client.HTTPConnection(HOST, port, timeout=5)
+    try:
+        connection.request("POST", f"/v2/models/{MEASURED}/infer", body, {"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        answer.read()
+        return answer.status
+    finally:
+        connection.close()
+
+
 def served_revision(port: int, model: str, body: bytes) -> str | None:
     connection = http.client.HTTPConnection(HOST, port, timeout=5)
     try:
@@ -129,7 +142,7 @@ class Contender:
     slices: list[dict] = field(default_factory=list)
 
     def measure(self, body_file: Path, concurrency: int, seconds: int) -> None:
-        url = f"{self.process.base}/v2/models/m0000/infer"
+        url = f"{self.process.base}/v2/models/{MEASURED}/infer"
         run_wrk(url, body_file, concurrency, 1)  # warm-up
         cpu0 = self.process.cpu_seconds()
         parsed, _ = run_wrk(url, body_file, concurrency, seconds)
@@ -170,7 +183,7 @@ def main() -> int:
     (work / "kube").mkdir()
     with KubeEmulator(work / "kube") as kube:
         kube.define_crd(model_deployment_crd())
-        upstream = upstream_server(model_path, work / "server.log")
+        upstream = upstream_server(model_path, work / "server.log", MEASURED)
         started.append(upstream)
         try:
             upstream.start()
@@ -200,6 +213,13 @@ def main() -> int:
                 started.append(contender.process)
                 contender.process.start()
                 contender.process.wait_ready(timeout=120)
+                # Every figure below would otherwise be the cost of an error answer.
+                deadline = time.monotonic() + 60
+                while (status := served_status(contender.process.port, body)) != 200:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{contender.label}: {MEASURED} answered {status} "
+                                           "through the gateway")
+                    time.sleep(0.2)
             for round_no in range(args.rounds):
                 print(f"round {round_no + 1}", flush=True)
                 order = contenders if round_no % 2 == 0 else contenders[::-1]
