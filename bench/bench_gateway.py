@@ -114,8 +114,8 @@ class Proc(Server):
         return tree_cpu_seconds(self.proc.pid)
 
 
-def upstream_server(model_path: Path, log: Path) -> Proc:
-    server = modelrollout_server(model_path, free_port(), log, [])
+def upstream_server(model_path: Path, log: Path, name: str = "m") -> Proc:
+    server = modelrollout_server(model_path, free_port(), log, [], name)
     return Proc(server.label, server.cmd, server.port, server.log_path)
 
 

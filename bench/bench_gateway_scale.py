@@ -1,6 +1,7 @@
 """Gateway with 1,000 models in its route table: per-request cost, route changes, memory.
 
-Four `modelrollout gateway` processes in front of one `modelrollout serve` (the tiny model),
+Four `modelrollout gateway` processes in front of one `modelrollout serve` (the tiny model,
+served as ``m0000``: the gateway forwards the model name as the client sent it),
 all running at once: route table from a file with 1 model and with 1,000, and from the
 Kubernetes API (the harness's API server in this process: ModelDeployments whose
 status.route the bench writes, and EndpointSlices) with 1 and with 1,000. Every model's
@@ -10,7 +11,7 @@ one revision points at the same server; requests go to one model (``m0000``).
   interleaved rounds; 2xx/s, p50, p99, and the gateway's CPU per request (its process's
   utime + stime over the measured seconds / requests). The 1,000-model gateway is compared
   with the 1-model one of the same source, round by round.
-* Route change: ``--changes`` times, model ``m0999``'s revision is renamed (the weight all
+* Route change: ``--changes`` times, the last model's (``m0999``) revision is renamed (the weight all
   on the new name; the route file rewritten atomically, or status.route patched), and a
   client asks that model every 5 ms until an answer carries the new name in
   X-Modelrollout-Revision: the time from the write to that answer.
@@ -31,6 +32,7 @@ import http.client
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -51,17 +53,24 @@ from modelrollout.install_manifests import model_deployment_crd  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "bench"
 MD = "modelrollout.io/v1alpha1"
-CHANGED = "m0999"
+MEASURED = "m0000"  # the model every measured request asks for
 
 
 def models(count: int) -> list[str]:
     return [f"m{i:04d}" for i in range(count)]
 
 
+def last(count: int) -> str:
+    """The model whose route the change timings rename (m0999 of 1,000)."""
+    return models(count)[-1]
+
+
 def file_routes(path: Path, count: int, endpoint: str, changed: str | None = None) -> None:
     def revision(name: str) -> dict:
-        return {"name": changed if changed and name == CHANGED else "stable", "role": "stable", "weight": 100,
-                "endpoints": [endpoint]}
+        return {"name": changed if changed and name == renamed else "stable", "role": "stable",
+                "weight": 100, "endpoints": [endpoint]}
+
+    renamed = last(count)
 
     doc = {"models": {name: {"revisions": [revision(name)]} for name in models(count)}}
     partial = path.with_suffix(".tmp")
@@ -100,6 +109,17 @@ def gateway(label: str, source: list[str], log: Path) -> Proc:
     return Proc(label, cmd, port, log)
 
 
+def served_status(port: int, body: bytes) -> int:
+    connection = http.client.HTTPConnection(HOST, port, timeout=5)
+    try:
+        connection.request("POST", f"/v2/models/{MEASURED}/infer", body, {"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        answer.read()
+        return answer.status
+    finally:
+        connection.close()
+
+
 def served_revision(port: int, model: str, body: bytes) -> str | None:
     connection = http.client.HTTPConnection(HOST, port, timeout=5)
     try:
@@ -111,12 +131,12 @@ def served_revision(port: int, model: str, body: bytes) -> str | None:
         connection.close()
 
 
-def time_change(port: int, body: bytes, change, new: str) -> float:
+def time_change(port: int, body: bytes, model: str, change, new: str) -> float:
     """Seconds from ``change()`` (the write) to the first answer from revision ``new``."""
     started = time.monotonic()
     change()
     while time.monotonic() - started < 30:
-        if served_revision(port, CHANGED, body) == new:
+        if served_revision(port, model, body) == new:
             return time.monotonic() - started
         time.sleep(0.005)
     raise TimeoutError(f"revision {new} not served within 30 s")
@@ -129,7 +149,7 @@ class Contender:
     slices: list[dict] = field(default_factory=list)
 
     def measure(self, body_file: Path, concurrency: int, seconds: int) -> None:
-        url = f"{self.process.base}/v2/models/m0000/infer"
+        url = f"{self.process.base}/v2/models/{MEASURED}/infer"
         run_wrk(url, body_file, concurrency, 1)  # warm-up
         cpu0 = self.process.cpu_seconds()
         parsed, _ = run_wrk(url, body_file, concurrency, seconds)
@@ -168,55 +188,69 @@ def main() -> int:
     body = body_file.read_bytes()
     started: list[Proc] = []
     (work / "kube").mkdir()
-    with KubeEmulator(work / "kube") as kube:
-        kube.define_crd(model_deployment_crd())
-        upstream = upstream_server(model_path, work / "server.log")
-        started.append(upstream)
-        try:
-            upstream.start()
-            upstream.wait_ready()
-            endpoint = f"{HOST}:{upstream.port}"
-            one, many = work / "routes-1.json", work / "routes-many.json"
-            file_routes(one, 1, endpoint)
-            file_routes(many, args.models, endpoint)
-            t0 = time.monotonic()
-            for name in models(args.models):
-                add_model(kube, name, NAMESPACE, upstream.port)
-            add_model(kube, "m0000", "one", upstream.port)  # the 1-model gateway watches only "one"
-            print(f"{args.models} ModelDeployments written in {time.monotonic() - t0:.1f} s", flush=True)
-            def on_kubernetes(namespace: str) -> list[str]:
-                return ["--kubernetes", "--kubeconfig", str(kube.kubeconfig_for(f"gateway-{namespace}")),
-                        "--namespace", namespace]
+    try:
+        with KubeEmulator(work / "kube") as kube:
+            kube.define_crd(model_deployment_crd())
+            upstream = upstream_server(model_path, work / "server.log", MEASURED)
+            started.append(upstream)
+            try:
+                upstream.start()
+                upstream.wait_ready()
+                endpoint = f"{HOST}:{upstream.port}"
+                one, many = work / "routes-1.json", work / "routes-many.json"
+                file_routes(one, 1, endpoint)
+                file_routes(many, args.models, endpoint)
+                t0 = time.monotonic()
+                for name in models(args.models):
+                    add_model(kube, name, NAMESPACE, upstream.port)
+                add_model(kube, "m0000", "one", upstream.port)  # the 1-model gateway watches only "one"
+                print(f"{args.models} ModelDeployments written in {time.monotonic() - t0:.1f} s", flush=True)
+                def on_kubernetes(namespace: str) -> list[str]:
+                    return ["--kubernetes", "--kubeconfig", str(kube.kubeconfig_for(f"gateway-{namespace}")),
+                            "--namespace", namespace]
 
-            contenders = [
-                Contender("file, 1", gateway("file-1", ["--routes", str(one)], work / "g1.log")),
-                Contender(f"file, {args.models}",
-                          gateway("file-n", ["--routes", str(many)], work / "gn.log")),
-                Contender("kubernetes, 1", gateway("k8s-1", on_kubernetes("one"), work / "k1.log")),
-                Contender(f"kubernetes, {args.models}",
-                          gateway("k8s-n", on_kubernetes(NAMESPACE), work / "kn.log")),
-            ]
-            for contender in contenders:
-                started.append(contender.process)
-                contender.process.start()
-                contender.process.wait_ready(timeout=120)
-            for round_no in range(args.rounds):
-                print(f"round {round_no + 1}", flush=True)
-                order = contenders if round_no % 2 == 0 else contenders[::-1]
-                for contender in order:
-                    contender.measure(body_file, args.concurrency, args.seconds)
-            changes = {"file": [], "kubernetes": []}
-            many_file, many_kube = contenders[1].process, contenders[3].process
-            for i in range(args.changes):
-                new = f"r{i}"
-                changes["file"].append(time_change(
-                    many_file.port, body, lambda new=new: file_routes(many, args.models, endpoint, new), new))
-                changes["kubernetes"].append(time_change(
-                    many_kube.port, body, lambda new=new: set_route(kube, CHANGED, NAMESPACE, new), new))
-            memory = {c.label: psutil.Process(c.process.pid).memory_info().rss / 2**20 for c in contenders}
-        finally:
-            for process in started:
-                process.stop()
+                contenders = [
+                    Contender("file, 1", gateway("file-1", ["--routes", str(one)], work / "g1.log")),
+                    Contender(f"file, {args.models}",
+                              gateway("file-n", ["--routes", str(many)], work / "gn.log")),
+                    Contender("kubernetes, 1", gateway("k8s-1", on_kubernetes("one"), work / "k1.log")),
+                    Contender(f"kubernetes, {args.models}",
+                              gateway("k8s-n", on_kubernetes(NAMESPACE), work / "kn.log")),
+                ]
+                for contender in contenders:
+                    started.append(contender.process)
+                    contender.process.start()
+                    contender.process.wait_ready(timeout=120)
+                    # Every figure below would otherwise be the cost of an error answer.
+                    deadline = time.monotonic() + 60
+                    while (status := served_status(contender.process.port, body)) != 200:
+                        if time.monotonic() > deadline:
+                            raise RuntimeError(f"{contender.label}: {MEASURED} answered {status} "
+                                               "through the gateway")
+                        time.sleep(0.2)
+                for round_no in range(args.rounds):
+                    print(f"round {round_no + 1}", flush=True)
+                    order = contenders if round_no % 2 == 0 else contenders[::-1]
+                    for contender in order:
+                        contender.measure(body_file, args.concurrency, args.seconds)
+                changes = {"file": [], "kubernetes": []}
+                many_file, many_kube = contenders[1].process, contenders[3].process
+                changed = last(args.models)
+                for i in range(args.changes):
+                    new = f"r{i}"
+                    changes["file"].append(time_change(
+                        many_file.port, body, changed,
+                        lambda new=new: file_routes(many, args.models, endpoint, new), new))
+                    changes["kubernetes"].append(time_change(
+                        many_kube.port, body, changed,
+                        lambda new=new: set_route(kube, changed, NAMESPACE, new), new))
+                memory = {c.label: psutil.Process(c.process.pid).memory_info().rss / 2**20
+                          for c in contenders}
+            finally:
+                for process in started:
+                    process.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     report = render(args, contenders, changes, memory, stamp)
     (results / f"gateway-scale-{stamp}.md").write_text(report)
     print(report)
@@ -237,7 +271,8 @@ def render(args, contenders: list[Contender], changes: dict, memory: dict, stamp
                      f"{statistics.median(s['p50_ms'] for s in c.slices):.3f} | "
                      f"{statistics.median(s['p99_ms'] for s in c.slices):.3f} | {c.cpu_us:.0f} | "
                      f"{memory[c.label]:.0f} |")
-    lines += ["", "| route change (model m0999 renamed) | p50 s | max s | all |", "|---|---:|---:|---|"]
+    lines += ["", f"| route change (model {last(args.models)} renamed) | p50 s | max s | all |",
+              "|---|---:|---:|---|"]
     for source, times in changes.items():
         lines.append(f"| {source} | {statistics.median(times):.3f} | {max(times):.3f} | "
                      f"{', '.join(f'{t:.3f}' for t in times)} |")

@@ -177,10 +177,10 @@ def naive_server(model_path: Path, port: int, log: Path) -> Server:
     return Server("naive", cmd, port, log, env=env, cwd=BENCH)
 
 
-def modelrollout_server(model_path: Path, port: int, log: Path, extra: list[str]) -> Server:
+def modelrollout_server(model_path: Path, port: int, log: Path, extra: list[str], name: str = "m") -> Server:
     cmd = [
         str(VENV_BIN / "modelrollout"), "serve", "--model-uri", str(model_path),
-        "--model-name", "m", "--port", str(port), "--host", HOST, "--grace-seconds", "5", *extra,
+        "--model-name", name, "--port", str(port), "--host", HOST, "--grace-seconds", "5", *extra,
     ]
     return Server("modelrollout", cmd, port, log)
 

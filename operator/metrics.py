@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from modelrollout.serving.contract import metric_names as names
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -36,28 +38,46 @@ class OperatorMetrics:
         self.time_to_promote = _family(Histogram, names.ROLLOUT_TIME_TO_PROMOTE, r, buckets=_PROMOTE_BUCKETS)
         self.errors = _family(Counter, names.RECONCILE_ERRORS, r)
         self.duration = _family(Histogram, names.RECONCILE_DURATION, r)
+        # What each ModelDeployment's series carry now (strategy, reason, thresholds): a changed
+        # one is removed by name, not by scanning every series (that scan made each reconcile
+        # O(ModelDeployments), bench/bench_operator.py --profile).
+        self._strategies: dict[tuple[str, str], str] = {}
+        self._reasons: dict[tuple[str, str], str] = {}
+        self._thresholds: dict[tuple[str, str], set[tuple[str, str]]] = {}
 
     def observe(self, namespace: str, name: str, before: RolloutStatus, after: RolloutStatus,
                 spec: Spec | None = None) -> None:
         """Gauges from the new status (and the spec's thresholds); counters from what changed
         between the two statuses."""
         strategy = after.strategy or "canary"
-        for labels in list(self.phase._metrics):  # noqa: SLF001 - the strategy changed: old series go
-            if labels[:2] == (namespace, name) and labels[2] != strategy:
-                self.phase.remove(*labels)
+        old = self._strategies.get((namespace, name))
+        if old is not None and old != strategy:  # the strategy changed: its old series go
+            for phase in PHASES:
+                with contextlib.suppress(KeyError):
+                    self.phase.remove(namespace, name, old, phase)
+        self._strategies[(namespace, name)] = strategy
         for phase in PHASES:
             self.phase.labels(namespace, name, strategy, phase).set(1 if after.phase == phase else 0)
         # One series per rollout: the reason it is in now (the alerts' AnalysisInconclusive ...).
-        _forget(self.reason, namespace, name)
+        key = (namespace, name)
+        reason = self._reasons.pop(key, None)
+        if reason is not None and reason != after.reason:
+            with contextlib.suppress(KeyError):
+                self.reason.remove(namespace, name, reason)
         if after.reason:
             self.reason.labels(namespace, name, after.reason).set(1)
+            self._reasons[key] = after.reason
         self.step.labels(namespace, name).set(after.current_step)
         if spec is not None:
-            _forget(self.threshold, namespace, name)  # a metric or bound gone from the spec goes too
-            for metric in spec.analysis.metrics:
-                for bound, value in zip(names.THRESHOLD_BOUNDS, (metric.min, metric.max), strict=True):
-                    if value is not None:
-                        self.threshold.labels(namespace, name, metric.name, bound).set(value)
+            bounds = {(metric.name, bound): value for metric in spec.analysis.metrics
+                      for bound, value in zip(names.THRESHOLD_BOUNDS, (metric.min, metric.max), strict=True)
+                      if value is not None}
+            for gone in self._thresholds.get(key, set()) - bounds.keys():  # gone from the spec: goes too
+                with contextlib.suppress(KeyError):
+                    self.threshold.remove(namespace, name, *gone)
+            for (metric_name, bound), value in bounds.items():
+                self.threshold.labels(namespace, name, metric_name, bound).set(value)
+            self._thresholds[key] = set(bounds)
         for role, value in (("stable", after.traffic.stable), ("candidate", after.traffic.candidate),
                             ("mirror", after.traffic.mirror)):
             self.weight.labels(namespace, name, role).set(value)
@@ -81,6 +101,8 @@ class OperatorMetrics:
 
     def forget(self, namespace: str, name: str) -> None:
         """A deleted ModelDeployment leaves no gauges behind."""
+        for known in (self._strategies, self._reasons, self._thresholds):
+            known.pop((namespace, name), None)
         for gauge in (self.phase, self.reason, self.step, self.weight, self.analysis_value, self.threshold):
             _forget(gauge, namespace, name)
 

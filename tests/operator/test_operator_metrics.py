@@ -55,3 +55,20 @@ def test_a_changed_strategy_leaves_no_phase_series_of_the_old_one():
     observed(r, metrics)
     strategies = {s.labels["strategy"] for m in metrics.phase.collect() for s in m.samples}
     assert strategies == {"blueGreen"}
+
+
+def test_a_changed_strategy_removes_only_that_model_deployments_old_series_and_can_change_back():
+    metrics, r = OperatorMetrics(), Rollout(SPEC)
+    observed(r, metrics)
+    metrics.observe("ml", "other", r.status, r.status)  # another ModelDeployment, canary all along
+    for kind in (BLUE_GREEN, SPEC):
+        r.doc["strategy"] = kind["strategy"]
+        r.doc["analysis"] = kind["analysis"]
+        r.spec = Rollout(r.doc).spec
+        observed(r, metrics)
+    by_name = {}
+    for sample in (s for m in metrics.phase.collect() for s in m.samples):
+        by_name.setdefault(sample.labels["name"], set()).add(sample.labels["strategy"])
+    assert by_name == {"iris": {"canary"}, "other": {"canary"}}
+    metrics.forget("ml", "iris")
+    assert {s.labels["name"] for m in metrics.phase.collect() for s in m.samples} == {"other"}
