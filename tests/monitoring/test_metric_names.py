@@ -4,6 +4,8 @@ help, and nothing else; selector() refuses what the catalogue does not define.""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from modelrollout.operator.metrics import OperatorMetrics
 from modelrollout.serving.contract import metric_names as names
@@ -94,6 +96,14 @@ def test_the_operator_exports_the_current_reason_once_and_the_specs_thresholds()
     assert r.status.reason != first
     reasons = [s.labels["reason"] for f in metrics.reason.collect() for s in f.samples]
     assert reasons == [r.status.reason]
+    # A metric gone from the spec takes its threshold with it; another ModelDeployment's stays.
+    metrics.observe("ml", "other", before, r.status, r.spec)
+    unmeasured = dataclasses.replace(r.spec, analysis=dataclasses.replace(r.spec.analysis, metrics=()))
+    metrics.observe("ml", "iris", r.status, r.status, unmeasured)
+    assert value(metrics, names.ANALYSIS_THRESHOLD, metric="error-rate", bound="max") is None
+    assert metrics.registry.get_sample_value(names.ANALYSIS_THRESHOLD, {
+        "namespace": "ml", "name": "other", "metric": "error-rate", "bound": "max"}) == 0.01
+    metrics.forget("ml", "other")
     metrics.forget("ml", "iris")
     assert [s for f in metrics.threshold.collect() for s in f.samples] == []
 
