@@ -7,6 +7,8 @@ import json
 import socket
 from dataclasses import dataclass, field
 
+import pytest
+
 
 @dataclass
 class Answer:
@@ -91,3 +93,19 @@ class Client:
         if not data:
             raise EOFError(f"the connection was closed; unread: {self.buffer!r}")
         self.buffer += data
+
+
+def trickle(client: Client, data: bytes, pause: float) -> None:
+    """Send ``data`` a byte at a time, ``pause`` apart, until the other side answers or closes."""
+    client.sock.settimeout(pause)
+    for byte in data:
+        try:
+            client.send(bytes([byte]))
+            chunk = client.sock.recv(65536)
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+        client.buffer += chunk
+        return
+    pytest.fail(f"sent all {len(data)} bytes without an answer")

@@ -29,7 +29,7 @@ from tests.support.hostile_requests import (
     under_limits,
 )
 from tests.support.processes import free_port
-from tests.support.raw_http import Client
+from tests.support.raw_http import Client, trickle
 
 PATH = "/v2/models/rec/infer"
 DEADLINE_SECONDS = 2  # the head and body deadlines of the gateway under test
@@ -162,22 +162,6 @@ def test_pipelined_garbage_ends_the_connection_after_the_good_answers(gateway, u
         assert answer.status == 200 and answer.header("connection") == "close"
         assert client.closed()
     assert upstream.bodies() == [DOC] * 4
-
-
-def trickle(client: Client, data: bytes, pause: float) -> None:
-    """Send ``data`` a byte at a time, ``pause`` apart, until the gateway answers or closes."""
-    client.sock.settimeout(pause)
-    for byte in data:
-        try:
-            client.send(bytes([byte]))
-            chunk = client.sock.recv(65536)
-        except TimeoutError:
-            continue
-        except OSError:
-            return
-        client.buffer += chunk
-        return
-    pytest.fail(f"sent all {len(data)} bytes without an answer")
 
 
 def test_slow_senders_get_408_while_other_clients_are_served(gateway, upstream):

@@ -26,7 +26,7 @@ from tests.support.hostile_requests import (
 )
 from tests.support.models import metric, scrape
 from tests.support.processes import MODELROLLOUT, wait_for
-from tests.support.raw_http import Client
+from tests.support.raw_http import Client, trickle
 
 PATH = "/v2/models/tiny/infer"
 DEADLINE_SECONDS = 1.5  # the head and body deadlines of the server under test
@@ -126,22 +126,6 @@ def test_a_bad_chunk_while_the_app_waits_for_the_body_is_400(server):
     assert answered(server) == 0
     assert "Traceback" not in server.logs() and '"level": "ERROR"' not in server.logs()
     assert_served(server.port)
-
-
-def trickle(client: Client, data: bytes, pause: float) -> None:
-    """Send ``data`` a byte at a time, ``pause`` apart, until the server answers or closes."""
-    client.sock.settimeout(pause)
-    for byte in data:
-        try:
-            client.send(bytes([byte]))
-            chunk = client.sock.recv(65536)
-        except TimeoutError:
-            continue
-        except OSError:
-            return
-        client.buffer += chunk
-        return
-    pytest.fail(f"sent all {len(data)} bytes without an answer")
 
 
 def test_slow_senders_get_408_while_other_clients_are_served(server):
