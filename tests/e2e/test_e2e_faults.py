@@ -246,8 +246,14 @@ def test_a_stable_pod_killed_under_load_is_ejected_and_clients_lose_at_most_what
             killed_at[key] = time.monotonic()
         for key, rollout in made.items():
             rollout.clients.wait_results(100, since=killed_at[key])
-        after = {key: gateway_metric(cluster, "modelrollout_gateway_ejections_total", model=r.name,
-                                     revision=r.status["stableRevision"]) for key, r in made.items()}
+
+        def ejections() -> dict[str, float] | None:
+            """Once every dead pod was ejected (the third failure in a row on it does it)."""
+            now = {key: gateway_metric(cluster, "modelrollout_gateway_ejections_total", model=r.name,
+                                       revision=r.status["stableRevision"]) for key, r in made.items()}
+            return now if all(now[key] > before[key] for key in made) else None
+
+        after = wait_for(ejections, 15, "the dead pods ejected", poll_seconds=0.2)
         still = {r.name: cluster.status(r.name) for r in made.values()}
         results = {key: rollout.stop() for key, rollout in made.items()}
     for key, rollout in made.items():
