@@ -26,6 +26,8 @@ from kubernetes.client.exceptions import ApiException
 from ..election import ElectionTiming, Observed, claimed, holder_of, may_take, micro_time, observe, released
 from .api import Api
 
+RELEASE_ATTEMPTS = 5  # reads and writes of the Lease when giving it up, past conflicts
+
 log = logging.getLogger("modelrollout.operator")
 
 Callback = Callable[[], Awaitable[None]]
@@ -121,11 +123,26 @@ class LeaderElector:
         """Give the Lease up (shutting down): no holder, so a follower need not wait it out."""
         if self._lease is None or holder_of(self._lease) != self.identity:
             return
-        lease, self._lease = self._lease, None
+        self._lease = None
+
+        def give_up() -> bool:
+            # Read, then write on that version; again on a conflict: a renewal cut short by
+            # the shutdown may still be writing (its thread cannot be cancelled).
+            for _ in range(RELEASE_ATTEMPTS):
+                current = self.api.get("Lease", self.namespace, self.name)
+                if current is None or holder_of(current) != self.identity:
+                    return False
+                try:
+                    self.api.replace("Lease", self.namespace, self.name,
+                                     released(current, micro_time(datetime.now(UTC))))
+                    return True
+                except ApiException as exc:
+                    if exc.status != 409:
+                        raise
+            return False
+
         try:
-            await asyncio.wait_for(asyncio.to_thread(
-                self.api.replace, "Lease", self.namespace, self.name,
-                released(lease, micro_time(datetime.now(UTC)))), self.timing.retry_seconds)
-            log.info("leader election: %s released Lease %s/%s", self.identity, self.namespace, self.name)
+            if await asyncio.wait_for(asyncio.to_thread(give_up), self.timing.renew_deadline_seconds):
+                log.info("leader election: %s released Lease %s/%s", self.identity, self.namespace, self.name)
         except Exception as exc:  # noqa: BLE001 - the Lease then expires by itself
             log.warning("leader election: releasing Lease %s/%s failed: %s", self.namespace, self.name, exc)
