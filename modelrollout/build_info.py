@@ -24,6 +24,5 @@ def version() -> str:
 
 def register(registry: CollectorRegistry) -> None:
     """Export the build info (value 1) on a process's registry."""
-    Gauge(names.BUILD_INFO, "The modelrollout version and Python version of this process (value 1)",
-          ["version", "python_version"], registry=registry).labels(
+    names.family(Gauge, names.BUILD_INFO, registry).labels(
         version=version(), python_version=platform.python_version()).set(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 from modelrollout.serving.contract import metric_names as names
+from modelrollout.serving.contract.metric_names import family
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from modelrollout import build_info
@@ -15,29 +16,23 @@ from .status import ABORTED, PHASES, PROMOTED, RolloutStatus, parse_time
 _PROMOTE_BUCKETS = (30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400)
 
 
-def _family(kind, name: str, registry: CollectorRegistry, **options):
-    """A metric family as the contract defines it: its name, help and labels."""
-    definition = names.metric(name)
-    return kind(definition.name, definition.help, definition.labels, registry=registry, **options)
-
-
 class OperatorMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         build_info.register(self.registry)
         r = self.registry
-        self.phase = _family(Gauge, names.ROLLOUT_PHASE, r)
-        self.reason = _family(Gauge, names.ROLLOUT_REASON, r)
-        self.step = _family(Gauge, names.ROLLOUT_STEP, r)
-        self.weight = _family(Gauge, names.ROLLOUT_WEIGHT, r)
-        self.analysis_value = _family(Gauge, names.ANALYSIS_VALUE, r)
-        self.threshold = _family(Gauge, names.ANALYSIS_THRESHOLD, r)
-        self.measurements = _family(Counter, names.ANALYSIS_MEASUREMENTS, r)
-        self.aborts = _family(Counter, names.ROLLOUT_ABORTS, r)
-        self.promotions = _family(Counter, names.ROLLOUT_PROMOTIONS, r)
-        self.time_to_promote = _family(Histogram, names.ROLLOUT_TIME_TO_PROMOTE, r, buckets=_PROMOTE_BUCKETS)
-        self.errors = _family(Counter, names.RECONCILE_ERRORS, r)
-        self.duration = _family(Histogram, names.RECONCILE_DURATION, r)
+        self.phase = family(Gauge, names.ROLLOUT_PHASE, r)
+        self.reason = family(Gauge, names.ROLLOUT_REASON, r)
+        self.step = family(Gauge, names.ROLLOUT_STEP, r)
+        self.weight = family(Gauge, names.ROLLOUT_WEIGHT, r)
+        self.analysis_value = family(Gauge, names.ANALYSIS_VALUE, r)
+        self.threshold = family(Gauge, names.ANALYSIS_THRESHOLD, r)
+        self.measurements = family(Counter, names.ANALYSIS_MEASUREMENTS, r)
+        self.aborts = family(Counter, names.ROLLOUT_ABORTS, r)
+        self.promotions = family(Counter, names.ROLLOUT_PROMOTIONS, r)
+        self.time_to_promote = family(Histogram, names.ROLLOUT_TIME_TO_PROMOTE, r, buckets=_PROMOTE_BUCKETS)
+        self.errors = family(Counter, names.RECONCILE_ERRORS, r)
+        self.duration = family(Histogram, names.RECONCILE_DURATION, r)
         # What each ModelDeployment's series carry now (strategy, reason, thresholds): a changed
         # one is removed by name, not by scanning every series (that scan made each reconcile
         # O(ModelDeployments), bench/bench_operator.py --profile).

@@ -73,6 +73,13 @@ def metric(name: str) -> Metric:
         raise KeyError(f"{name!r} is not a modelrollout metric (serving/contract/metric_names.py)") from None
 
 
+def family(kind, name: str, registry, **options):
+    """A prometheus_client metric (``kind``: Counter, Gauge, Histogram) of ``registry``, as this
+    catalogue defines ``name``: its name, help and labels. Every process registers this way."""
+    definition = metric(name)
+    return kind(definition.name, definition.help, definition.labels, registry=registry, **options)
+
+
 def catalogue() -> tuple[Metric, ...]:
     """Every metric, in the order they are defined here."""
     return tuple(_CATALOGUE.values())

@@ -16,15 +16,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from modelrollout import build_info
 
 from ..contract import metric_names as names
+from ..contract.metric_names import family
 
 DIFF_BUCKETS = (0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100)
 BATCH = 256  # answered requests counted at a time (and on every read of the registry)
-
-
-def _family(kind, name: str, registry: CollectorRegistry, **options):
-    """A metric family as the contract defines it: its name, help and labels."""
-    definition = names.metric(name)
-    return kind(definition.name, definition.help, definition.labels, registry=registry, **options)
 
 
 class _FlushFirst:
@@ -68,22 +63,22 @@ class GatewayMetrics:
         r.register(_FlushFirst(self.flush))
         build_info.register(r)
         self._batch: list[tuple[str, str, str, int, float]] = []
-        self.requests = _family(Counter, names.GATEWAY_REQUESTS, r)
-        self.duration = _family(Histogram, names.GATEWAY_REQUEST_DURATION, r, buckets=names.LATENCY_BUCKETS)
-        self.upstream_failures = _family(Counter, names.GATEWAY_UPSTREAM_FAILURES, r)
-        self.fallbacks = _family(Counter, names.GATEWAY_FALLBACKS, r)
-        self.ejections = _family(Counter, names.GATEWAY_EJECTIONS, r)
-        self.weight = _family(Gauge, names.GATEWAY_WEIGHT, r)
-        self.ready_endpoints = _family(Gauge, names.GATEWAY_READY_ENDPOINTS, r)
-        self.route_updates = _family(Counter, names.GATEWAY_ROUTE_UPDATES, r)
-        self.mirrored = _family(Counter, names.GATEWAY_MIRRORED, r)
-        self.shadow_comparisons = _family(Counter, names.SHADOW_COMPARISONS, r)
-        self.shadow_max_abs_diff = _family(Histogram, names.SHADOW_MAX_ABS_DIFF, r, buckets=DIFF_BUCKETS)
-        self.shadow_duration = _family(Histogram, names.SHADOW_DURATION, r, buckets=names.LATENCY_BUCKETS)
-        self.shadow_primary_duration = _family(Histogram, names.SHADOW_PRIMARY_DURATION, r,
-                                               buckets=names.LATENCY_BUCKETS)
-        self.feedback = _family(Counter, names.GATEWAY_FEEDBACK, r)
-        self.feedback_unrouted = _family(Counter, names.GATEWAY_FEEDBACK_UNROUTED, r)
+        self.requests = family(Counter, names.GATEWAY_REQUESTS, r)
+        self.duration = family(Histogram, names.GATEWAY_REQUEST_DURATION, r, buckets=names.LATENCY_BUCKETS)
+        self.upstream_failures = family(Counter, names.GATEWAY_UPSTREAM_FAILURES, r)
+        self.fallbacks = family(Counter, names.GATEWAY_FALLBACKS, r)
+        self.ejections = family(Counter, names.GATEWAY_EJECTIONS, r)
+        self.weight = family(Gauge, names.GATEWAY_WEIGHT, r)
+        self.ready_endpoints = family(Gauge, names.GATEWAY_READY_ENDPOINTS, r)
+        self.route_updates = family(Counter, names.GATEWAY_ROUTE_UPDATES, r)
+        self.mirrored = family(Counter, names.GATEWAY_MIRRORED, r)
+        self.shadow_comparisons = family(Counter, names.SHADOW_COMPARISONS, r)
+        self.shadow_max_abs_diff = family(Histogram, names.SHADOW_MAX_ABS_DIFF, r, buckets=DIFF_BUCKETS)
+        self.shadow_duration = family(Histogram, names.SHADOW_DURATION, r, buckets=names.LATENCY_BUCKETS)
+        self.shadow_primary_duration = family(Histogram, names.SHADOW_PRIMARY_DURATION, r,
+                                              buckets=names.LATENCY_BUCKETS)
+        self.feedback = family(Counter, names.GATEWAY_FEEDBACK, r)
+        self.feedback_unrouted = family(Counter, names.GATEWAY_FEEDBACK_UNROUTED, r)
         self._children: dict[tuple, object] = {}
 
     def count(self, model: str, revision: str, role: str, code: int, seconds: float) -> None:

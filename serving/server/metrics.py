@@ -7,14 +7,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from modelrollout import build_info
 
 from ..contract import metric_names as names
+from ..contract.metric_names import family
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-
-
-def _family(kind, name: str, *, registry: CollectorRegistry, **options):
-    """A metric family as the contract defines it: its name, help and labels."""
-    definition = names.metric(name)
-    return kind(definition.name, definition.help, definition.labels, registry=registry, **options)
 
 
 class ServerMetrics:
@@ -27,24 +22,24 @@ class ServerMetrics:
         # analysis can tell stable from candidate even when both serve the same version.
         labels = {"model": model, "version": version, "revision": revision}
         self._labels = labels
-        self.requests = _family(Counter, names.SERVER_REQUESTS, registry=r)
-        self.request_duration = _family(Histogram, names.SERVER_REQUEST_DURATION,
-                                        buckets=names.LATENCY_BUCKETS, registry=r).labels(**labels)
-        stage = _family(Histogram, names.SERVER_STAGE_DURATION, buckets=names.LATENCY_BUCKETS, registry=r)
+        self.requests = family(Counter, names.SERVER_REQUESTS, registry=r)
+        self.request_duration = family(Histogram, names.SERVER_REQUEST_DURATION,
+                                       buckets=names.LATENCY_BUCKETS, registry=r).labels(**labels)
+        stage = family(Histogram, names.SERVER_STAGE_DURATION, buckets=names.LATENCY_BUCKETS, registry=r)
         self.stage = {s: stage.labels(stage=s, **labels) for s in names.STAGES}
-        self.batch_size = _family(Histogram, names.SERVER_BATCH_SIZE,
-                                  buckets=BATCH_BUCKETS, registry=r).labels(**labels)
-        self.queue_depth = _family(Gauge, names.SERVER_QUEUE_DEPTH, registry=r).labels(**labels)
-        self.inflight = _family(Gauge, names.SERVER_INFLIGHT, registry=r).labels(**labels)
-        self.model_info = _family(Gauge, names.SERVER_MODEL_INFO, registry=r)
-        self.model_ready = _family(Gauge, names.SERVER_MODEL_READY, registry=r).labels(**labels)
-        self.load_duration = _family(Gauge, names.SERVER_MODEL_LOAD_DURATION, registry=r).labels(**labels)
-        failures = _family(Counter, names.SERVER_FAILURES, registry=r)
+        self.batch_size = family(Histogram, names.SERVER_BATCH_SIZE,
+                                 buckets=BATCH_BUCKETS, registry=r).labels(**labels)
+        self.queue_depth = family(Gauge, names.SERVER_QUEUE_DEPTH, registry=r).labels(**labels)
+        self.inflight = family(Gauge, names.SERVER_INFLIGHT, registry=r).labels(**labels)
+        self.model_info = family(Gauge, names.SERVER_MODEL_INFO, registry=r)
+        self.model_ready = family(Gauge, names.SERVER_MODEL_READY, registry=r).labels(**labels)
+        self.load_duration = family(Gauge, names.SERVER_MODEL_LOAD_DURATION, registry=r).labels(**labels)
+        failures = family(Counter, names.SERVER_FAILURES, registry=r)
         self.failures = failures
         for reason in names.FAILURE_REASONS:  # export zeros so rate() works from the start
             failures.labels(reason=reason, **labels)
-        self.prediction_log_dropped = _family(Counter, names.SERVER_PREDICTION_LOG_DROPPED,
-                                              registry=r).labels(**labels)
+        self.prediction_log_dropped = family(Counter, names.SERVER_PREDICTION_LOG_DROPPED,
+                                             registry=r).labels(**labels)
         self._codes: dict[int, Counter] = {}
         self.gates = GateMetrics(r, labels)
 
@@ -71,26 +66,26 @@ class GateMetrics:
 
     def __init__(self, r: CollectorRegistry, labels: dict[str, str]) -> None:
         self._labels = labels
-        self.monitored_rows = _family(Counter, names.SERVER_MONITORED_ROWS, registry=r).labels(**labels)
-        self.monitor_dropped = _family(Counter, names.SERVER_MONITOR_DROPPED, registry=r).labels(**labels)
-        self.monitor_cpu = _family(Counter, names.SERVER_MONITOR_CPU, registry=r).labels(**labels)
-        self.predictions = _family(Counter, names.SERVER_PREDICTIONS, registry=r)
+        self.monitored_rows = family(Counter, names.SERVER_MONITORED_ROWS, registry=r).labels(**labels)
+        self.monitor_dropped = family(Counter, names.SERVER_MONITOR_DROPPED, registry=r).labels(**labels)
+        self.monitor_cpu = family(Counter, names.SERVER_MONITOR_CPU, registry=r).labels(**labels)
+        self.predictions = family(Counter, names.SERVER_PREDICTIONS, registry=r)
         self._registry = r
         self.score = self._score_family(names.SCORE_BUCKETS)
-        self.profile_info = _family(Gauge, names.SERVER_PROFILE_INFO, registry=r)
-        self.drift_psi = _family(Gauge, names.SERVER_INPUT_DRIFT_PSI, registry=r)
-        self.drift_ks = _family(Gauge, names.SERVER_INPUT_DRIFT_KS, registry=r)
-        self.drift_window_rows = _family(Gauge, names.SERVER_INPUT_DRIFT_WINDOW_ROWS, registry=r)
-        self.input_violations = _family(Counter, names.SERVER_INPUT_VIOLATIONS, registry=r)
-        self.input_violating_rows = _family(Counter, names.SERVER_INPUT_VIOLATING_ROWS, registry=r)
-        self.output_violations = _family(Counter, names.SERVER_OUTPUT_VIOLATIONS, registry=r)
-        self.feedback = _family(Counter, names.SERVER_FEEDBACK, registry=r)
-        self.feedback_abs_error = _family(Histogram, names.SERVER_FEEDBACK_ABS_ERROR,
-                                          buckets=names.ABS_ERROR_BUCKETS, registry=r)
-        self.feedback_rejected = _family(Counter, names.SERVER_FEEDBACK_REJECTED, registry=r)
-        self.feedback_store_rows = _family(Gauge, names.SERVER_FEEDBACK_STORE_ROWS, registry=r)
-        self.feedback_store_evictions = _family(Counter, names.SERVER_FEEDBACK_STORE_EVICTIONS,
-                                                registry=r).labels(**labels)
+        self.profile_info = family(Gauge, names.SERVER_PROFILE_INFO, registry=r)
+        self.drift_psi = family(Gauge, names.SERVER_INPUT_DRIFT_PSI, registry=r)
+        self.drift_ks = family(Gauge, names.SERVER_INPUT_DRIFT_KS, registry=r)
+        self.drift_window_rows = family(Gauge, names.SERVER_INPUT_DRIFT_WINDOW_ROWS, registry=r)
+        self.input_violations = family(Counter, names.SERVER_INPUT_VIOLATIONS, registry=r)
+        self.input_violating_rows = family(Counter, names.SERVER_INPUT_VIOLATING_ROWS, registry=r)
+        self.output_violations = family(Counter, names.SERVER_OUTPUT_VIOLATIONS, registry=r)
+        self.feedback = family(Counter, names.SERVER_FEEDBACK, registry=r)
+        self.feedback_abs_error = family(Histogram, names.SERVER_FEEDBACK_ABS_ERROR,
+                                         buckets=names.ABS_ERROR_BUCKETS, registry=r)
+        self.feedback_rejected = family(Counter, names.SERVER_FEEDBACK_REJECTED, registry=r)
+        self.feedback_store_rows = family(Gauge, names.SERVER_FEEDBACK_STORE_ROWS, registry=r)
+        self.feedback_store_evictions = family(Counter, names.SERVER_FEEDBACK_STORE_EVICTIONS,
+                                               registry=r).labels(**labels)
         for reason in names.FEEDBACK_REJECTIONS:  # zeros, so rate() works from the start
             self.feedback_rejected.labels(reason=reason, **labels)
 
@@ -103,7 +98,7 @@ class GateMetrics:
         return self.score.labels(**self._labels)
 
     def _score_family(self, buckets: tuple[float, ...]) -> Histogram:
-        return _family(Histogram, names.SERVER_PREDICTION_SCORE, buckets=buckets, registry=self._registry)
+        return family(Histogram, names.SERVER_PREDICTION_SCORE, buckets=buckets, registry=self._registry)
 
     def child(self, metric, **extra: str):
         return metric.labels(**extra, **self._labels)
