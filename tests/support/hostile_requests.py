@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.raw_http import Client
+from tests.support.raw_http import Client, trickle
 
 INPUT = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
 DOC = json.dumps(INPUT, separators=(",", ":")).encode()
@@ -173,3 +175,41 @@ def garbled_heads(port: int, good: bytes, seed: int = 13, count: int = 30) -> No
             except (EOFError, OSError):
                 continue
             assert is_refusal(answer.status), (raw, answer)
+
+
+def slow_senders(port: int, path: str, deadline_seconds: float, pause: float,
+                 assert_served: Callable[[int], None],
+                 assert_refused: Callable[[Client, int, str], None]) -> int:
+    """Clients that stall in the head, in the body, a slowloris crowd each mid-head, and ones
+    that trickle a byte at a time: each gets a 408 when its deadline runs out (bytes that keep
+    coming do not move it), while others are served meanwhile. How many were served."""
+    started = time.monotonic()
+    framed = head(path, "Host: x", f"Content-Length: {len(DOC)}")
+    stalled_head = Client(port)
+    stalled_head.send(framed[:-2])
+    stalled_body = Client(port)
+    stalled_body.send(framed + DOC[:10])
+    crowd = [Client(port) for _ in range(20)]
+    for client in crowd:
+        client.send(b"POST " + path.encode())
+    served = 0
+    while time.monotonic() - started < deadline_seconds - 0.5:
+        assert_served(port)
+        served += 1
+    within = f"within {deadline_seconds:g} s"
+    with stalled_head:
+        assert_refused(stalled_head, 408, f"request line and headers not received {within}")
+    assert time.monotonic() - started >= deadline_seconds, "a deadline ran out early"
+    with stalled_body:
+        assert_refused(stalled_body, 408, f"request body not received {within}")
+    for client in crowd:
+        with client:
+            assert_refused(client, 408, f"request line and headers not received {within}")
+    with Client(port) as client:  # the head a byte at a time
+        trickle(client, framed + DOC, pause)
+        assert_refused(client, 408, f"not received {within}")
+    with Client(port) as client:  # the head at once, then the body a byte at a time
+        client.send(framed)
+        trickle(client, DOC, pause)
+        assert_refused(client, 408, f"not received {within}")
+    return served

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,11 +24,12 @@ from tests.support.hostile_requests import (
     garbled_heads,
     head,
     oversized,
+    slow_senders,
     smuggled,
     under_limits,
 )
 from tests.support.processes import free_port
-from tests.support.raw_http import Client, trickle
+from tests.support.raw_http import Client
 
 PATH = "/v2/models/rec/infer"
 DEADLINE_SECONDS = 2  # the head and body deadlines of the gateway under test
@@ -165,35 +165,7 @@ def test_pipelined_garbage_ends_the_connection_after_the_good_answers(gateway, u
 
 
 def test_slow_senders_get_408_while_other_clients_are_served(gateway, upstream):
-    started = time.monotonic()
-    stalled_head = Client(gateway.port)
-    stalled_head.send(head(PATH, "Host: x", f"Content-Length: {len(DOC)}")[:-2])
-    stalled_body = Client(gateway.port)
-    stalled_body.send(head(PATH, "Host: x", f"Content-Length: {len(DOC)}") + DOC[:10])
-    crowd = [Client(gateway.port) for _ in range(20)]  # a slowloris crowd, each mid-head
-    for client in crowd:
-        client.send(b"POST " + PATH.encode())
-    served = 0
-    while time.monotonic() - started < DEADLINE_SECONDS - 0.5:  # meanwhile, others are served
-        assert_served(gateway.port)
-        served += 1
-    with stalled_head:
-        assert_refused(stalled_head, 408, "request line and headers not received within 2 s")
-    assert time.monotonic() - started >= DEADLINE_SECONDS, "a deadline ran out early"
-    with stalled_body:
-        assert_refused(stalled_body, 408, "request body not received within 2 s")
-    for client in crowd:
-        with client:
-            assert_refused(client, 408, "request line and headers not received within 2 s")
-    # Bytes that keep coming do not move a deadline.
-    for data in (good(), head(PATH, "Host: x", f"Content-Length: {len(DOC)}") + DOC):
-        with Client(gateway.port) as client:
-            if data == good():  # the head, a byte at a time
-                trickle(client, data, 0.25)
-            else:  # the head at once, then the body a byte at a time
-                client.send(data[:len(data) - len(DOC)])
-                trickle(client, DOC, 0.25)
-            assert_refused(client, 408, "not received within 2 s")
+    served = slow_senders(gateway.port, PATH, DEADLINE_SECONDS, 0.25, assert_served, assert_refused)
     assert_served(gateway.port)
     assert upstream.bodies() == [DOC] * (served + 1)
 

@@ -11,7 +11,6 @@ keeps serving throughout.
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
 
@@ -22,11 +21,12 @@ from tests.support.hostile_requests import (
     garbled_heads,
     head,
     oversized,
+    slow_senders,
     under_limits,
 )
 from tests.support.models import metric, scrape
 from tests.support.processes import MODELROLLOUT, wait_for
-from tests.support.raw_http import Client, trickle
+from tests.support.raw_http import Client
 
 PATH = "/v2/models/tiny/infer"
 DEADLINE_SECONDS = 1.5  # the head and body deadlines of the server under test
@@ -129,34 +129,7 @@ def test_a_bad_chunk_while_the_app_waits_for_the_body_is_400(server):
 
 
 def test_slow_senders_get_408_while_other_clients_are_served(server):
-    started = time.monotonic()
-    stalled_head = Client(server.port)
-    stalled_head.send(head(PATH, "Host: x", f"Content-Length: {len(DOC)}")[:-2])
-    stalled_body = Client(server.port)
-    stalled_body.send(head(PATH, "Host: x", f"Content-Length: {len(DOC)}") + DOC[:10])
-    crowd = [Client(server.port) for _ in range(20)]
-    for client in crowd:
-        client.send(b"POST " + PATH.encode())
-    served = 0
-    while time.monotonic() - started < DEADLINE_SECONDS - 0.5:
-        assert_served(server.port)
-        served += 1
-    with stalled_head:
-        assert_refused(stalled_head, 408, "request line and headers not received within 1.5 s")
-    assert time.monotonic() - started >= DEADLINE_SECONDS, "a deadline ran out early"
-    with stalled_body:
-        assert_refused(stalled_body, 408, "request body not received within 1.5 s")
-    for client in crowd:
-        with client:
-            assert_refused(client, 408, "request line and headers not received within 1.5 s")
-    for data in (good(), head(PATH, "Host: x", f"Content-Length: {len(DOC)}") + DOC):
-        with Client(server.port) as client:
-            if data == good():  # the head, a byte at a time: bytes do not move its deadline
-                trickle(client, data, 0.2)
-            else:  # the head at once, then the body a byte at a time
-                client.send(data[:len(data) - len(DOC)])
-                trickle(client, DOC, 0.2)
-            assert_refused(client, 408, "not received within 1.5 s")
+    served = slow_senders(server.port, PATH, DEADLINE_SECONDS, 0.2, assert_served, assert_refused)
     wait_for(lambda: metric(scrape(server.url), "modelrollout_server_inflight_requests") == 0, 10,
              "the waiting requests to end")
     assert answered(server) == served
