@@ -14,15 +14,19 @@ Installed as the executable ``kubectl-modelrollout``, which kubectl finds on PAT
 from __future__ import annotations
 
 import getpass
+import re
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
 import click
+from pydantic import ValidationError
 
 from modelrollout.operator.kube.api import Api, configuration
-from modelrollout.operator.status import status_from_doc
+from modelrollout.operator.spec import Step
+from modelrollout.operator.status import BlueGreenStatus, ShadowStatus, status_from_doc
 
 KIND = "ModelDeployment"
 
@@ -117,11 +121,9 @@ _register("retry", "Start an aborted rollout of the same spec again.")
 
 def describe(body: dict) -> str:
     metadata = body.get("metadata") or {}
-    doc = body.get("status") or {}
-    status = status_from_doc(doc)
-    spec = body.get("spec") or {}
-    strategy = spec.get("strategy") or {}
-    kind = next(iter(strategy), "?")
+    status = status_from_doc(body.get("status") or {})
+    strategy = (body.get("spec") or {}).get("strategy") or {}
+    kind = status.strategy or next(iter(strategy), "?")
     lines = [
         f"Name:       {metadata.get('namespace')}/{metadata.get('name')}",
         f"Strategy:   {kind}",
@@ -133,37 +135,31 @@ def describe(body: dict) -> str:
         f"Traffic:    stable {status.traffic.stable}%, candidate {status.traffic.candidate}%"
         + (f", mirrored {status.traffic.mirror}%" if status.traffic.mirror else ""),
     ]
-    split = doc.get("replicaRouting")
-    if isinstance(split, dict):  # replicas routing: the weight is approximated by pod counts
-        lines.append(f"Pods:       {split.get('candidateEndpoints', 0)} candidate and "
-                     f"{split.get('stableEndpoints', 0)} stable behind the Service = "
-                     f"{split.get('candidateWeight', 0)}% candidate")
+    split = status.replica_routing
+    if split is not None:  # replicas routing: the weight is approximated by pod counts
+        lines.append(f"Pods:       {split.candidate_endpoints} candidate and {split.stable_endpoints} stable "
+                     f"behind the Service = {split.candidate_weight}% candidate")
     if status.candidate_revision:
         lines.append(f"Step:       {_step_line(kind, strategy.get(kind) or {}, status.current_step)}")
-    preview = doc.get("preview")
-    if isinstance(preview, dict) and status.candidate_revision:
-        ways = []
-        if preview.get("header"):
-            ways.append(f"header '{preview['header']}'")
-        if preview.get("service"):
-            ways.append(f"Service {preview['service']}")
+    preview = status.preview
+    if preview is not None and status.candidate_revision:
+        ways = [f"header '{preview.header}'"] if preview.header else []
+        ways += [f"Service {preview.service}"] if preview.service else []
         lines.append(f"Preview:    {' or '.join(ways)}")
-    blue_green = doc.get("blueGreen")
-    if isinstance(blue_green, dict):
-        active = f"Active:     {blue_green.get('activeRevision') or '-'}"
-        if blue_green.get("previewRevision"):
-            active += f", preview {blue_green['previewRevision']}"
-        if blue_green.get("switchedAt"):
-            active += f", switched at {blue_green['switchedAt']}"
+    blue_green = status.blue_green
+    if blue_green is not None:
+        active = f"Active:     {blue_green.active_revision or '-'}"
+        if blue_green.preview_revision:
+            active += f", preview {blue_green.preview_revision}"
+        if blue_green.switched_at:
+            active += f", switched at {blue_green.switched_at}"
         lines.append(active)
-        if blue_green.get("scaleDownAt"):
-            lines.append(f"Keep warm:  previous revision until {blue_green['scaleDownAt']}")
-    shadow = doc.get("shadow")
-    if isinstance(shadow, dict) and status.candidate_revision:
-        agreement = shadow.get("agreement")
-        line = f"Shadow:     {shadow.get('mirrorPercent', 0)}% mirrored, {shadow.get('comparisons', 0)}"
-        line += " compared"
-        lines.append(line + ("" if agreement is None else f", agreement {agreement:.4g}"))
+        if blue_green.scale_down_at:
+            lines.append(f"Keep warm:  previous revision until {blue_green.scale_down_at}")
+    shadow = status.shadow
+    if shadow is not None and status.candidate_revision:
+        line = f"Shadow:     {shadow.mirror_percent}% mirrored, {shadow.comparisons} compared"
+        lines.append(line + ("" if shadow.agreement is None else f", agreement {shadow.agreement:.4g}"))
     for measurement in status.analysis[-5:]:
         value = "no data" if measurement.value is None else f"{measurement.value:g}"
         lines.append(f"Analysis:   {measurement.metric} = {value}: {measurement.phase} ({measurement.at})")
@@ -177,29 +173,34 @@ def describe(body: dict) -> str:
     return "\n".join(lines)
 
 
-_STAGES = {"blueGreen": ("preview and pre-promotion analysis", "awaiting promotion", "scaling up",
-                         "switched, post-promotion analysis"),
-           "shadow": ("shadowing", "awaiting promotion")}
+# The stages of the strategies that have them, as their status records name them.
+_STAGES = {"blueGreen": get_args(get_args(BlueGreenStatus.model_fields["stage"].annotation)[0]),
+           "shadow": get_args(get_args(ShadowStatus.model_fields["stage"].annotation)[0])}
 
 
 def _step_line(kind: str, strategy: dict, current: int) -> str:
     if kind in _STAGES:
         stages = _STAGES[kind]
-        return f"{current + 1}/{len(stages)} {stages[current] if current < len(stages) else ''}".rstrip()
+        words = re.sub(r"(?<!^)([A-Z])", r" \1", stages[current]).lower() if current < len(stages) else ""
+        return f"{current + 1}/{len(stages)} {words}".rstrip()
     steps = strategy.get("steps") or []
     step = steps[current] if current < len(steps) else None
     return f"{current + 1}/{len(steps)}" + (f" {_step_text(step)}" if step else " (all done)")
 
 
-def _step_text(step: dict) -> str:
-    kind, value = next(iter(step.items()))
-    if kind == "setWeight":
-        return f"setWeight {value}"
-    if kind == "setMirror":
-        return f"setMirror {value.get('percent')}%"
-    if kind == "pause":
-        return f"pause {(value or {}).get('duration') or 'until resumed'}"
-    return f"analysis {', '.join((value or {}).get('metrics') or [])}"
+def _step_text(doc: dict) -> str:
+    try:
+        step = Step.model_validate(doc)
+    except ValidationError:
+        return "(not a valid step)"
+    if step.set_weight is not None:
+        return f"setWeight {step.set_weight}"
+    if step.set_mirror is not None:
+        return f"setMirror {step.set_mirror.percent}%"
+    if step.pause is not None:
+        duration = (doc.get("pause") or {}).get("duration")  # as the user wrote it
+        return f"pause {duration or 'until resumed'}"
+    return f"analysis {', '.join(step.analysis.metrics)}"
 
 
 def _get(api: Api, namespace: str, name: str) -> dict:

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from modelrollout import build_info
 
-from .spec import Spec
+from .spec import Metric, Spec
 from .status import ABORTED, PHASES, PROMOTED, RolloutStatus, parse_time
 
 _PROMOTE_BUCKETS = (30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400)
@@ -65,7 +65,7 @@ class OperatorMetrics:
         self.step.labels(namespace, name).set(after.current_step)
         if spec is not None:
             bounds = {(metric.name, bound): value for metric in spec.analysis.metrics
-                      for bound, value in zip(names.THRESHOLD_BOUNDS, (metric.min, metric.max), strict=True)
+                      for bound, value in zip(names.THRESHOLD_BOUNDS, _bounds(metric), strict=True)
                       if value is not None}
             for gone in self._thresholds.get(key, set()) - bounds.keys():  # gone from the spec: goes too
                 with contextlib.suppress(KeyError):
@@ -100,6 +100,10 @@ class OperatorMetrics:
             known.pop((namespace, name), None)
         for gauge in (self.phase, self.reason, self.step, self.weight, self.analysis_value, self.threshold):
             _forget(gauge, namespace, name)
+
+
+def _bounds(metric: Metric) -> tuple[float | None, float | None]:
+    return metric.threshold_range.min, metric.threshold_range.max
 
 
 def _forget(gauge: Gauge, namespace: str, name: str) -> None:

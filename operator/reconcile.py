@@ -73,7 +73,7 @@ async def _reconcile(shell: Shell, namespace: str, name: str) -> RolloutStatus |
     target = target_of(body, spec)
     observations = await observe(shell.applier.reads, shell.http, target, spec, status, body, now)
     decision = decide(spec, status, observations, now)
-    _, command_id = command_of(body, status)
+    _, command_id = command_of(status)
     if command_id is not None:
         log.info("ModelDeployment %s/%s: carrying out command %s", namespace, name, observations.command)
         decision = replace(decision, status=decision.status.with_(handled_command=command_id))
@@ -153,5 +153,5 @@ def target_of(body: dict, spec: Spec | None) -> Target:
     name = metadata["name"]
     return Target(name=name, namespace=metadata["namespace"],
                   model=(spec.model.name if spec and spec.model.name else name),
-                  options=spec.routing_options if spec else {}, uid=metadata.get("uid"),
+                  options=spec.traffic_routing.options if spec else {}, uid=metadata.get("uid"),
                   comparison=spec.comparison if spec else Comparison())

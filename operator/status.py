@@ -1,14 +1,31 @@
-"""ModelDeployment status: phases, conditions and what a rollout remembers. Pure.
+"""ModelDeployment status: phases, conditions, reasons, times, and the codec. Pure.
 
-Everything the operator decides lives here, so a restarted operator resumes from the
-status alone. Phases follow Argo Rollouts; condition types and reasons are constants
-in this file, and no reason's value ends in "Reason".
+Everything the operator decides lives in status, so a restarted operator resumes from the
+status alone. The record types are the API's (api/v1alpha1.py): a part every strategy
+shares, and each strategy's own record under its own key (status.canary, .blueGreen,
+.shadow). The phase is derived from the rest (phase_of), written for people and tools,
+and never read back. Condition types and reasons are constants here, and no reason's
+value ends in "Reason".
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from .api.v1alpha1 import (
+    BlueGreenStatus,
+    CanaryStatus,
+    Condition,
+    HistoryEntry,
+    Measurement,
+    RolloutStatus,
+    ScaleDown,
+    ShadowStatus,
+    Traffic,
+)
+
+__all__ = ["BlueGreenStatus", "CanaryStatus", "Condition", "HistoryEntry", "Measurement", "RolloutStatus",
+           "ScaleDown", "ShadowStatus", "Traffic"]  # and the vocabulary below
 
 # Every time written in status: UTC, microseconds.
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -20,6 +37,11 @@ def format_time(now: datetime) -> str:
 
 def parse_time(text: str) -> datetime:
     return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def deadline(since: str, seconds: float) -> datetime:
+    """When ``seconds`` after ``since`` (a time written in status) is."""
+    return parse_time(since) + timedelta(seconds=seconds)
 
 
 # Phases
@@ -51,7 +73,6 @@ ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
 ANALYSIS_FAILED = "AnalysisFailed"
 PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 CANDIDATE_CRASH_LOOP = "CandidateCrashLoop"
-ROLLOUT_ABORTED = "RolloutAborted"
 ABORTED_BY_USER = "AbortedByUser"
 PROMOTED = "Promoted"
 DEPLOYED = "Deployed"  # history result of a ModelDeployment's first revision
@@ -63,108 +84,36 @@ GOLDEN_SET_FAILED = "GoldenSetFailed"  # the candidate did worse than asked on t
 STABLE_READY = "StableReady"
 SCALE_DOWN_DELAY = "ScaleDownDelay"  # promoted; the previous revision kept at full size a while
 WAITING_FOR_PROMOTION = "WaitingForPromotion"  # blue-green preview or passed shadow: a person promotes
-PREVIEW_READY = "PreviewReady"  # blue-green: the preview passed its gate; pre-promotion analysis next
 SCALING_UP = "ScalingUp"  # blue-green: the preview grows to full size before the switch
 SWITCHED = "Switched"  # all traffic moved to the candidate in one write (blue-green, shadow)
 SHADOWING = "Shadowing"  # shadow: the candidate answers mirrored copies only
 SPEC_INVALID = "SpecInvalid"
 SPEC_VALID = "SpecValid"
 
-
-@dataclass(frozen=True)
-class Traffic:
-    stable: int = 100
-    candidate: int = 0
-    mirror: int = 0
-
-    def __post_init__(self) -> None:
-        if self.stable + self.candidate != 100 or not (0 <= self.candidate <= 100) or not (
-            0 <= self.mirror <= 100
-        ):
-            raise ValueError(f"weights must be 0..100 and add up to 100: {self}")
+# The reasons a rollout is called off for, and the one an unusable spec gets: Degraded.
+ABORT_REASONS = (ABORTED_BY_USER, CANDIDATE_CRASH_LOOP, PROGRESS_DEADLINE_EXCEEDED, SMOKE_TEST_FAILED,
+                 GOLDEN_SET_FAILED, ANALYSIS_FAILED)
 
 
-@dataclass(frozen=True)
-class Condition:
-    type: str
-    status: str  # "True", "False", "Unknown"
-    reason: str
-    message: str = ""
-    last_transition_time: str = ""
-    observed_generation: int = 0
+def phase_of(status: RolloutStatus, replicas: int) -> str:
+    """The phase, from the rest of the status (Argo Rollouts' CalculateRolloutPhase):
+    Degraded after an abort or for an unusable spec, Paused while it waits for a person,
+    Progressing while a candidate is in flight, a previous stable is kept warm or stable is
+    not at its ``replicas`` yet, Healthy otherwise."""
+    if status.reason in ABORT_REASONS or status.reason == SPEC_INVALID:
+        return DEGRADED
+    if status.paused or status.paused_by_user:
+        return PAUSED
+    if status.candidate_revision is not None or status.ready_replicas < replicas or warm_previous(status):
+        return PROGRESSING
+    return HEALTHY
 
 
-@dataclass(frozen=True)
-class Measurement:
-    """One analysis measurement of one metric."""
-
-    metric: str
-    at: str  # ISO time
-    value: float | None  # None: no data or an error
-    phase: str  # Successful, Failed, Inconclusive, Error
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    revision: str
-    model_version: str
-    sha256: str | None
-    result: str  # DEPLOYED (the first revision), PROMOTED, ABORTED or SUPERSEDED
-    at: str  # when the result came
-    started_at: str | None = None  # when the revision was first deployed (a candidate: created)
-    reason: str | None = None  # why, as a reason constant (AnalysisFailed, FastRevert, AbortedByUser...)
-    by: str | None = None  # who asked, when a person did (the kubectl plugin's requestedBy)
-
-
-@dataclass(frozen=True)
-class ScaleDown:
-    """A revision kept at ``replicas`` until ``at``, then scaled to 0 (keep-warm windows)."""
-
-    revision: str
-    replicas: int
-    at: str
-
-
-@dataclass(frozen=True)
-class RolloutStatus:
-    phase: str = PROGRESSING
-    reason: str = ""  # why the phase is what it is (one of the reasons above)
-    message: str = ""
-    stable_revision: str | None = None
-    candidate_revision: str | None = None
-    current_step: int = 0  # index into spec steps of the step being worked on
-    step_started_at: str | None = None  # when current_step began (pause and analysis timing)
-    candidate_since: str | None = None  # when the candidate appeared (progress deadline)
-    gate_passed: bool = False  # candidate fully ready and smoke test answered: traffic may move
-    traffic: Traffic = Traffic()
-    paused_by_user: bool = False
-    aborted_revision: str | None = None  # candidate that was aborted; stays until spec changes
-    abort_reason: str | None = None
-    analysis: tuple[Measurement, ...] = ()  # measurements of the current analysis step
-    consecutive_errors: int = 0  # analysis measurements in a row that could not be taken
-    history: tuple[HistoryEntry, ...] = ()
-    conditions: tuple[Condition, ...] = ()
-    observed_generation: int = 0
-    revision_versions: dict = field(default_factory=dict)  # revision -> model version
-    handled_command: str | None = None  # id of the last manual command carried out (status.command)
-    fast_revert: bool = False  # the candidate was promoted within spec.rollbackWindow: no steps
-    promote_full: bool = False  # a person asked to skip every step left (blue-green: once switched)
-    switched_at: str | None = None  # blue-green and shadow: when all traffic moved to the candidate
-    scale_downs: tuple[ScaleDown, ...] = ()  # revisions kept warm, and until when
-    comparisons: int = 0  # shadow: mirrored answers compared since the shadow began
-    comparisons_at: str | None = None  # when they were last counted
-    golden_set: dict | None = None  # the golden-set gate's scores for the candidate and stable
-    # For people and printer columns; derived, never read back by the engine.
-    strategy: str = ""  # canary, blueGreen or shadow
-    stable_version: str | None = None
-    candidate_version: str | None = None
-    ready_replicas: int = 0  # ready replicas of the stable revision
-    blue_green: dict | None = None  # {activeRevision, previewRevision, switchedAt, scaleDownAt}
-    shadow: dict | None = None  # {mirrorPercent, comparisons, agreement}
-
-    def with_(self, **changes) -> RolloutStatus:
-        return replace(self, **changes)
+def warm_previous(status: RolloutStatus) -> list[ScaleDown]:
+    """Keep-warm windows of revisions that served (a previous stable), not of an aborted
+    candidate kept for a look."""
+    last = {entry.revision: entry.result for entry in status.history}
+    return [down for down in status.scale_downs if last.get(down.revision) != ABORTED]
 
 
 def set_condition(
@@ -180,81 +129,48 @@ def set_condition(
         ):
             return conditions, False
         at = old.last_transition_time if old.status == new.status else now
-        updated = replace(new, last_transition_time=at)
+        updated = new.with_(last_transition_time=at)
         return conditions[:i] + (updated,) + conditions[i + 1:], True
-    return conditions + (replace(new, last_transition_time=now),), True
+    return conditions + (new.with_(last_transition_time=now),), True
+
+
+# --- the codec ---------------------------------------------------------------------------
+
+# Keys an earlier operator wrote that no field holds any more: the status writer nulls them.
+RETIRED_KEYS = ("stepStartedAt", "switchedAt", "promoteFull", "comparisons", "comparisonsAt",
+                "consecutiveErrors")
+_STAGES = {"blueGreen": ("Preview", "AwaitingPromotion", "ScalingUp", "Switched"),
+           "shadow": ("Shadowing", "AwaitingPromotion")}
 
 
 def status_to_doc(status: RolloutStatus) -> dict:
-    """The status as the CRD stores it (camelCase)."""
-    raw = asdict(status)
-    return {_camel(k): _camel_deep(v) for k, v in raw.items()}
+    """The status as the CRD stores it (camelCase), every field the operator owns spelled
+    out (null included, so a merge patch clears what is gone)."""
+    return status.model_dump(by_alias=True, mode="json")
 
 
 def status_from_doc(doc: dict | None) -> RolloutStatus:
-    """Read back what status_to_doc wrote; unknown or missing fields take defaults."""
-    if not doc:
-        return RolloutStatus()
-    plain = {_snake(k): v for k, v in doc.items()}
-    traffic = plain.get("traffic") or {}
-    return RolloutStatus(
-        phase=plain.get("phase", PROGRESSING),
-        reason=plain.get("reason", ""),
-        message=plain.get("message", ""),
-        stable_revision=plain.get("stable_revision"),
-        candidate_revision=plain.get("candidate_revision"),
-        current_step=int(plain.get("current_step", 0)),
-        step_started_at=plain.get("step_started_at"),
-        candidate_since=plain.get("candidate_since"),
-        gate_passed=bool(plain.get("gate_passed", False)),
-        traffic=Traffic(int(traffic.get("stable", 100)), int(traffic.get("candidate", 0)),
-                        int(traffic.get("mirror", 0))),
-        paused_by_user=bool(plain.get("paused_by_user", False)),
-        aborted_revision=plain.get("aborted_revision"),
-        abort_reason=plain.get("abort_reason"),
-        # A null field may come back missing: an Argo CD action's patch carries status as Lua
-        # saw it, and Lua has no null (docs/argocd.md). Missing reads as null.
-        analysis=tuple(Measurement(**{"value": None, **{_snake(k): v for k, v in m.items()}})
-                       for m in plain.get("analysis") or ()),
-        consecutive_errors=int(plain.get("consecutive_errors", 0)),
-        history=tuple(HistoryEntry(**{"sha256": None, **{_snake(k): v for k, v in h.items()}})
-                      for h in plain.get("history") or ()),
-        conditions=tuple(Condition(**{_snake(k): v for k, v in c.items()})
-                         for c in plain.get("conditions") or ()),
-        observed_generation=int(plain.get("observed_generation", 0)),
-        revision_versions=dict(plain.get("revision_versions") or {}),
-        handled_command=plain.get("handled_command"),
-        fast_revert=bool(plain.get("fast_revert", False)),
-        promote_full=bool(plain.get("promote_full", False)),
-        switched_at=plain.get("switched_at"),
-        scale_downs=tuple(ScaleDown(**{_snake(k): v for k, v in d.items()})
-                          for d in plain.get("scale_downs") or ()),
-        comparisons=int(plain.get("comparisons") or 0),
-        comparisons_at=plain.get("comparisons_at"),
-        golden_set=plain.get("golden_set"),
-        strategy=plain.get("strategy") or "",
-        stable_version=plain.get("stable_version"),
-        candidate_version=plain.get("candidate_version"),
-        ready_replicas=int(plain.get("ready_replicas") or 0),
-        blue_green=plain.get("blue_green"),
-        shadow=plain.get("shadow"),
-    )
+    """Read back what status_to_doc wrote (or an earlier operator did); unknown or missing
+    fields take defaults."""
+    return RolloutStatus.model_validate(_upgraded(doc or {}))
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-def _snake(name: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in name)
-
-
-def _camel_deep(value: object) -> object:
-    if isinstance(value, dict):
-        # Keys of plain dicts (revision names) stay as they are; only field names change.
-        return {(_camel(k) if isinstance(k, str) and "_" in k else k): _camel_deep(v)
-                for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_camel_deep(v) for v in value]
-    return value
+def _upgraded(doc: dict) -> dict:
+    """A status written before each strategy had a record of its own (currentStep holding
+    stages, their times at the top) in today's shape, so a rollout under way carries on."""
+    kind = doc.get("strategy")
+    if "paused" in doc or kind not in ("canary", "blueGreen", "shadow"):  # this operator always writes paused
+        return doc
+    step, started = int(doc.get("currentStep") or 0), doc.get("stepStartedAt")
+    rollout = doc.get("candidateRevision") is not None
+    old = dict(doc.get(kind) or {})
+    if kind == "canary":
+        record = {"step": step, "stepStartedAt": started}
+    elif kind == "blueGreen":
+        record = {**old, "stage": _STAGES[kind][min(step, 3)] if rollout else None, "stageStartedAt": started,
+                  "switchedAt": doc.get("switchedAt"), "promoteFull": bool(doc.get("promoteFull"))}
+    else:
+        record = {**old, "stage": _STAGES[kind][min(step, 1)] if rollout else None, "stageStartedAt": started,
+                  "comparisons": int(doc.get("comparisons") or 0), "comparisonsAt": doc.get("comparisonsAt")}
+    waiting = doc.get("phase") == PAUSED and not doc.get("pausedByUser")
+    return {**doc, kind: record, "paused": waiting}

@@ -15,7 +15,7 @@ Nothing but Successful lets a rollout move on.
 
 from __future__ import annotations
 
-from ..spec import MetricSpec
+from ..spec import Metric
 from ..status import Measurement
 
 SUCCESSFUL = "Successful"
@@ -26,22 +26,25 @@ RUNNING = "Running"
 
 
 def measurement_of(
-    metric: MetricSpec, at: str, value: float | None, samples: int, error: str | None = None
+    metric: Metric, at: str, value: float | None, samples: int, error: str | None = None
 ) -> Measurement:
     """One query result judged against the metric's thresholds."""
+    def taken(value: float | None, phase: str, message: str) -> Measurement:
+        return Measurement(metric=metric.name, at=at, value=value, phase=phase, message=message)
+
     if error is not None:
-        return Measurement(metric.name, at, None, ERROR, error)
+        return taken(None, ERROR, error)
     if value is None or samples < metric.min_samples:
-        return Measurement(metric.name, at, value, INCONCLUSIVE,
-                           f"{samples} samples, fewer than minSamples {metric.min_samples}")
+        return taken(value, INCONCLUSIVE, f"{samples} samples, fewer than minSamples {metric.min_samples}")
     if value != value:  # NaN: a ratio over no requests
-        return Measurement(metric.name, at, None, INCONCLUSIVE, "no data (NaN)")
-    if (metric.min is not None and value < metric.min) or (metric.max is not None and value > metric.max):
-        return Measurement(metric.name, at, value, FAILED, f"{value:g} outside {_range(metric)}")
-    return Measurement(metric.name, at, value, SUCCESSFUL, f"{value:g} inside {_range(metric)}")
+        return taken(None, INCONCLUSIVE, "no data (NaN)")
+    low, high = metric.threshold_range.min, metric.threshold_range.max
+    if (low is not None and value < low) or (high is not None and value > high):
+        return taken(value, FAILED, f"{value:g} outside {_range(metric)}")
+    return taken(value, SUCCESSFUL, f"{value:g} inside {_range(metric)}")
 
 
-def verdict(metric: MetricSpec, measurements: tuple[Measurement, ...], error_limit: int) -> str:
+def verdict(metric: Metric, measurements: tuple[Measurement, ...], error_limit: int) -> str:
     """The metric's verdict over its measurements, in the order they were taken."""
     mine = [m for m in measurements if m.metric == metric.name]
     if sum(m.phase == FAILED for m in mine) > metric.failure_limit:
@@ -60,7 +63,8 @@ def verdict(metric: MetricSpec, measurements: tuple[Measurement, ...], error_lim
     return RUNNING
 
 
-def _range(metric: MetricSpec) -> str:
-    low = "-inf" if metric.min is None else f"{metric.min:g}"
-    high = "+inf" if metric.max is None else f"{metric.max:g}"
+def _range(metric: Metric) -> str:
+    bounds = metric.threshold_range
+    low = "-inf" if bounds.min is None else f"{bounds.min:g}"
+    high = "+inf" if bounds.max is None else f"{bounds.max:g}"
     return f"[{low}, {high}]"

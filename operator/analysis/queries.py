@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from modelrollout.serving.contract import metric_names as names
 
-from ..spec import MetricSpec
+from ..spec import Metric
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def source(routing: str) -> str:
     return "builtin" if routing == "builtin" else "server"
 
 
-def query_for(metric: MetricSpec, routing: str) -> Query:
+def query_for(metric: Metric, routing: str) -> Query:
     """The queries of ``metric`` for a ModelDeployment routed by ``routing``."""
     if metric.query is not None:
         return Query(metric.query, None)

@@ -7,29 +7,21 @@
                          Inconclusive (no data, Prometheus down): pause, never promote
     after last step   -> promote: the candidate becomes stable at 100%, old stable to 0
 
-What every strategy shares (gate, promote, abort, history) is in lifecycle.py. One
+Its own record is status.canary: the step being worked on and when it began. What every
+strategy shares (gate, promote, abort, history) is in lifecycle.py and outcomes.py. One
 reconcile moves a rollout at most one step.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import timedelta
-
 from ..actions import RecordEvent
 from ..spec import Spec, Step
-from ..status import (
-    MIRROR_SET,
-    PAUSED,
-    PAUSED_BY_STEP,
-    PROGRESSING,
-    STEP_DONE,
-    WEIGHT_SET,
-    RolloutStatus,
-    Traffic,
-    parse_time,
-)
-from .lifecycle import Result, Tick, analysis_step, hold, next_step, promote
+from ..status import MIRROR_SET, PAUSED_BY_STEP, STEP_DONE, WEIGHT_SET, CanaryStatus, RolloutStatus, Traffic
+from .measuring import analysis_step
+from .outcomes import promote
+from .tick import Result, Tick, entered, hold
+
+KIND = "canary"
 
 
 def candidate_replicas(spec: Spec, status: RolloutStatus) -> int:
@@ -38,7 +30,31 @@ def candidate_replicas(spec: Spec, status: RolloutStatus) -> int:
 
 def metrics_now(spec: Spec, status: RolloutStatus) -> tuple[str, ...]:
     step = _step(spec, status)
-    return step.metrics if step is not None and step.kind == "analysis" else ()
+    return tuple(step.analysis.metrics) if step is not None and step.analysis is not None else ()
+
+
+def step_started_at(status: RolloutStatus) -> str | None:
+    return _record(status).step_started_at
+
+
+def begin(status: RolloutStatus, at: str) -> RolloutStatus:
+    return status.with_(canary=CanaryStatus(step=0, step_started_at=at))
+
+
+def reset(status: RolloutStatus) -> RolloutStatus:
+    return status.with_(canary=CanaryStatus())
+
+
+def keep_warm_seconds(spec: Spec) -> float:
+    return 0.0
+
+
+def keep_aborted_seconds(spec: Spec) -> float:
+    return 0.0
+
+
+def shown(spec: Spec, status: RolloutStatus) -> RolloutStatus:
+    return status.with_(canary=_record(status), current_step=_record(status).step)
 
 
 def promote_now(tick: Tick, status: RolloutStatus, why: str) -> Result:
@@ -51,49 +67,55 @@ def progress(tick: Tick, status: RolloutStatus, keep: list) -> Result:
     if step is None:
         return promote(tick, status, "every step passed")
     if tick.obs.command == "promote":
-        return next_step(status, tick.at, keep, "step skipped by a person", STEP_DONE)
-    if step.kind == "setWeight":
-        return _set_traffic(tick, status, Traffic(100 - step.weight, step.weight, status.traffic.mirror),
-                            WEIGHT_SET, f"candidate at {step.weight}%",
-                            f"candidate {status.candidate_revision} at {step.weight}%")
-    if step.kind == "setMirror":
-        split = status.traffic
-        return _set_traffic(tick, status, Traffic(split.stable, split.candidate, step.mirror_percent),
-                            MIRROR_SET, f"{step.mirror_percent}% of requests mirrored to the candidate",
-                            f"{step.mirror_percent}% of requests mirrored to candidate "
-                            f"{status.candidate_revision}")
-    if step.kind == "pause":
+        return _next(status, tick.at, STEP_DONE, "step skipped by a person"), keep
+    if step.set_weight is not None:
+        weight = step.set_weight
+        split = Traffic(stable=100 - weight, candidate=weight, mirror=status.traffic.mirror)
+        return _set_traffic(tick, status, split, WEIGHT_SET, f"candidate at {weight}%",
+                            f"candidate {status.candidate_revision} at {weight}%")
+    if step.set_mirror is not None:
+        split, percent = status.traffic, step.set_mirror.percent
+        return _set_traffic(tick, status, split.with_(mirror=percent), MIRROR_SET,
+                            f"{percent}% of requests mirrored to the candidate",
+                            f"{percent}% of requests mirrored to candidate {status.candidate_revision}")
+    if step.pause is not None:
         return _pause(tick, status, step, keep)
-    return _analysis(tick, status, step, keep)
+    return analysis_step(tick, status, tuple(step.analysis.metrics), keep, candidate_replicas(spec, status),
+                         "analysis",
+                         lambda passed: (_next(passed, tick.at, STEP_DONE, "analysis successful"), keep))
+
+
+def _record(status: RolloutStatus) -> CanaryStatus:
+    return status.canary or CanaryStatus()
 
 
 def _step(spec: Spec, status: RolloutStatus) -> Step | None:
-    return spec.steps[status.current_step] if status.current_step < len(spec.steps) else None
+    steps, index = spec.strategy.canary.steps, _record(status).step
+    return steps[index] if index < len(steps) else None
+
+
+def _next(status: RolloutStatus, at: str, reason: str, why: str, **changes) -> RolloutStatus:
+    """The next step begins."""
+    record = CanaryStatus(step=_record(status).step + 1, step_started_at=at)
+    return entered(status, reason, why, canary=record, **changes)
 
 
 def _set_traffic(tick: Tick, status: RolloutStatus, split: Traffic, reason: str, message: str,
                  event: str) -> Result:
-    spec = tick.spec
-    status = replace(status, traffic=split, current_step=status.current_step + 1, step_started_at=tick.at,
-                     analysis=(), consecutive_errors=0, phase=PROGRESSING, reason=reason, message=message)
-    keep = hold(tick, status, candidate_replicas(spec, status))
+    status = _next(status, tick.at, reason, message, traffic=split)
+    keep = hold(tick, status, candidate_replicas(tick.spec, status))
     return status, keep + [RecordEvent("Normal", reason, event)]
 
 
 def _pause(tick: Tick, status: RolloutStatus, step: Step, keep: list) -> Result:
-    if step.pause_seconds is None:
+    seconds = step.pause.duration_seconds
+    if seconds is None:
         if tick.obs.command == "resume":
-            return next_step(status, tick.at, keep, "resumed by a person", STEP_DONE)
-        message = f"paused at step {status.current_step} until a person resumes or promotes"
-        return replace(status, phase=PAUSED, reason=PAUSED_BY_STEP, message=message), keep
-    ends = parse_time(status.step_started_at) + timedelta(seconds=step.pause_seconds)
-    if tick.now >= ends:
-        return next_step(status, tick.at, keep, "pause over", STEP_DONE)
-    left = (ends - tick.now).total_seconds()
-    return replace(status, phase=PROGRESSING, reason=PAUSED_BY_STEP,
-                   message=f"pausing for {left:.0f} s more"), keep
-
-
-def _analysis(tick: Tick, status: RolloutStatus, step: Step, keep: list) -> Result:
-    return analysis_step(tick, status, step.metrics, keep, candidate_replicas(tick.spec, status), "analysis",
-                         lambda passed: next_step(passed, tick.at, keep, "analysis successful", STEP_DONE))
+            return _next(status, tick.at, STEP_DONE, "resumed by a person"), keep
+        message = f"paused at step {_record(status).step} until a person resumes or promotes"
+        return status.with_(paused=True, reason=PAUSED_BY_STEP, message=message), keep
+    started = step_started_at(status)
+    if tick.reached(started, seconds):
+        return _next(status, tick.at, STEP_DONE, "pause over"), keep
+    return status.with_(reason=PAUSED_BY_STEP,
+                        message=f"pausing for {tick.seconds_left(started, seconds):.0f} s more"), keep

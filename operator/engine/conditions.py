@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..status import (
     AVAILABLE,
     DEGRADED,
@@ -27,7 +25,8 @@ def with_conditions(status: RolloutStatus, at: str) -> RolloutStatus:
     phase, reason, message = status.phase, status.reason or status.phase, status.message
 
     def condition(kind: str, is_true: bool, why: str, text: str = "") -> Condition:
-        return Condition(kind, "True" if is_true else "False", why, text, "", generation)
+        return Condition(type=kind, status="True" if is_true else "False", reason=why, message=text,
+                         observed_generation=generation)
 
     wanted = [
         # Stable serves whatever else happens: available unless it is not ready (yet).
@@ -43,4 +42,4 @@ def with_conditions(status: RolloutStatus, at: str) -> RolloutStatus:
     conditions = status.conditions
     for new in wanted:
         conditions, _ = set_condition(conditions, new, at)
-    return replace(status, conditions=conditions)
+    return status.with_(conditions=conditions)

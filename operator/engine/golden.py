@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from modelrollout.serving.contract.golden import GoldenScore
 
-from ..spec import GoldenSetGate
+from ..spec import GoldenSet
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class GoldenResult:
     stable: GoldenScore | None  # None: nothing to compare with (a first deployment)
 
 
-def judge(gate: GoldenSetGate, result: GoldenResult) -> str | None:
+def judge(gate: GoldenSet, result: GoldenResult) -> str | None:
     """What fails, or None when the candidate passes."""
     ours, theirs = result.candidate, result.stable
     if result.kind == "classification":

@@ -2,13 +2,13 @@
 
 Past the gate the gateway mirrors mirrorPercent of requests to the candidate and compares
 each answer with the one stable gave the client; the candidate's weight stays 0 the whole
-time. Its stages, in ``status.current_step``:
+time. Its stages, in ``status.shadow.stage``:
 
-    0 shadowing       at least ``duration`` and ``minComparisons`` compared answers, the
-                      analysis metrics (shadow-agreement, shadow-latency-ratio,
-                      shadow-error-rate...) measured every interval the whole time.
-                      Failed: mirroring stops, the candidate goes, Degraded.
-    1 awaiting        passed with ``then: manual``: a person promotes (mirroring goes on)
+    Shadowing          at least ``duration`` and ``minComparisons`` compared answers, the
+                       analysis metrics (shadow-agreement, shadow-latency-ratio,
+                       shadow-error-rate...) measured every interval the whole time.
+                       Failed: mirroring stops, the candidate goes, Degraded.
+    AwaitingPromotion  passed with ``then: manual``: a person promotes (mirroring goes on)
 
 On pass (``then: promote``) or a person's promote, all traffic switches to the candidate
 in one write and the old stable is kept warm scaleDownDelaySeconds, as blue-green does.
@@ -16,25 +16,29 @@ in one write and the old stable is kept warm scaleDownDelaySeconds, as blue-gree
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import timedelta
-
 from ..actions import RecordEvent
 from ..analysis.judge import FAILED, INCONCLUSIVE, SUCCESSFUL
 from ..spec import Shadow, Spec
-from ..status import (
-    PAUSED,
-    PROGRESSING,
-    SHADOWING,
-    STEP_DONE,
-    WAITING_FOR_PROMOTION,
-    RolloutStatus,
-    Traffic,
-    parse_time,
-)
-from .lifecycle import Result, Tick, analysis_failed, hold, inconclusive, next_step, promote, run_analysis
+from ..status import SHADOWING, STEP_DONE, WAITING_FOR_PROMOTION, RolloutStatus, ShadowStatus, Traffic
+from .measuring import analysis_failed, inconclusive, run_analysis
+from .outcomes import promote
+from .tick import Result, Tick, entered, hold
 
-SHADOWING_STAGE, AWAITING = 0, 1
+KIND = "shadow"
+SHADOWING_STAGE, AWAITING = "Shadowing", "AwaitingPromotion"
+STAGES = (SHADOWING_STAGE, AWAITING)
+
+
+def _spec(spec: Spec) -> Shadow:
+    return spec.strategy.shadow
+
+
+def _record(status: RolloutStatus) -> ShadowStatus:
+    return status.shadow or ShadowStatus()
+
+
+def _stage(status: RolloutStatus) -> str:
+    return _record(status).stage or SHADOWING_STAGE
 
 
 def candidate_replicas(spec: Spec, status: RolloutStatus) -> int:
@@ -42,58 +46,93 @@ def candidate_replicas(spec: Spec, status: RolloutStatus) -> int:
 
 
 def metrics_now(spec: Spec, status: RolloutStatus) -> tuple[str, ...]:
-    return spec.strategy.metrics if status.current_step == SHADOWING_STAGE else ()
+    analysis = _spec(spec).analysis
+    return tuple(analysis.metrics) if analysis is not None and _stage(status) == SHADOWING_STAGE else ()
+
+
+def step_started_at(status: RolloutStatus) -> str | None:
+    return _record(status).stage_started_at
+
+
+def begin(status: RolloutStatus, at: str) -> RolloutStatus:
+    return status.with_(shadow=ShadowStatus(stage=SHADOWING_STAGE, stage_started_at=at))
+
+
+def reset(status: RolloutStatus) -> RolloutStatus:
+    return status.with_(shadow=ShadowStatus())
+
+
+def keep_warm_seconds(spec: Spec) -> float:
+    return float(_spec(spec).scale_down_delay_seconds)
+
+
+def keep_aborted_seconds(spec: Spec) -> float:
+    return 0.0
+
+
+def shown(spec: Spec, status: RolloutStatus) -> RolloutStatus:
+    agreement = [m.value for m in status.analysis if m.metric == "shadow-agreement" and m.value is not None]
+    record = _record(status).with_(mirror_percent=status.traffic.mirror,
+                                   agreement=agreement[-1] if agreement else None)
+    index = STAGES.index(record.stage) if status.candidate_revision and record.stage else 0
+    return status.with_(shadow=record, current_step=index)
 
 
 def counts_comparisons(spec: Spec, status: RolloutStatus) -> bool:
     """Whether compared answers are being counted now (for minComparisons)."""
-    return status.gate_passed and status.current_step == SHADOWING_STAGE and status.traffic.mirror > 0
+    return status.gate_passed and _stage(status) == SHADOWING_STAGE and status.traffic.mirror > 0
+
+
+def comparisons_counted_at(status: RolloutStatus) -> str | None:
+    return _record(status).comparisons_at
 
 
 def promote_now(tick: Tick, status: RolloutStatus, why: str) -> Result:
-    return promote(tick, status, why, keep_warm_seconds=tick.spec.strategy.scale_down_delay_seconds)
+    return promote(tick, status, why)
 
 
 def progress(tick: Tick, status: RolloutStatus, keep: list) -> Result:
-    shadow: Shadow = tick.spec.strategy
+    shadow = _spec(tick.spec)
     if tick.obs.command == "promote":
         return promote_now(tick, status, f"promoted by a person{tick.by()}")
     if status.traffic.mirror != shadow.mirror_percent:
         return _start_mirror(tick, status, shadow)
     if tick.obs.shadow_comparisons is not None:
-        status = replace(status, comparisons=tick.obs.shadow_comparisons, comparisons_at=tick.at)
-    if status.current_step == AWAITING:
-        return replace(status, phase=PAUSED, reason=WAITING_FOR_PROMOTION,
-                       message=f"shadow of {status.candidate_revision} passed: "
-                               "`kubectl modelrollout promote` switches all traffic to it"), keep
+        status = status.with_(shadow=_record(status).with_(comparisons=tick.obs.shadow_comparisons,
+                                                           comparisons_at=tick.at))
+    if _stage(status) == AWAITING:
+        return status.with_(paused=True, reason=WAITING_FOR_PROMOTION,
+                            message=f"shadow of {status.candidate_revision} passed: "
+                                    "`kubectl modelrollout promote` switches all traffic to it"), keep
     outcome, detail = SUCCESSFUL, ""
-    if shadow.metrics:
-        status, outcome, detail = run_analysis(tick, status, shadow.metrics)
+    if shadow.analysis is not None and shadow.analysis.metrics:
+        status, outcome, detail = run_analysis(tick, status, tuple(shadow.analysis.metrics))
     if outcome == FAILED:  # the abort's one write stops the mirror too
         return analysis_failed(tick, status, detail, candidate_replicas(tick.spec, status))
     if outcome == INCONCLUSIVE:
         return inconclusive(status, detail, keep)
-    ends = parse_time(status.step_started_at) + timedelta(seconds=shadow.duration_seconds)
+    started, comparisons = step_started_at(status), _record(status).comparisons
     waiting = []
-    if tick.now < ends:
-        waiting.append(f"{(ends - tick.now).total_seconds():.0f} s of the duration left")
-    if status.comparisons < shadow.min_comparisons:
-        waiting.append(f"{status.comparisons} of {shadow.min_comparisons} comparisons")
+    if not tick.reached(started, shadow.duration_seconds):
+        waiting.append(f"{tick.seconds_left(started, shadow.duration_seconds):.0f} s of the duration left")
+    if comparisons < shadow.min_comparisons:
+        waiting.append(f"{comparisons} of {shadow.min_comparisons} comparisons")
     if outcome != SUCCESSFUL:
         waiting.append(f"analysis running: {detail}")
     if waiting:
-        return replace(status, phase=PROGRESSING, reason=SHADOWING,
-                       message=f"shadowing {shadow.mirror_percent}% of requests: " + "; ".join(waiting)), keep
+        message = f"shadowing {shadow.mirror_percent}% of requests: " + "; ".join(waiting)
+        return status.with_(reason=SHADOWING, message=message), keep
     if shadow.then == "promote":
         return promote_now(tick, status, "shadow passed")
-    return next_step(status, tick.at, keep, "shadow passed; waiting for a person to promote", STEP_DONE)
+    record = _record(status).with_(stage=AWAITING, stage_started_at=tick.at)
+    return entered(status, STEP_DONE, "shadow passed; waiting for a person to promote", shadow=record), keep
 
 
 def _start_mirror(tick: Tick, status: RolloutStatus, shadow: Shadow) -> Result:
-    status = replace(status, traffic=Traffic(100, 0, shadow.mirror_percent), step_started_at=tick.at,
-                     analysis=(), consecutive_errors=0, comparisons=0, comparisons_at=None,
-                     phase=PROGRESSING, reason=SHADOWING,
-                     message=f"shadowing {shadow.mirror_percent}% of requests to the candidate")
+    record = _record(status).with_(stage=SHADOWING_STAGE, stage_started_at=tick.at, comparisons=0,
+                                   comparisons_at=None)
+    status = entered(status, SHADOWING, f"shadowing {shadow.mirror_percent}% of requests to the candidate",
+                     shadow=record, traffic=Traffic(mirror=shadow.mirror_percent))
     event = RecordEvent("Normal", SHADOWING, f"{shadow.mirror_percent}% of requests mirrored to candidate "
                                              f"{status.candidate_revision}; clients are answered by stable")
     return status, hold(tick, status, tick.spec.replicas) + [event]

@@ -26,7 +26,7 @@ from ..engine import Decision
 from ..routing import PREVIEW, Target, builtin, gateway_api, preview_service, replicas, revision_service
 from ..routing.capabilities import CAPABILITIES
 from ..spec import Spec
-from ..status import DRIFT_REPAIRED, RolloutStatus, status_to_doc
+from ..status import DRIFT_REPAIRED, RETIRED_KEYS, RolloutStatus, status_to_doc
 from .api import GROUP, VERSION, Api, describe_error
 from .cache import Reads
 from .converge import plan, scaled, with_last_applied
@@ -92,7 +92,8 @@ class Applier:
         """One merge patch of status. ``routing``: the status keys the routing backend wrote
         this time (ROUTING_KEYS); one it did not write any more is removed. None: leave them."""
         old = body.get("status") or {}
-        new = status_to_doc(status)
+        # What an earlier operator wrote and no field holds any more goes (null in the patch).
+        new = {**dict.fromkeys(RETIRED_KEYS), **status_to_doc(status)}
         if routing is not None:
             new.update(routing)
         patch = merge_diff(old, new)
@@ -214,7 +215,8 @@ class Applier:
         """Write the split where the routing backend keeps it; the status keys it fills in
         are returned (builtin's route lives in status; replicas routing reports its split;
         how to reach a candidate on purpose is ``preview``)."""
-        by_replicas = spec.routing == "replicas"
+        routing = spec.traffic_routing.kind
+        by_replicas = routing == "replicas"
         entry = entry_service_body(target, action.stable_revision, by_replicas=by_replicas)
         await self._ensure("Service", target.namespace, entry, repaired)
         written = await self._set_preview(target, spec, action, body, repaired)
@@ -222,13 +224,13 @@ class Applier:
             return {**written, "replicaRouting": await self._set_replica_traffic(target, action)}
         if (body.get("status") or {}).get("replicaRouting") is not None:
             await self._sync_entry_slices(target, [])  # routing changed: the Service selects again
-        if spec.routing == "builtin":
+        if routing == "builtin":
             return {**written, "route": builtin.route(target, action)}
-        if spec.routing == "gatewayAPI":
+        if routing == "gatewayAPI":
             route = gateway_api.http_route(target, action)
             await self._ensure("HTTPRoute", target.namespace, route, repaired)
             return written
-        raise ValueError(f"routing '{spec.routing}' has no backend")
+        raise ValueError(f"routing '{routing}' has no backend")
 
     async def _set_preview(self, target: Target, spec: Spec, action: SetTraffic, body: dict,
                            repaired: list[str]) -> dict:
@@ -242,7 +244,7 @@ class Applier:
         body_of = preview_service_body(target, action.candidate_revision)
         await self._ensure("Service", target.namespace, body_of, repaired)
         preview = {"service": name}
-        if CAPABILITIES[spec.routing].header_preview:
+        if CAPABILITIES[spec.traffic_routing.kind].header_preview:
             preview["header"] = f"{REVISION_HEADER}: {PREVIEW}"
         return {"preview": preview}
 

@@ -91,12 +91,14 @@ def _pod_spec(target: Target, spec: Spec, revision: str) -> dict:
         # After SIGTERM the server stays up (unready) while routers stop sending it requests.
         {"name": "MODELROLLOUT_DRAIN_SECONDS", "value": str(DRAIN_SECONDS)},
         {"name": "MODELROLLOUT_MAX_BATCH_SIZE", "value": str(spec.server.batching.max_batch_size)},
-        {"name": "MODELROLLOUT_MAX_QUEUE_DELAY_US", "value": str(spec.server.batching.max_queue_delay_us)},
+        {"name": "MODELROLLOUT_MAX_QUEUE_DELAY_US",
+         "value": str(spec.server.batching.max_queue_delay_microseconds)},
     ]
     if model.sha256:
         env.append({"name": "MODELROLLOUT_SHA256", "value": model.sha256})
     ours = {e["name"] for e in env}
-    env += [dict(e) for e in spec.server.env if e["name"] not in ours]  # ours win: they wire the pod up
+    env += [e.model_dump(by_alias=True, exclude_none=True) for e in spec.server.env
+            if e.name not in ours]  # ours win: they wire the pod up
 
     def probe(path: str, period: int, failures: int) -> dict:
         return {"httpGet": {"path": path, "port": PORT_NAME}, "periodSeconds": period,

@@ -24,7 +24,15 @@ from modelrollout.serving.contract.predictions import InvalidPrediction, predict
 from modelrollout.serving.contract.routes import Endpoint
 
 from ..analysis.providers.prometheus import PrometheusProvider
-from ..engine import COMMANDS, GoldenResult, Observations, candidate_replicas, comparisons_due, due_metrics
+from ..engine import (
+    COMMANDS,
+    GoldenResult,
+    Observations,
+    candidate_replicas,
+    comparisons_due,
+    comparisons_since,
+    due_metrics,
+)
 from ..routing import Target, revision_service
 from ..smoke import check_answer, smoke_request
 from ..spec import Spec
@@ -41,22 +49,19 @@ UNREADY_TIMEOUT_SECONDS = 2.0
 GOLDEN_CONCURRENCY = 4  # golden-set requests in flight per revision
 
 
-def command_of(body: dict, status: RolloutStatus) -> tuple[str | None, str | None]:
+def command_of(status: RolloutStatus) -> tuple[str | None, str | None]:
     """The manual command waiting in ``status.command`` ({action, id}), if not carried out yet.
     The kubectl plugin writes it to the status subresource, so spec (and GitOps) never change."""
-    command = (body.get("status") or {}).get("command")
-    if not isinstance(command, dict):
+    command = status.command
+    if command is None or command.action not in COMMANDS or command.id == status.handled_command:
         return None, None
-    action, command_id = command.get("action"), command.get("id")
-    if action not in COMMANDS or not isinstance(command_id, str) or command_id == status.handled_command:
-        return None, None
-    return action, command_id
+    return command.action, command.id
 
 
-def command_by(body: dict) -> str | None:
+def command_by(status: RolloutStatus) -> str | None:
     """Who asked for the waiting command (the plugin's requestedBy), bounded for history."""
-    who = ((body.get("status") or {}).get("command") or {}).get("requestedBy")
-    return who[:63] if isinstance(who, str) and who else None
+    who = status.command.requested_by if status.command else None
+    return who[:63] if who else None
 
 
 async def observe(reads: Reads, http: httpx.AsyncClient, target: Target, spec: Spec, status: RolloutStatus,
@@ -64,10 +69,9 @@ async def observe(reads: Reads, http: httpx.AsyncClient, target: Target, spec: S
     namespace = target.namespace
     stable, candidate = status.stable_revision, status.candidate_revision
     # No stable revision yet: the first one is about to be made, and nothing of it is ready.
-    stable_ready, stable_ready_replicas = False, 0
+    stable_ready_replicas = 0
     if stable is not None:
         stable_ready_replicas = await _ready_replicas(reads, namespace, target.name, stable)
-        stable_ready = stable_ready_replicas >= spec.replicas
     candidate_ready = crash_looping = 0
     smoke = problem = golden = None
     if candidate is not None:
@@ -81,29 +85,29 @@ async def observe(reads: Reads, http: httpx.AsyncClient, target: Target, spec: S
             problem = await _unready_answers(reads, http, target, candidate)
     measurements, comparisons = (), None
     due = due_metrics(spec, status, now)
-    provider = PrometheusProvider(spec.analysis.prometheus_address or "", http)
+    provider = PrometheusProvider(spec.analysis.prometheus.address or "", http)
     if due and candidate is not None:
         at = format_time(now)
         measurements = tuple(await asyncio.gather(*(
-            provider.measure(metric, spec.routing, target.model, namespace, candidate,
+            provider.measure(metric, spec.traffic_routing.kind, target.model, namespace, candidate,
                              metric.interval_seconds or spec.analysis.interval_seconds, at, stable or "")
             for metric in (spec.analysis.metric(name) for name in due)
         )))
-    if comparisons_due(spec, status, now) and spec.analysis.prometheus_address:
-        since = (now - parse_time(status.step_started_at)).total_seconds()
-        comparisons = await provider.count_comparisons(spec.routing, target.model, namespace, candidate,
+    if comparisons_due(spec, status, now) and spec.analysis.prometheus.address:
+        since = (now - parse_time(comparisons_since(status))).total_seconds()
+        comparisons = await provider.count_comparisons(spec.traffic_routing.kind, target.model, namespace,
+                                                       candidate,
                                                        since)
-    command, _ = command_of(body, status)
+    command, _ = command_of(status)
     return Observations(
         generation=int((body.get("metadata") or {}).get("generation") or 0),
-        stable_ready=stable_ready,
         stable_ready_replicas=stable_ready_replicas,
         candidate_ready_replicas=candidate_ready,
         candidate_crash_looping=bool(crash_looping),
         smoke_test=smoke,
         measurements=measurements,
         command=command,
-        command_by=command_by(body) if command else None,
+        command_by=command_by(status) if command else None,
         shadow_comparisons=comparisons,
         candidate_problem=problem,
         golden_set=golden,
@@ -202,7 +206,7 @@ async def _smoke_test(reads: Reads, http: httpx.AsyncClient, target: Target, spe
         if metadata_response.status_code != 200:
             return f"metadata request answered HTTP {metadata_response.status_code}"
         metadata = metadata_response.json()
-        request = spec.smoke_request or smoke_request(metadata)
+        request = spec.smoke_test.request if spec.smoke_test else smoke_request(metadata)
         response = await http.post(f"{base}/infer", json=request, timeout=SMOKE_TIMEOUT_SECONDS)
         try:
             answer = response.json()

@@ -48,8 +48,7 @@ def route(target: Target, traffic: SetTraffic) -> dict:
     if traffic.candidate_revision is not None and traffic.mirror_percent > 0:
         comparison = target.comparison
         doc["mirror"] = {"revision": traffic.candidate_revision, "percent": traffic.mirror_percent,
-                         "compare": {"absoluteTolerance": comparison.atol,
-                                     "relativeTolerance": comparison.rtol, "match": comparison.match}}
+                         "compare": comparison.model_dump(by_alias=True)}
     sticky = target.options.get("sticky")
     if sticky:
         doc["sticky"] = dict(sticky)

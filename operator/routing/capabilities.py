@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..spec import SHADOW_METRICS, InvalidSpec, Shadow, Spec
+from ..spec import SHADOW_METRICS, InvalidSpec, Spec
 from . import builtin, gateway_api, replicas
 
 
@@ -36,24 +36,25 @@ CAPABILITIES = {
     "replicas": Capabilities(True, False, True, False, False, False),
 }
 _OPTIONS = {
-    "builtin": lambda spec: builtin.validate_options(spec.routing_options),
-    "gatewayAPI": lambda spec: gateway_api.validate_options(spec.routing_options),
-    "replicas": lambda spec: replicas.validate_options(spec.routing_options),
+    "builtin": builtin.validate_options,
+    "gatewayAPI": gateway_api.validate_options,
+    "replicas": replicas.validate_options,
 }
 _ROUTERS = "trafficRouting.builtin or gatewayAPI"
 
 
 def refuse_unsupported(spec: Spec) -> Spec:
     """``spec``, when its routing backend can carry it out; InvalidSpec otherwise."""
-    _OPTIONS[spec.routing](spec)
-    can = CAPABILITIES[spec.routing]
-    where = f"trafficRouting.{spec.routing}"
+    routing = spec.traffic_routing.kind
+    _OPTIONS[routing](spec.traffic_routing.options)
+    can = CAPABILITIES[routing]
+    where = f"trafficRouting.{routing}"
     if not can.mirroring:
-        for index, step in enumerate(spec.steps):
-            if step.kind == "setMirror":
+        for index, step in enumerate(spec.strategy.canary.steps if spec.strategy.canary else ()):
+            if step.set_mirror is not None:
                 raise InvalidSpec(f"spec.strategy.canary.steps[{index}].setMirror",
                                   f"needs a router that copies requests ({_ROUTERS}); {where} cannot mirror")
-        if isinstance(spec.strategy, Shadow):
+        if spec.strategy.shadow is not None:
             raise InvalidSpec("spec.strategy.shadow",
                               f"needs a router that copies requests ({_ROUTERS}); {where} cannot mirror: "
                               "use blueGreen or canary with replicas routing")

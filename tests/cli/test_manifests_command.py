@@ -18,6 +18,7 @@ import yaml
 from modelrollout.cli import main
 from modelrollout.harness.emulator import KubeEmulator
 from modelrollout.install_manifests import install_files, split_documents
+from tests.support import go_yaml
 from tests.support.processes import MODELROLLOUT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +57,7 @@ def file_objects(relative: str) -> list[dict]:
 def kustomized() -> list[dict]:
     done = subprocess.run([KUBECTL, "kustomize", str(MANIFESTS)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    return go_yaml.load_all(done.stdout)
 
 
 @pytest.fixture(scope="module")

@@ -204,10 +204,11 @@ def test_a_restarted_operator_resumes_a_waiting_preview_and_a_running_shadow_wit
         assert cluster.status("bg-restart")["reason"] == "WaitingForPromotion"
         cluster.operator.restart()
         again = cluster.wait_for("shadow-restart",
-                                 lambda s: s.get("comparisons", 0) > shadowing["comparisons"],
+                                 lambda s: s["shadow"]["comparisons"] > shadowing["shadow"]["comparisons"],
                                  timeout=60, what="the shadow counting again")
         assert again["candidateRevision"] == shadowing["candidateRevision"]
-        assert again["traffic"]["mirror"] == 100
+        assert again["traffic"]["mirror"] == 100 and again["shadow"]["stage"] == "Shadowing"
+        assert again["shadow"]["stageStartedAt"] == shadowing["shadow"]["stageStartedAt"]  # not started over
         assert cluster.status("bg-restart")["candidateRevision"] == waiting["candidateRevision"]
         for name in strategies:
             cluster.command(name, "promote", f"{name}-1")

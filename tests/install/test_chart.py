@@ -23,7 +23,7 @@ from modelrollout.operator.spec import parse_spec
 
 from modelrollout.cli import main
 from modelrollout.install_manifests import install_documents
-from tests.support import pod_security
+from tests.support import go_yaml, pod_security
 from tests.support.chart import (
     CHART,
     EXAMPLES,
@@ -359,11 +359,11 @@ def _kustomized() -> list[dict]:
     done = subprocess.run([KUBECTL, "kustomize", str(ROOT / "manifests")], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    return go_yaml.load_all(done.stdout)
 
 
 def _chart_crds() -> list[dict]:
-    return [obj for _path, text in crds() for obj in yaml.safe_load_all(text) if obj]
+    return [obj for _path, text in crds() for obj in go_yaml.load_all(text)]
 
 
 _POD_FIELDS = ("serviceAccountName", "securityContext", "volumes", "terminationGracePeriodSeconds")

@@ -4,8 +4,6 @@ help, and nothing else; selector() refuses what the catalogue does not define.""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from modelrollout.operator.metrics import OperatorMetrics
 from modelrollout.serving.contract import metric_names as names
@@ -98,7 +96,7 @@ def test_the_operator_exports_the_current_reason_once_and_the_specs_thresholds()
     assert reasons == [r.status.reason]
     # A metric gone from the spec takes its threshold with it; another ModelDeployment's stays.
     metrics.observe("ml", "other", before, r.status, r.spec)
-    unmeasured = dataclasses.replace(r.spec, analysis=dataclasses.replace(r.spec.analysis, metrics=()))
+    unmeasured = r.spec.with_(analysis=r.spec.analysis.with_(metrics=[]))
     metrics.observe("ml", "iris", r.status, r.status, unmeasured)
     assert value(metrics, names.ANALYSIS_THRESHOLD, metric="error-rate", bound="max") is None
     assert metrics.registry.get_sample_value(names.ANALYSIS_THRESHOLD, {

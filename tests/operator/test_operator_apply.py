@@ -71,7 +71,8 @@ class World:
     def reconcile(self, actions: list) -> None:
         spec = SPECS[self.spec_version]
         desired = REVISIONS[self.spec_version]
-        history = tuple(HistoryEntry(r, "v", None, "Promoted", "t") for r in REVISIONS.values())
+        history = tuple(HistoryEntry(revision=r, model_version="v", result="Promoted", at="t")
+                        for r in REVISIONS.values())
         status = RolloutStatus(stable_revision=self.stable, candidate_revision=self.candidate,
                                history=history)
         asyncio.run(Applier(self.api).apply(self.target, spec, desired, Decision(status, tuple(actions)),

@@ -37,8 +37,10 @@ def measure(r: Rollout, value: float = 0.001, times: int = 1) -> None:
 def test_preview_analysis_then_auto_promotion_then_one_switch_then_keep_warm(preview):
     r = preview
     old, new = r.status.stable_revision, r.revision
-    assert r.status.blue_green == {"activeRevision": old, "previewRevision": new, "switchedAt": None,
-                                   "scaleDownAt": None}
+    shown = r.status.blue_green
+    assert (shown.active_revision, shown.preview_revision, shown.switched_at, shown.scale_down_at) == (
+        old, new, None, None)
+    assert shown.stage == "Preview" and shown.stage_started_at is not None
     measure(r)  # pre-promotion analysis passes
     assert r.status.current_step == 1 and r.traffic() == (100, 0)
     r.wait(119)
@@ -54,11 +56,11 @@ def test_preview_analysis_then_auto_promotion_then_one_switch_then_keep_warm(pre
     assert r.traffic() == (0, 100) and r.status.reason == "Switched"
     assert [(a.stable_weight, a.candidate_weight) for a in r.set_traffic()] == [(0, 100)]  # one write
     assert r.replicas_asked()[old] == 2  # the old revision stays at full size
-    assert r.status.blue_green["activeRevision"] == new and r.status.blue_green["switchedAt"]
+    assert r.status.blue_green.active_revision == new and r.status.blue_green.switched_at
     measure(r)  # post-promotion analysis passes
     assert r.status.stable_revision == new and r.status.history[-1].result == "Promoted"
     assert r.status.phase == PROGRESSING and r.replicas_asked()[old] == 2  # kept warm
-    scale_down_at = r.status.blue_green["scaleDownAt"]
+    scale_down_at = r.status.blue_green.scale_down_at
     assert scale_down_at is not None
     r.tick()
     assert r.status.reason == "ScaleDownDelay" and r.replicas_asked()[old] == 2
@@ -66,7 +68,7 @@ def test_preview_analysis_then_auto_promotion_then_one_switch_then_keep_warm(pre
     r.tick()
     assert ScaleRevision(old, 0) in r.actions and r.status.scale_downs == ()
     r.tick()
-    assert r.status.phase == HEALTHY and r.status.blue_green["scaleDownAt"] is None
+    assert r.status.phase == HEALTHY and r.status.blue_green.scale_down_at is None
 
 
 def test_weights_are_only_ever_0_or_100(preview):

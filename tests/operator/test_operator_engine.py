@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from modelrollout.operator.actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
+from modelrollout.operator.engine import revision_of
+from modelrollout.operator.spec import parse_spec
 from modelrollout.operator.status import (
     DEGRADED,
     HEALTHY,
@@ -290,3 +295,27 @@ def test_an_invalid_spec_is_reported_and_changes_nothing_else(rollout):
     rollout.tick()
     condition = next(c for c in rollout.status.conditions if c.type == "InvalidSpec")
     assert condition.status == "False" and rollout.status.phase != DEGRADED
+
+
+# The revisions the first release named these specs with: a different name would make an
+# operator upgrade roll out every ModelDeployment again.
+RELEASED_REVISIONS = {"blue-green-builtin.yaml": "ab00bc969b", "canary-builtin.yaml": "67113f918a",
+                      "canary-gateway-api.yaml": "42406e49af", "canary-replicas.yaml": "c39c44313c",
+                      "shadow-builtin.yaml": "80e1a7bfa7"}
+EVERY_IDENTITY_FIELD = {
+    "model": {"uri": "https://m.example.com/a.onnx", "version": "2.0.0", "sha256": "A" * 64, "name": "fraud"},
+    "server": {"image": "img:1", "resources": {"limits": {"cpu": "2"}},
+               "env": [{"name": "A", "value": "1"},
+                       {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+               "batching": {"maxBatchSize": 32, "maxQueueDelayMicroseconds": 700}},
+    "strategy": {"canary": {"steps": [{"setWeight": 10}]}}}
+
+
+def test_revisions_keep_the_names_the_first_release_gave_them():
+    examples = Path(__file__).resolve().parents[2] / "manifests" / "examples"
+    for name, revision in RELEASED_REVISIONS.items():
+        spec = parse_spec(yaml.safe_load((examples / name).read_text())["spec"])
+        assert revision_of(spec) == revision, name
+    assert revision_of(parse_spec(EVERY_IDENTITY_FIELD)) == "83baf10228"
+    replicas_only = {**EVERY_IDENTITY_FIELD, "replicas": 7, "strategy": {"shadow": {}}}
+    assert revision_of(parse_spec(replicas_only)) == "83baf10228"  # neither starts a rollout

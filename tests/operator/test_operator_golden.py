@@ -8,7 +8,7 @@ import copy
 import pytest
 from modelrollout.operator.engine import GoldenResult
 from modelrollout.operator.engine.golden import judge
-from modelrollout.operator.spec import GoldenSetGate, InvalidSpec, parse_spec
+from modelrollout.operator.spec import GoldenSet, InvalidSpec, parse_spec
 from modelrollout.operator.status import DEGRADED
 from modelrollout.serving.contract.golden import GoldenScore
 
@@ -29,16 +29,16 @@ def regression(candidate: float, stable: float | None) -> GoldenResult:
 
 
 @pytest.mark.parametrize(("gate", "result", "problem"), [
-    (GoldenSetGate(min_accuracy=0.9, tolerance=0.05), classification(0.92, 0.95), None),
-    (GoldenSetGate(min_accuracy=0.9), classification(0.92, 0.95), "worse than stable's"),  # tolerance 0
-    (GoldenSetGate(min_accuracy=0.9), classification(0.86, None), "below minAccuracy 0.9"),
-    (GoldenSetGate(tolerance=0.02), classification(0.92, 0.95), "worse than stable's 0.95"),
-    (GoldenSetGate(tolerance=0.05), classification(0.92, 0.95), None),
-    (GoldenSetGate(), classification(0.5, None), None),  # a first deployment: nothing to compare with
-    (GoldenSetGate(max_abs_error=3.0), regression(2.5, 2.0), "worse than stable's 2"),
-    (GoldenSetGate(max_abs_error=3.0, tolerance=1.0), regression(2.5, 2.0), None),
-    (GoldenSetGate(max_abs_error=2.0, tolerance=1.0), regression(2.5, 2.0), "above maxAbsError 2"),
-    (GoldenSetGate(), regression(float("inf"), 1.0), "worse than stable's"),  # unusable answers
+    (GoldenSet(min_accuracy=0.9, tolerance=0.05), classification(0.92, 0.95), None),
+    (GoldenSet(min_accuracy=0.9), classification(0.92, 0.95), "worse than stable's"),  # tolerance 0
+    (GoldenSet(min_accuracy=0.9), classification(0.86, None), "below minAccuracy 0.9"),
+    (GoldenSet(tolerance=0.02), classification(0.92, 0.95), "worse than stable's 0.95"),
+    (GoldenSet(tolerance=0.05), classification(0.92, 0.95), None),
+    (GoldenSet(), classification(0.5, None), None),  # a first deployment: nothing to compare with
+    (GoldenSet(max_abs_error=3.0), regression(2.5, 2.0), "worse than stable's 2"),
+    (GoldenSet(max_abs_error=3.0, tolerance=1.0), regression(2.5, 2.0), None),
+    (GoldenSet(max_abs_error=2.0, tolerance=1.0), regression(2.5, 2.0), "above maxAbsError 2"),
+    (GoldenSet(), regression(float("inf"), 1.0), "worse than stable's"),  # unusable answers
 ])
 def test_the_gate_judges_thresholds_and_stable(gate, result, problem):
     found = judge(gate, result)

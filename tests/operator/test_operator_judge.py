@@ -12,9 +12,10 @@ from modelrollout.operator.analysis.judge import (
     measurement_of,
     verdict,
 )
-from modelrollout.operator.spec import MetricSpec
 
-ERRORS = MetricSpec("error-rate", max=0.01, failure_limit=1, count=3, min_samples=10)
+from tests.support.operator_fixtures import metric
+
+ERRORS = metric("error-rate", max=0.01, failure_limit=1, count=3, min_samples=10)
 
 
 @pytest.mark.parametrize(
@@ -28,7 +29,7 @@ def test_one_measurement(value, samples, error, phase):
 
 
 def test_min_bound():
-    traffic = MetricSpec("orders", query="q", min=1.0)
+    traffic = metric("orders", query="q", min=1.0)
     assert measurement_of(traffic, "t", 0.5, 10).phase == FAILED
     assert measurement_of(traffic, "t", 1.5, 10).phase == SUCCESSFUL
 
@@ -59,5 +60,5 @@ def test_verdicts(history, expected):
 
 
 def test_other_metrics_do_not_count():
-    other = MetricSpec("latency-p99", max=0.05)
+    other = metric("latency-p99", max=0.05)
     assert verdict(other, phases(FAILED, FAILED, FAILED), error_limit=3) == RUNNING

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from modelrollout.operator.analysis.queries import BUILTIN, query_for, render
-from modelrollout.operator.spec import MetricSpec
+
+from tests.support.operator_fixtures import metric
 
 
 def test_template_placeholders_are_filled_and_escaped():
@@ -26,19 +27,19 @@ def test_builtins_leave_only_known_placeholders():
 
 
 def test_builtins_read_the_gateway_only_when_it_routes():
-    metric = MetricSpec("error-rate", max=0.01)
-    assert "modelrollout_gateway_requests_total" in query_for(metric, "builtin").value
+    errors = metric("error-rate", max=0.01)
+    assert "modelrollout_gateway_requests_total" in query_for(errors, "builtin").value
     for routing in ("gatewayAPI", "replicas"):  # no gateway of ours in the path
-        value = query_for(metric, routing).value
+        value = query_for(errors, routing).value
         assert "modelrollout_server_requests_total" in value and "gateway" not in value
 
 
 def test_custom_query_has_no_samples_query():
-    metric = MetricSpec("orders", query="sum(orders)", min=1)
+    orders = metric("orders", query="sum(orders)", min=1)
     for routing in ("builtin", "gatewayAPI"):
-        query = query_for(metric, routing)
+        query = query_for(orders, routing)
         assert query.value == "sum(orders)" and query.samples is None
-    assert query_for(MetricSpec("error-rate", max=0.01), "builtin") is BUILTIN["builtin"]["error-rate"]
+    assert query_for(metric("error-rate", max=0.01), "builtin") is BUILTIN["builtin"]["error-rate"]
 
 
 def test_the_stable_revision_placeholder_is_filled_too():
@@ -46,12 +47,12 @@ def test_the_stable_revision_placeholder_is_filled_too():
 
 
 def test_shadow_metrics_read_the_gateways_comparisons_or_the_servers_behind_a_gateway_api_route():
-    agreement = query_for(MetricSpec("shadow-agreement", min=0.99), "builtin")
+    agreement = query_for(metric("shadow-agreement", min=0.99), "builtin")
     assert 'result="agree"' in agreement.value and 'result=~"agree|disagree"' in agreement.samples
-    ratio = query_for(MetricSpec("shadow-latency-ratio", max=1.5), "builtin").value
+    ratio = query_for(metric("shadow-latency-ratio", max=1.5), "builtin").value
     assert "modelrollout_shadow_request_duration_seconds_bucket" in ratio
     assert "modelrollout_shadow_primary_request_duration_seconds_bucket" in ratio
-    server_ratio = render(query_for(MetricSpec("shadow-latency-ratio", max=1.5), "gatewayAPI").value,
+    server_ratio = render(query_for(metric("shadow-latency-ratio", max=1.5), "gatewayAPI").value,
                           "iris", "ml", "v2", 10, "v1")
     assert 'revision="v2"' in server_ratio and 'revision="v1"' in server_ratio
     assert "shadow-agreement" not in BUILTIN["server"]  # refused for those routings (capabilities)

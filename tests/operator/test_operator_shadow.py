@@ -32,7 +32,8 @@ def test_the_candidate_answers_copies_only_until_duration_and_comparisons_are_me
         r.tick(values=GOOD)
         assert r.status.phase == PROGRESSING and r.status.reason == "Shadowing"
         assert all(a.candidate_weight == 0 for a in r.set_traffic())
-    assert r.status.shadow == {"mirrorPercent": 100, "comparisons": 760, "agreement": 1.0}
+    assert (r.status.shadow.mirror_percent, r.status.shadow.comparisons, r.status.shadow.agreement) == (
+        100, 760, 1.0)
     r.comparisons = 450
     r.wait(60)  # the duration is over but 450 < minComparisons 500
     r.tick(values=GOOD)

@@ -44,17 +44,20 @@ def test_the_design_example_parses_into_typed_values():
     spec = parse_spec(GOOD)
     assert spec.model.sha256 == "a" * 64 and spec.model.version == "2.0.0"
     assert spec.replicas == 3 and spec.server.batching.max_batch_size == 32
-    assert spec.routing == "builtin"
-    assert [(s.kind, s.weight, s.pause_seconds, s.metrics) for s in spec.steps] == [
-        ("setWeight", 10, None, ()),
-        ("analysis", None, None, ("error-rate", "latency-p99")),
-        ("setWeight", 50, None, ()),
-        ("pause", None, 300.0, ()),
-        ("pause", None, None, ()),
-        ("setWeight", 100, None, ()),
+    assert spec.traffic_routing.kind == "builtin" and spec.strategy.kind == "canary"
+    steps = spec.strategy.canary.steps
+    assert [(s.kind, s.set_weight, s.pause and s.pause.duration_seconds, s.analysis and s.analysis.metrics)
+            for s in steps] == [
+        ("setWeight", 10, None, None),
+        ("analysis", None, None, ["error-rate", "latency-p99"]),
+        ("setWeight", 50, None, None),
+        ("pause", None, 300.0, None),
+        ("pause", None, None, None),
+        ("setWeight", 100, None, None),
     ]
     orders = spec.analysis.metric("orders")
-    assert (orders.min, orders.max, orders.count, orders.min_samples) == (1.0, None, 3, 20)
+    assert (orders.threshold_range.min, orders.threshold_range.max, orders.count, orders.min_samples) == (
+        1.0, None, 3, 20)
     assert spec.analysis.metric("error-rate").failure_limit == 1
     assert spec.analysis.interval_seconds == 30 and spec.progress_deadline_seconds == 300
 

@@ -9,15 +9,15 @@ import httpx
 import pytest
 from modelrollout.operator.analysis.judge import ERROR, FAILED, INCONCLUSIVE, SUCCESSFUL
 from modelrollout.operator.analysis.providers.prometheus import PrometheusError, PrometheusProvider
-from modelrollout.operator.spec import MetricSpec
 from modelrollout.serving.examples import build_faulty_mlp
 
 from modelrollout.harness.prometheus import PrometheusProcess
 from tests.support.models import TINY_SIZES, write
+from tests.support.operator_fixtures import metric
 from tests.support.processes import free_port, wait_for
 
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
-ERROR_RATE = MetricSpec("error-rate", max=0.05, min_samples=10)
+ERROR_RATE = metric("error-rate", max=0.05, min_samples=10)
 
 
 def run(coro):
@@ -65,8 +65,8 @@ def test_measurements_from_a_real_prometheus(tmp_path, tiny_server, start_gatewa
                 client.post("/v2/models/tiny/infer", json=BODY)
                 sent += 1
         wait_scraped(prometheus, 'sum(modelrollout_gateway_requests_total{model="tiny",revision="v1"})', sent)
-        latency = MetricSpec("latency-p99", max=1.0, min_samples=10)
-        custom = MetricSpec("served", query='sum(modelrollout_gateway_requests_total{model="{{model}}"})',
+        latency = metric("latency-p99", max=1.0, min_samples=10)
+        custom = metric("served", query='sum(modelrollout_gateway_requests_total{model="{{model}}"})',
                             min=1)
         online, (v1_errors, v1_latency, v1_custom) = run(measure_all(prometheus.url,
                                                                      [ERROR_RATE, latency, custom], "v1"))
@@ -117,7 +117,7 @@ def test_builtins_read_the_servers_revision_label_without_a_gateway(tmp_path, st
         assert set(answers[good.url]) == {200} and answers[bad.url].count(500) > 0
         wait_scraped(prometheus, 'sum(modelrollout_server_requests_total{revision="bad"})',
                      len(answers[bad.url]))
-        latency = MetricSpec("latency-p99", max=1.0, min_samples=10)
+        latency = metric("latency-p99", max=1.0, min_samples=10)
         _, (good_errors, good_latency) = run(measure_all(prometheus.url, [ERROR_RATE, latency], "good",
                                                          "gatewayAPI"))
         assert good_errors.phase == SUCCESSFUL and good_errors.value == pytest.approx(0.0)

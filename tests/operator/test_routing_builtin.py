@@ -28,7 +28,8 @@ def test_split_mirror_and_preview_rules_read_back_by_the_gateway_schema():
 
 
 def test_the_mirror_carries_the_comparison_tolerances_of_the_spec():
-    target = Target("iris", "ml", "iris", {}, comparison=Comparison(atol=0.01, rtol=0.0, match="classes"))
+    tolerances = Comparison(absolute_tolerance=0.01, relative_tolerance=0.0, match="classes")
+    target = Target("iris", "ml", "iris", {}, comparison=tolerances)
     parsed = parse_model_route("iris", route(target, SetTraffic("aaa", "bbb", 100, 0, 100)))
     assert parsed.mirror.compare == Compare(0.01, 0.0, "classes")
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from modelrollout.operator.actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
 from modelrollout.operator.analysis.judge import measurement_of
 from modelrollout.operator.engine import Observations, comparisons_due, decide, due_metrics, revision_of
-from modelrollout.operator.spec import parse_spec
+from modelrollout.operator.spec import Metric, parse_spec
 from modelrollout.operator.status import RolloutStatus, format_time
 
 SPEC = {
@@ -43,6 +43,11 @@ SHADOW = {**SPEC, "strategy": {"shadow": {
     "mirrorPercent": 100, "duration": "10m", "minComparisons": 500,
     "analysis": {"metrics": ["shadow-agreement", "shadow-latency-ratio"]}, "then": "promote",
 }}, "analysis": {**SPEC["analysis"], "metrics": _METRICS}}
+
+
+def metric(name: str, min: float | None = None, max: float | None = None, **fields) -> Metric:  # noqa: A002
+    """A spec.analysis.metrics entry, its thresholdRange given as min and max."""
+    return Metric(name=name, threshold_range={"min": min, "max": max}, **fields)
 
 
 class Rollout:
@@ -86,7 +91,10 @@ class Rollout:
         counted = self.comparisons if comparisons_due(self.spec, self.status, self.now) else None
         smoke = self.smoke if not self.status.gate_passed and self.candidate_ready else None
         observations = Observations(
-            stable_ready=self.stable_ready, candidate_ready_replicas=self.candidate_ready,
+            # as the shell sees it: no stable revision yet, nothing of it ready
+            stable_ready_replicas=self.spec.replicas if self.stable_ready and self.status.stable_revision
+            else 0,
+            candidate_ready_replicas=self.candidate_ready,
             candidate_crash_looping=self.crash_looping, smoke_test=smoke, candidate_problem=self.problem,
             measurements=measurements, command=command, command_by=by if command else None,
             shadow_comparisons=counted,

@@ -13,7 +13,7 @@ import math
 
 import httpx
 
-from ...spec import MetricSpec
+from ...spec import Metric
 from ...status import Measurement
 from ..judge import measurement_of
 from ..queries import COMPARISONS, query_for, render, source
@@ -75,7 +75,7 @@ class PrometheusProvider:
         return body
 
     async def measure(
-        self, metric: MetricSpec, routing: str, model: str, namespace: str, revision: str,
+        self, metric: Metric, routing: str, model: str, namespace: str, revision: str,
         interval_seconds: float, at: str, stable_revision: str = "",
     ) -> Measurement:
         """One measurement of ``metric`` for ``revision``: its value, judged, with the
