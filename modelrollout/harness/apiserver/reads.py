@@ -69,7 +69,7 @@ class Reads:
         labels = label_selector(request.params.get("labelSelector"))
         fields = field_selector(request.params.get("fieldSelector"))
         return kmock.Response(headers={"Content-Type": "application/json"},
-                                  payload=self._watch_events(request, labels, fields))
+                              payload=self._watch_events(request, labels, fields))
 
     async def _watch_events(self, request: kmock.Request, labels: Any, fields: Any) -> AsyncIterator:
         yield b""  # the headers go out now, even if nothing happens for a while
