@@ -43,7 +43,6 @@ import re
 
 import aiohttp.web
 import kmock
-from kmock._internal import enums, references, rendering
 
 from ..api import tables
 from ..api.selectors import SelectorError
@@ -96,9 +95,9 @@ class ApiServer(Writes, Reads, Discovery, Lookups, kmock.KubernetesEmulator):
         for version in spec["versions"]:
             if not version.get("served", True):
                 continue
-            resource = references.resource(spec["group"], version["name"], names["plural"])
+            resource = kmock.resource(spec["group"], version["name"], names["plural"])
             tables.columns_of_crd(version)  # a bad printer column fails here, not on every get
-            self._resources[resource] = references.ResourceInfo(
+            self.resources[resource] = kmock.ResourceInfo(
                 kind=names["kind"], singular=names.get("singular") or names["kind"].lower(),
                 namespaced=spec.get("scope", "Namespaced") == "Namespaced", verbs=set(_ALL_VERBS),
                 shortnames=set(names.get("shortNames") or []), categories=set(names.get("categories") or []),
@@ -110,17 +109,17 @@ class ApiServer(Writes, Reads, Discovery, Lookups, kmock.KubernetesEmulator):
         self.declare_crd(crd)
         key = (CRD_RESOURCE, None, crd["metadata"]["name"])
         body = self._established(self._stamped(copy.deepcopy(crd), None))
-        if key in self._objects and not self._objects[key].deleted:
-            self._objects[key].create(body)
+        if key in self.objects and not self.objects[key].deleted:
+            self.objects[key].create(body)
         else:
-            self._objects[key] = body
+            self.objects[key] = body
 
     # --- the request path ---
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         return await super().__call__(namespaces_path(raw_request))
 
-    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         request = namespaces_read_right(request)
         call = call_of(request)
         self.audit.record(call)
@@ -130,13 +129,13 @@ class ApiServer(Writes, Reads, Discovery, Lookups, kmock.KubernetesEmulator):
         try:
             if request.resource is not None and request.resource.plural is not None:
                 method = request.method
-                if method == enums.method.POST and request.name is None:
+                if method == kmock.method.POST and request.name is None:
                     return await self._create(request)
-                if method in (enums.method.PATCH, enums.method.PUT) and request.name is not None:
+                if method in (kmock.method.PATCH, kmock.method.PUT) and request.name is not None:
                     return await self._update(request)
-                if method == enums.method.DELETE and request.name is not None:
+                if method == kmock.method.DELETE and request.name is not None:
                     return await self._delete(request)
-                if method == enums.method.GET:
+                if method == kmock.method.GET:
                     self._check_known(request)
                     if request.resource == NAMESPACES:  # kmock's filters read the path, not the fix
                         return await self._serve_directly(request)
@@ -146,11 +145,11 @@ class ApiServer(Writes, Reads, Discovery, Lookups, kmock.KubernetesEmulator):
         except SelectorError as exc:
             return Refused(400, "BadRequest", str(exc)).response()
 
-    async def _serve_directly(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        if request.action == enums.action.WATCH:
+    async def _serve_directly(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if request.action == kmock.action.WATCH:
             payload = await self._serve_watch(request)
         elif request.name is None:
             payload = await self._serve_list(request)
         else:
             payload = await self._serve_fetch(request)
-        return await rendering.Response(payload=payload)(request)
+        return await kmock.Response(payload=payload)(request)

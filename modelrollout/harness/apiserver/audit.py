@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kmock._internal import enums, rendering
+import kmock
 
 ANONYMOUS = "anonymous"
 WRITES_KEPT = 200_000
@@ -52,31 +52,31 @@ class Write:
     name: str | None
 
 
-def identity_of(request: rendering.Request) -> str:
+def identity_of(request: kmock.Request) -> str:
     header = request.headers.get("Authorization") or ""
     token = header[len("Bearer "):].strip() if header.startswith("Bearer ") else ""
     return token or ANONYMOUS
 
 
-def verb_of(request: rendering.Request) -> str:
+def verb_of(request: kmock.Request) -> str:
     method = request.method
     resourceless = request.resource is None or request.resource.plural is None
-    if method == enums.method.GET or method == enums.method.HEAD:
-        if request.action == enums.action.WATCH and not resourceless:
+    if method == kmock.method.GET or method == kmock.method.HEAD:
+        if request.action == kmock.action.WATCH and not resourceless:
             return "watch"
         return "get" if request.name is not None or resourceless else "list"
-    if method == enums.method.POST:
+    if method == kmock.method.POST:
         return "create"
-    if method == enums.method.PUT:
+    if method == kmock.method.PUT:
         return "update"
-    if method == enums.method.PATCH:
+    if method == kmock.method.PATCH:
         return "patch"
-    if method == enums.method.DELETE:
+    if method == kmock.method.DELETE:
         return "delete" if request.name is not None else "deletecollection"
     return str(method.value if method is not None else "").lower()
 
 
-def call_of(request: rendering.Request) -> Call:
+def call_of(request: kmock.Request) -> Call:
     resource = request.resource
     if resource is None or resource.plural is None:
         return Call(identity_of(request), verb_of(request), None, None, None, None, request.url.path)

@@ -4,7 +4,6 @@ on resources only, and /openapi/v3 built from what is declared (a CRD's schema i
 from __future__ import annotations
 
 import kmock
-from kmock._internal import rendering
 
 from ..api import openapi
 
@@ -12,7 +11,7 @@ from ..api import openapi
 class Discovery:
     __slots__ = ()
 
-    async def _serve_version(self, request: rendering.Request) -> rendering.Payload:
+    async def _serve_version(self, request: kmock.Request) -> kmock.Payload:
         document = await super()._serve_version(request)
         if request.resource is not None and request.resource.group == "":
             document["groupVersion"] = request.resource.version  # "v1", not kmock's "/v1"
@@ -23,8 +22,8 @@ class Discovery:
 
     def _openapi_documents(self) -> dict[str, dict]:
         by_group_version: dict[tuple[str, str], list[openapi.Resource]] = {}
-        for resource in self._resources:
-            info = self._resources[resource]
+        for resource in self.resources:
+            info = self.resources[resource]
             if not info.kind or not {"get", "patch"} & set(info.verbs or ()):
                 continue
             crd = self._crd_versions.get(resource)
@@ -35,10 +34,10 @@ class Discovery:
         return {openapi.document_path(g, v): openapi.group_version_document(g, v, resources)
                 for (g, v), resources in by_group_version.items()}
 
-    async def _serve_openapi_index(self, request: rendering.Request) -> rendering.Payload:
+    async def _serve_openapi_index(self, request: kmock.Request) -> kmock.Payload:
         return openapi.index(self._openapi_documents())
 
-    async def _serve_openapi_document(self, request: rendering.Request) -> rendering.Payload:
+    async def _serve_openapi_document(self, request: kmock.Request) -> kmock.Payload:
         path = request.url.path.removeprefix("/openapi/v3/")
         document = self._openapi_documents().get(path)
         if document is None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from kmock._internal import references, rendering
+import kmock
 
 from ..api import tables
 from ..api.selectors import field_selector, label_selector
@@ -21,11 +21,11 @@ class Reads:
 
     __slots__ = ()
 
-    def _matching(self, request: rendering.Request) -> list[dict]:
+    def _matching(self, request: kmock.Request) -> list[dict]:
         labels = label_selector(request.params.get("labelSelector"))
         fields = field_selector(request.params.get("fieldSelector"))
         found = []
-        for (resource, namespace, name), obj in self._objects.items():
+        for (resource, namespace, name), obj in self.objects.items():
             if resource != request.resource or obj.deleted:
                 continue
             if request.namespace is not None and namespace != request.namespace:
@@ -38,7 +38,7 @@ class Reads:
         return sorted(found, key=lambda o: ((o.get("metadata") or {}).get("namespace") or "",
                                             (o.get("metadata") or {}).get("name") or ""))
 
-    async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
+    async def _serve_list(self, request: kmock.Request) -> kmock.Payload:
         self._check_known(request)
         async with self._lock:
             items = self._matching(request)
@@ -46,16 +46,16 @@ class Reads:
         if wants_table(request):
             return tables.table(items, self._columns(request.resource), datetime.now(UTC),
                                 request.params.get("includeObject", "Metadata"), revision)
-        info = entry(self._resources, request.resource)
+        info = entry(self.resources, request.resource)
         kind = (info.kind if info is not None and info.kind else request.resource.plural.capitalize())
         return {"kind": f"{kind}List", "apiVersion": api_version(request.resource),
                 "metadata": {"resourceVersion": revision}, "items": items}
 
-    async def _serve_fetch(self, request: rendering.Request) -> rendering.Payload:
+    async def _serve_fetch(self, request: kmock.Request) -> kmock.Payload:
         self._check_known(request)
         key = (request.resource, request.namespace, request.name)
         async with self._lock:
-            stored = entry(self._objects, key)
+            stored = entry(self.objects, key)
             if stored is None or stored.deleted:
                 raise self._not_found(request)
             obj = stored.raw
@@ -64,14 +64,14 @@ class Reads:
                                 request.params.get("includeObject", "Metadata"), revision_of(obj))
         return obj
 
-    async def _serve_watch(self, request: rendering.Request) -> rendering.Response:
+    async def _serve_watch(self, request: kmock.Request) -> kmock.Response:
         self._check_known(request)
         labels = label_selector(request.params.get("labelSelector"))
         fields = field_selector(request.params.get("fieldSelector"))
-        return rendering.Response(headers={"Content-Type": "application/json"},
-                                  payload=self._watch_events(request, labels, fields))
+        return kmock.Response(headers={"Content-Type": "application/json"},
+                              payload=self._watch_events(request, labels, fields))
 
-    async def _watch_events(self, request: rendering.Request, labels: Any, fields: Any) -> AsyncIterator:
+    async def _watch_events(self, request: kmock.Request, labels: Any, fields: Any) -> AsyncIterator:
         yield b""  # the headers go out now, even if nothing happens for a while
         since = request.params.get("resourceVersion") or "0"
         since_number = int(since) if since.isdigit() else 0
@@ -112,7 +112,7 @@ class Reads:
         finally:
             await bus.unmark(marker)
 
-    def _deleted_since(self, request: rendering.Request, since: int, labels: Any, fields: Any) -> list[dict]:
+    def _deleted_since(self, request: kmock.Request, since: int, labels: Any, fields: Any) -> list[dict]:
         """Objects of the request's resource deleted after resourceVersion ``since``, and not
         created again since (their new version is sent as it is)."""
         gone = []
@@ -124,7 +124,7 @@ class Reads:
                 continue
             if request.name is not None and meta.get("name") != request.name:
                 continue
-            again = entry(self._objects, (resource, meta.get("namespace"), meta.get("name")))
+            again = entry(self.objects, (resource, meta.get("namespace"), meta.get("name")))
             if again is not None and not again.deleted:
                 continue
             if labels(obj) and fields(obj):
@@ -137,11 +137,11 @@ class Reads:
         return {"type": kind, "object": tables.table([obj], columns, datetime.now(UTC), include,
                                                      revision_of(obj))}
 
-    def _columns(self, resource: references.resource) -> list[tables.Column]:
+    def _columns(self, resource: kmock.resource) -> list[tables.Column]:
         found = self._crd_versions.get(resource)
         if found is not None:
             return tables.columns_of_crd(found[1])
-        info = entry(self._resources, resource)
+        info = entry(self.resources, resource)
         return tables.builtin_columns(info.kind if info is not None and info.kind else "")
 
     # --- discovery and OpenAPI ---

@@ -11,13 +11,12 @@ from typing import Any
 import aiohttp.web
 import attrs
 import kmock
-from kmock._internal import references, rendering
 
 from ..api import protobuf
 
 OBJECT_HISTORY = 5  # versions kept of every object: kmock keeps all of them otherwise
-CRD_RESOURCE = references.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-NAMESPACES = references.resource("", "v1", "namespaces")
+CRD_RESOURCE = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+NAMESPACES = kmock.resource("", "v1", "namespaces")
 
 
 class Refused(Exception):
@@ -40,18 +39,18 @@ class Lookups:
 
     __slots__ = ()
 
-    def _check_known(self, request: rendering.Request) -> None:
-        known = request.resource in self._resources
+    def _check_known(self, request: kmock.Request) -> None:
+        known = request.resource in self.resources
         if not known and all(r != request.resource for r in self._get_resources()):
             raise Refused(404, "NotFound", "the server could not find the requested resource")
 
-    def _not_found(self, request: rendering.Request) -> Refused:
+    def _not_found(self, request: kmock.Request) -> Refused:
         return Refused(404, "NotFound", f"{qualified(request.resource)} \"{request.name}\" not found",
                        {"name": request.name, "group": request.resource.group,
                         "kind": request.resource.plural})
 
-    def _kind(self, request: rendering.Request) -> str:
-        info = entry(self._resources, request.resource)
+    def _kind(self, request: kmock.Request) -> str:
+        info = entry(self.resources, request.resource)
         return (info.kind if info is not None else None) or request.resource.plural
 
 
@@ -70,13 +69,13 @@ def namespaces_path(raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.BaseReq
     return raw_request.clone(rel_url=f"/api/v1/namespaces/{_NAMESPACE_STAND_IN}/namespaces{rest}{query}")
 
 
-def namespaces_read_right(request: rendering.Request) -> rendering.Request:
+def namespaces_read_right(request: kmock.Request) -> kmock.Request:
     if request.namespace != _NAMESPACE_STAND_IN:
         return request
     return attrs.evolve(request, namespace=None)
 
 
-def body_of(request: rendering.Request) -> object:
+def body_of(request: kmock.Request) -> object:
     content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip()
     if content_type == "application/vnd.kubernetes.protobuf":
         try:
@@ -96,20 +95,20 @@ def entry(mapping: Any, key: object) -> Any:
     return mapping[key]
 
 
-def wants_table(request: rendering.Request) -> bool:
+def wants_table(request: kmock.Request) -> bool:
     accept = request.headers.get("Accept") or ""
     return any("as=Table" in part.replace(" ", "") for part in accept.split(","))
 
 
-def dry_run(request: rendering.Request) -> bool:
+def dry_run(request: kmock.Request) -> bool:
     return request.params.get("dryRun") == "All"
 
 
-def qualified(resource: references.resource) -> str:
+def qualified(resource: kmock.resource) -> str:
     return f"{resource.plural}.{resource.group}" if resource.group else str(resource.plural)
 
 
-def api_version(resource: references.resource) -> str:
+def api_version(resource: kmock.resource) -> str:
     return f"{resource.group}/{resource.version}" if resource.group else str(resource.version)
 
 

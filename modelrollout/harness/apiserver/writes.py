@@ -9,7 +9,7 @@ import random
 import uuid
 
 import aiohttp.web
-from kmock._internal import enums, rendering
+import kmock
 
 from ..api import patches, schema
 from .requests import (
@@ -30,11 +30,11 @@ _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 class Writes:
-    """Mixed into ApiServer, whose kmock store (_objects, _buses, _lock) these use."""
+    """Mixed into ApiServer, whose kmock store (objects, and the private _buses and _lock) these use."""
 
     __slots__ = ()
 
-    async def _create(self, request: rendering.Request) -> aiohttp.web.Response:
+    async def _create(self, request: kmock.Request) -> aiohttp.web.Response:
         self._check_known(request)
         body = body_of(request)
         if not isinstance(body, dict):
@@ -54,7 +54,7 @@ class Writes:
         key = (request.resource, request.namespace, metadata["name"])
         only_trying = dry_run(request)
         async with self._lock:
-            if key in self._objects and not self._objects[key].deleted:
+            if key in self.objects and not self.objects[key].deleted:
                 raise Refused(409, "AlreadyExists", f"{qualified(request.resource)} \"{metadata['name']}\" "
                                                      "already exists",
                                {"name": metadata["name"], "kind": request.resource.plural})
@@ -63,16 +63,16 @@ class Writes:
             if request.resource == CRD_RESOURCE:
                 body = self._established(body)
             if not only_trying:
-                if key in self._objects:
-                    self._objects[key].create(body)
+                if key in self.objects:
+                    self.objects[key].create(body)
                 else:
-                    self._objects[key] = body
+                    self.objects[key] = body
                 await self._buses[request.resource].put({"type": "ADDED", "object": body})
                 if request.resource == CRD_RESOURCE:
                     self.declare_crd(body)
         return aiohttp.web.json_response(body, status=201)
 
-    async def _update(self, request: rendering.Request) -> aiohttp.web.Response:
+    async def _update(self, request: kmock.Request) -> aiohttp.web.Response:
         self._check_known(request)
         if request.subresource not in (None, "status"):  # scale, ...: not served
             raise Refused(404, "NotFound", "the server could not find the requested resource")
@@ -82,7 +82,7 @@ class Writes:
         key = (request.resource, request.namespace, request.name)
         only_trying = dry_run(request)
         async with self._lock:
-            stored = entry(self._objects, key)
+            stored = entry(self.objects, key)
             if stored is None or stored.deleted:
                 raise self._not_found(request)
             live = copy.deepcopy(stored.raw)
@@ -118,11 +118,11 @@ class Writes:
                 await self._remove(key)
         return aiohttp.web.json_response(wanted)
 
-    async def _delete(self, request: rendering.Request) -> aiohttp.web.Response:
+    async def _delete(self, request: kmock.Request) -> aiohttp.web.Response:
         self._check_known(request)
         key = (request.resource, request.namespace, request.name)
         async with self._lock:
-            stored = entry(self._objects, key)
+            stored = entry(self.objects, key)
             if stored is None or stored.deleted:
                 raise self._not_found(request)
             live = stored.raw
@@ -133,7 +133,7 @@ class Writes:
 
     async def _delete_key(self, key: tuple) -> dict:
         """Delete as the API server does: held by finalizers, else removed. The object as it left."""
-        stored = self._objects[key]
+        stored = self.objects[key]
         live = stored.raw
         meta = live.get("metadata") or {}
         if meta.get("deletionTimestamp"):
@@ -147,7 +147,7 @@ class Writes:
         return await self._remove(key)
 
     async def _remove(self, key: tuple) -> dict:
-        stored = self._objects[key]
+        stored = self.objects[key]
         live = self._stamped(copy.deepcopy(stored.raw), stored.raw)  # a deletion is a change too
         stored.delete()
         self._tombstones.append((key[0], live))
@@ -155,7 +155,7 @@ class Writes:
         # Garbage collection (background): dependents by ownerReference, a namespace's objects.
         uid = (live.get("metadata") or {}).get("uid")
         doomed = []
-        for other_key, obj in list(self._objects.items()):
+        for other_key, obj in list(self.objects.items()):
             if obj.deleted:
                 continue
             owners = (obj.raw.get("metadata") or {}).get("ownerReferences") or []
@@ -163,13 +163,13 @@ class Writes:
                     (key[0] == NAMESPACES and other_key[1] == key[2]):
                 doomed.append(other_key)
         for other_key in doomed:
-            if not self._objects[other_key].deleted:
+            if not self.objects[other_key].deleted:
                 await self._delete_key(other_key)
         return live
 
-    def _apply_body(self, request: rendering.Request, live: dict) -> dict:
+    def _apply_body(self, request: kmock.Request, live: dict) -> dict:
         body = request.data
-        if request.method == enums.method.PUT:
+        if request.method == kmock.method.PUT:
             if not isinstance(body, dict):
                 raise Refused(400, "BadRequest", "the request body must be a JSON object")
             return copy.deepcopy(body)
@@ -189,7 +189,7 @@ class Writes:
         except patches.PatchError as exc:
             raise Refused(422, "Invalid", str(exc)) from exc
 
-    def _validate(self, request: rendering.Request, obj: dict) -> None:
+    def _validate(self, request: kmock.Request, obj: dict) -> None:
         found = self._crd_versions.get(request.resource)
         if found is None:
             return
