@@ -55,9 +55,16 @@ def http_limit_options(command):
     return command
 
 
+_HTTP_FLAGS = {"max_header_line_bytes": "max_line_bytes", "max_header_bytes": "max_head_bytes",
+               "max_headers": "max_headers", "header_timeout_seconds": "header_timeout_seconds",
+               "body_timeout_seconds": "body_timeout_seconds"}
+
+
 def settings_of(settings_class, kwargs: dict):
     """Settings from the command line; what they refuse is a usage error."""
     try:
+        if any(name in kwargs for name in _HTTP_FLAGS):
+            kwargs["http"] = HttpLimits(**{field: kwargs.pop(name) for name, field in _HTTP_FLAGS.items()})
         return settings_class(**kwargs)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

@@ -7,8 +7,6 @@ from pathlib import Path
 
 from ..http_limits import HttpLimits
 
-_HTTP = HttpLimits()
-
 
 @dataclass(frozen=True)
 class GatewaySettings:
@@ -25,12 +23,6 @@ class GatewaySettings:
     eject_after_failures: int = 3
     ejection_seconds: float = 10.0
     max_body_bytes: int = 16 * 1024 * 1024
-    # What a client may send before its request is answered (serving/http_limits.py).
-    max_header_line_bytes: int = _HTTP.max_line_bytes
-    max_header_bytes: int = _HTTP.max_head_bytes
-    max_headers: int = _HTTP.max_headers
-    header_timeout_seconds: float = _HTTP.header_timeout_seconds
-    body_timeout_seconds: float = _HTTP.body_timeout_seconds
     # Shadow traffic.
     mirror_queue_size: int = 256
     mirror_concurrency: int = 8
@@ -43,11 +35,5 @@ class GatewaySettings:
     # requests within grace_seconds.
     drain_seconds: float = 0.0
     grace_seconds: float = 30.0
-
-    def __post_init__(self) -> None:
-        self.http_limits  # noqa: B018 - refuses limits that contradict each other (ValueError)
-
-    @property
-    def http_limits(self) -> HttpLimits:
-        return HttpLimits(self.max_header_line_bytes, self.max_header_bytes, self.max_headers,
-                          self.header_timeout_seconds, self.body_timeout_seconds)
+    # What a client may send before its request is answered (serving/http_limits.py).
+    http: HttpLimits = HttpLimits()

@@ -9,7 +9,6 @@ from pathlib import Path
 from ..http_limits import HttpLimits
 from .download_policy import DownloadPolicy
 
-_HTTP = HttpLimits()
 _DOWNLOAD = DownloadPolicy()
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -35,12 +34,6 @@ class ServerSettings:
     # Limits and input policy.
     max_body_bytes: int = 16 * 1024 * 1024
     allow_nonfinite: bool = False
-    # What a client may send before its request is answered (serving/http_limits.py).
-    max_header_line_bytes: int = _HTTP.max_line_bytes
-    max_header_bytes: int = _HTTP.max_head_bytes
-    max_headers: int = _HTTP.max_headers
-    header_timeout_seconds: float = _HTTP.header_timeout_seconds
-    body_timeout_seconds: float = _HTTP.body_timeout_seconds
     # Model fetching (loading.py, model_uri.py).
     cache_dir: Path = Path("/tmp/modelrollout-models")
     download_timeout_seconds: float = _DOWNLOAD.read_timeout_seconds
@@ -63,9 +56,10 @@ class ServerSettings:
     drift_window_rows: int = 1000
     feedback_store_size: int = 50_000
     feedback_ttl_seconds: float = 3600.0
+    # What a client may send before its request is answered (serving/http_limits.py).
+    http: HttpLimits = HttpLimits()
 
     def __post_init__(self) -> None:
-        self.http_limits  # noqa: B018 - refuses limits that contradict each other (ValueError)
         if self.sha256 is not None and not _SHA256.match(self.sha256):
             raise ValueError(f"--sha256 must be 64 hexadecimal digits, got {self.sha256!r}")
         if self.require_sha256 and not self.sha256:
@@ -80,8 +74,3 @@ class ServerSettings:
             read_timeout_seconds=self.download_timeout_seconds,
             deadline_seconds=self.download_deadline_seconds, retries=self.download_retries,
         )
-
-    @property
-    def http_limits(self) -> HttpLimits:
-        return HttpLimits(self.max_header_line_bytes, self.max_header_bytes, self.max_headers,
-                          self.header_timeout_seconds, self.body_timeout_seconds)
