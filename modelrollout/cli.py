@@ -58,6 +58,10 @@ def http_limit_options(command):
 _HTTP_FLAGS = {"max_header_line_bytes": "max_line_bytes", "max_header_bytes": "max_head_bytes",
                "max_headers": "max_headers", "header_timeout_seconds": "header_timeout_seconds",
                "body_timeout_seconds": "body_timeout_seconds"}
+_DOWNLOAD_FLAGS = {"download_timeout_seconds": "read_timeout_seconds",
+                   "download_connect_timeout_seconds": "connect_timeout_seconds",
+                   "download_deadline_seconds": "deadline_seconds", "download_retries": "retries",
+                   "max_model_bytes": "max_bytes", "allow_http_models": "allow_http"}
 
 
 def settings_of(settings_class, kwargs: dict):
@@ -65,6 +69,9 @@ def settings_of(settings_class, kwargs: dict):
     try:
         if any(name in kwargs for name in _HTTP_FLAGS):
             kwargs["http"] = HttpLimits(**{field: kwargs.pop(name) for name, field in _HTTP_FLAGS.items()})
+        if any(name in kwargs for name in _DOWNLOAD_FLAGS):
+            kwargs["download"] = DownloadPolicy(**{field: kwargs.pop(name)
+                                                   for name, field in _DOWNLOAD_FLAGS.items()})
         return settings_class(**kwargs)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

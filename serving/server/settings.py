@@ -9,7 +9,6 @@ from pathlib import Path
 from ..http_limits import HttpLimits
 from .download_policy import DownloadPolicy
 
-_DOWNLOAD = DownloadPolicy()
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -36,12 +35,7 @@ class ServerSettings:
     allow_nonfinite: bool = False
     # Model fetching (loading.py, model_uri.py).
     cache_dir: Path = Path("/tmp/modelrollout-models")
-    download_timeout_seconds: float = _DOWNLOAD.read_timeout_seconds
-    download_connect_timeout_seconds: float = _DOWNLOAD.connect_timeout_seconds
-    download_deadline_seconds: float = _DOWNLOAD.deadline_seconds
-    download_retries: int = _DOWNLOAD.retries
-    max_model_bytes: int = _DOWNLOAD.max_bytes
-    allow_http_models: bool = False
+    download: DownloadPolicy = DownloadPolicy()
     require_sha256: bool = False
     # Prediction logging (off unless a path is given; "-" is stdout).
     prediction_log: str | None = None
@@ -65,12 +59,3 @@ class ServerSettings:
         if self.require_sha256 and not self.sha256:
             raise ValueError("--require-sha256 is set and no --sha256 is given: "
                              "refusing to load a model that cannot be verified")
-
-    @property
-    def download_policy(self) -> DownloadPolicy:
-        return DownloadPolicy(
-            allow_http=self.allow_http_models, max_bytes=self.max_model_bytes,
-            connect_timeout_seconds=self.download_connect_timeout_seconds,
-            read_timeout_seconds=self.download_timeout_seconds,
-            deadline_seconds=self.download_deadline_seconds, retries=self.download_retries,
-        )
