@@ -1,11 +1,16 @@
 """The options of `modelrollout serve`, `gateway` and `operator` are a contract: Dockerfiles,
 manifests, the chart and users' scripts pass them as flags or environment variables. Their
 names, environment variables, defaults and what they accept are frozen here, as they were
-when the options were written out by hand in cli.py."""
+when the options were written out by hand in cli.py. They are built from the settings
+classes (modelrollout/options.py): every default is the settings field's, and what the
+command line refuses, a settings class built directly refuses too."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -103,6 +108,10 @@ OPERATOR = [
 
 COMMANDS = {"serve": SERVE, "gateway": GATEWAY, "operator": OPERATOR}
 REQUIRED_ARGS = {"serve": ["--model-uri", "model.onnx", "--model-name", "m"], "gateway": [], "operator": []}
+REQUIRED_FIELDS = {"serve": {"model_uri": "model.onnx", "model_name": "m"}, "gateway": {}, "operator": {}}
+# What each command runs with its settings (replaced by a recorder here).
+RUNS = {"serve": "modelrollout.serving.server.main.serve", "gateway": "modelrollout.serving.gateway.main.run",
+        "operator": "modelrollout.operator.main.run"}
 
 
 @pytest.fixture(autouse=True)
@@ -159,7 +168,7 @@ def test_flags_environment_variables_and_defaults_are_unchanged(name):
 
 
 @pytest.mark.parametrize("name", COMMANDS)
-def test_help_shows_every_flag_environment_variable_and_default(name):
+def test_help_shows_every_flag_and_environment_variable(name):
     result = CliRunner().invoke(main, [name, "--help"], terminal_width=100)
     assert result.exit_code == 0, result.output
     shown = " ".join(result.output.split())
@@ -168,3 +177,79 @@ def test_help_shows_every_flag_environment_variable_and_default(name):
         assert f"env var: {option.envvar}" in shown
         for flag in (*option.opts, *option.secondary_opts):
             assert flag in shown
+
+
+def value_at(settings, path: tuple[str, ...]):
+    for name in path:
+        settings = getattr(settings, name)
+    return settings
+
+
+def replaced(settings, path: tuple[str, ...], value):
+    """``settings`` with the field at ``path`` (through embedded settings) set to ``value``."""
+    head, *rest = path
+    inner = replaced(getattr(settings, head), tuple(rest), value) if rest else value
+    return dataclasses.replace(settings, **{head: inner})
+
+
+def defaults_of(name: str):
+    return main.commands[name].settings_class(**REQUIRED_FIELDS[name])
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_default_shown_is_the_settings_field_default(name):
+    defaults = defaults_of(name)
+    for option in main.commands[name].params:
+        if not option.required:
+            assert option.default == value_at(defaults, option.path), flag_of(option)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_no_flags_give_the_settings_class_defaults(name, monkeypatch):
+    ran = []
+    monkeypatch.setattr(RUNS[name], ran.append)
+    args = [*REQUIRED_ARGS[name], *(["--routes", "routes.yaml"] if name == "gateway" else [])]
+    result = CliRunner().invoke(main.commands[name], args)
+    assert result.exit_code == 0, result.output
+    expected = defaults_of(name)
+    if name == "gateway":
+        expected = dataclasses.replace(expected, routes=Path("routes.yaml"))
+    assert ran == [expected]
+
+
+def just_outside(option: click.Option) -> list:
+    """Values next to what the option accepts, on the wrong side."""
+    info = option.type.to_info_dict()
+    if info["param_type"] == "Choice":
+        return ["none-of-these"]
+    if info["param_type"] not in ("IntRange", "FloatRange"):
+        return []
+    step = 1 if info["param_type"] == "IntRange" else None
+    values = []
+    if info["min"] is not None:
+        below = info["min"] - step if step else math.nextafter(info["min"], -math.inf)
+        values.append(info["min"] if info["min_open"] else below)
+    if info["max"] is not None:
+        values.append(info["max"] + step if step else math.nextafter(info["max"], math.inf))
+    return values
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_the_settings_class_refuses_what_the_command_line_refuses(name):
+    command, defaults = main.commands[name], defaults_of(name)
+    checked = 0
+    for option in command.params:
+        for value in just_outside(option):
+            with pytest.raises(click.BadParameter):
+                command.make_context(name, [*REQUIRED_ARGS[name], option.opts[0], str(value)])
+            with pytest.raises(ValueError, match=re.escape(option.opts[0])):
+                replaced(defaults, option.path, value)
+            checked += 1
+    assert checked == {"serve": 25, "gateway": 18, "operator": 5}[name]  # every bound and choice
+
+
+def test_leader_election_timing_that_cannot_work_is_a_usage_error(monkeypatch):
+    monkeypatch.setattr(RUNS["operator"], lambda settings: pytest.fail("the operator ran"))
+    result = CliRunner().invoke(main.commands["operator"], ["--leader-elect", "--retry-seconds", "12"])
+    assert result.exit_code == 2
+    assert "leader election needs 0 < retry < renew deadline < lease duration" in result.output
