@@ -22,6 +22,8 @@ import httpx
 import kopf
 from prometheus_client import start_http_server
 
+from modelrollout.settings_fields import check_bounds, setting
+
 from .election import ElectionTiming
 from .handlers import Loops, register
 from .kube.api import Api, configuration
@@ -32,23 +34,52 @@ from .metrics import OperatorMetrics
 from .reconcile import Shell
 
 log = logging.getLogger("modelrollout.operator")
+_TIMING = ElectionTiming()  # the election's own defaults
 
 
 @dataclass(frozen=True)
 class OperatorSettings:
-    namespaces: tuple[str, ...]  # empty: the whole cluster
-    kubeconfig: Path | None
-    tick_seconds: float
-    metrics_host: str
-    metrics_port: int
-    liveness_port: int
-    resync_seconds: float = 300.0
-    leader_elect: bool = False
-    lease_name: str = "modelrollout-operator"
-    lease_namespace: str | None = None  # None: the pod's own namespace, else modelrollout-system
-    lease_duration_seconds: float = 15.0
-    renew_deadline_seconds: float = 10.0
-    retry_seconds: float = 2.0
+    """Everything `modelrollout operator` can be told. Each field declares its option
+    (modelrollout/settings_fields.py), in the order of `modelrollout operator --help`."""
+
+    namespaces: tuple[str, ...] = setting(
+        (), flag="--namespace",
+        help="Namespace whose ModelDeployments to manage (repeatable); none given: the whole cluster.")
+    kubeconfig: Path | None = setting(
+        None, file_only=True, help="kubeconfig file (default: in-cluster config, else ~/.kube/config).")
+    tick_seconds: float = setting(
+        2.0, at_least=0.1,
+        help="How often a ModelDeployment with a rollout under way is reconciled (also at once on "
+        "every change of it or of what it owns).")
+    resync_seconds: float = setting(
+        300.0, at_least=1,
+        help="How often a settled ModelDeployment (Healthy, or Degraded with nothing pending) is "
+        "reconciled when nothing changes.")
+    metrics_host: str = setting(
+        "127.0.0.1", help="Address of the metrics and liveness endpoints (0.0.0.0 in a pod).")
+    metrics_port: int = setting(9180, help="Prometheus metrics at /metrics.")
+    liveness_port: int = setting(8081, help="kopf's liveness probe at /healthz.")
+    leader_elect: bool = setting(
+        False,
+        help="Run as one of several replicas: only the holder of a Lease reconciles (docs/operator.md).")
+    lease_name: str = setting("modelrollout-operator", help="With --leader-elect: the Lease's name.")
+    lease_namespace: str | None = setting(
+        None,
+        help="With --leader-elect: the Lease's namespace (default: the pod's own, else modelrollout-system).")
+    lease_duration_seconds: float = setting(
+        _TIMING.lease_duration_seconds, at_least=1,
+        help="With --leader-elect: a Lease not renewed this long is taken over.")
+    renew_deadline_seconds: float = setting(
+        _TIMING.renew_deadline_seconds, at_least=0.5,
+        help="With --leader-elect: a leader that could not renew this long stops reconciling.")
+    retry_seconds: float = setting(
+        _TIMING.retry_seconds, at_least=0.1,
+        help="With --leader-elect: how often the Lease is renewed or looked at.")
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+        if self.leader_elect:
+            self.timing.check()
 
     @property
     def timing(self) -> ElectionTiming:

@@ -37,23 +37,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modelrollout.settings_fields import check_bounds, setting
+
 
 @dataclass(frozen=True)
 class HttpLimits:
-    max_line_bytes: int = 8 * 1024
-    max_head_bytes: int = 32 * 1024
-    max_headers: int = 100
-    header_timeout_seconds: float = 60.0
-    body_timeout_seconds: float = 60.0
+    """Embedded in the server's and the gateway's settings: both take the same five flags."""
+
+    max_line_bytes: int = setting(
+        8 * 1024, flag="--max-header-line-bytes", at_least=64,
+        help="Longest request line (else 414) or header line (else 431); nginx: 8k.")
+    max_head_bytes: int = setting(
+        32 * 1024, flag="--max-header-bytes", at_least=64,
+        help="Longest request line plus headers, else 431; nginx: 4 x 8k.")
+    max_headers: int = setting(100, at_least=1, help="Most header lines in a request, else 431.")
+    header_timeout_seconds: float = setting(
+        60.0, above=0, help="Time for a request's line and headers, from their first byte, else 408.")
+    body_timeout_seconds: float = setting(
+        60.0, above=0, help="Time for a whole request body, from the end of its headers, else 408.")
 
     def __post_init__(self) -> None:
-        if min(self.max_line_bytes, self.max_head_bytes, self.max_headers) < 1:
-            raise ValueError(f"HTTP limits must be positive: {self}")
+        check_bounds(self)
         if self.max_line_bytes > self.max_head_bytes:
             raise ValueError(f"a header line ({self.max_line_bytes} bytes) cannot be allowed more than "
                              f"the whole head ({self.max_head_bytes} bytes)")
-        if min(self.header_timeout_seconds, self.body_timeout_seconds) <= 0:
-            raise ValueError(f"HTTP deadlines must be positive: {self}")
 
     def raw_body_cap(self, max_body_bytes: int) -> int:
         """Most bytes a request body may take on the wire, chunk framing and trailers

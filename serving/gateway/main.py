@@ -24,4 +24,4 @@ def run(settings: GatewaySettings) -> None:
 
     frontend.run(app, settings.host, settings.port, max_body_bytes=settings.max_body_bytes,
                  grace_seconds=settings.grace_seconds, on_shutdown=on_shutdown,
-                 drain_seconds=settings.drain_seconds, limits=settings.http_limits)
+                 drain_seconds=settings.drain_seconds, limits=settings.http)

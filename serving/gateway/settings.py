@@ -1,53 +1,63 @@
-"""Everything `modelrollout gateway` can be told, parsed once at the edge (the CLI)."""
+"""Everything `modelrollout gateway` can be told, parsed once at the edge (the CLI). Each field
+declares its option (modelrollout/settings_fields.py); the fields are in the order of
+`modelrollout gateway --help`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..http_limits import HttpLimits
+from modelrollout.settings_fields import check_bounds, setting
 
-_HTTP = HttpLimits()
+from ..http_limits import HttpLimits
 
 
 @dataclass(frozen=True)
 class GatewaySettings:
-    host: str = "127.0.0.1"
-    port: int = 8000
     # Route source: a file (local runs, tests) or the Kubernetes API.
-    routes: Path | None = None
-    kubernetes: bool = False
-    namespaces: tuple[str, ...] = ()  # empty with kubernetes=True: every namespace
-    kubeconfig: str | None = None
+    routes: Path | None = setting(
+        None, file_only=True, help="Route file (YAML or JSON), followed as it changes. See docs/gateway.md.")
+    kubernetes: bool = setting(
+        False, off_flag="--no-kubernetes",
+        help="Take routes from ModelDeployment status and EndpointSlices in the Kubernetes API.")
+    namespaces: tuple[str, ...] = setting(  # empty with kubernetes=True: every namespace
+        (), flag="--namespace",
+        help="With --kubernetes: namespace to watch (repeatable); none given: all namespaces.")
+    kubeconfig: str | None = setting(None, help="With --kubernetes: kubeconfig file (default: in-cluster).")
+    host: str = setting("127.0.0.1", help="Address to listen on (0.0.0.0 in a pod).")
+    port: int = setting(8000)
     # Upstreams.
-    load_balancing: str = "least-outstanding"
-    upstream_timeout_seconds: float = 30.0
-    eject_after_failures: int = 3
-    ejection_seconds: float = 10.0
-    max_body_bytes: int = 16 * 1024 * 1024
-    # What a client may send before its request is answered (serving/http_limits.py).
-    max_header_line_bytes: int = _HTTP.max_line_bytes
-    max_header_bytes: int = _HTTP.max_head_bytes
-    max_headers: int = _HTTP.max_headers
-    header_timeout_seconds: float = _HTTP.header_timeout_seconds
-    body_timeout_seconds: float = _HTTP.body_timeout_seconds
+    load_balancing: str = setting("least-outstanding", choices=("least-outstanding", "round-robin"))
+    upstream_timeout_seconds: float = setting(
+        30.0, above=0, help="An upstream that takes longer is answered 504.")
+    eject_after_failures: int = setting(
+        3, at_least=1, help="Consecutive failures that take an endpoint out of rotation.")
+    ejection_seconds: float = setting(10.0, at_least=0)
+    max_body_bytes: int = setting(
+        16 * 1024 * 1024, at_least=1, help="Largest request body; larger ones get 413.")
     # Shadow traffic.
-    mirror_queue_size: int = 256
-    mirror_concurrency: int = 8
-    shadow_atol: float = 1e-5
-    shadow_rtol: float = 1e-3
+    mirror_queue_size: int = setting(
+        256, at_least=1,
+        help="Mirrored copies waiting for the shadow; beyond it copies are dropped and counted.")
+    mirror_concurrency: int = setting(8, at_least=1, help="Mirrored requests in flight to shadows at once.")
+    shadow_atol: float = setting(
+        1e-5, at_least=0, help="Shadow comparison: absolute tolerance per output value.")
+    shadow_rtol: float = setting(
+        1e-3, at_least=0, help="Shadow comparison: relative tolerance per output value.")
     # Feedback routing (feedback.py): request ids remembered, and for how long.
-    feedback_ids: int = 100_000  # 0: none (labels then need the x-modelrollout-revision header)
-    feedback_ttl_seconds: float = 3600.0
-    # Shutdown (frontend.py): stay up but unready for drain_seconds, then finish in-flight
-    # requests within grace_seconds.
-    drain_seconds: float = 0.0
-    grace_seconds: float = 30.0
+    feedback_ids: int = setting(
+        100_000, at_least=0,
+        help="Request ids remembered with the endpoint that answered them, so feedback reaches it; "
+        "0: none (feedback then needs the x-modelrollout-revision header).")
+    feedback_ttl_seconds: float = setting(
+        3600.0, above=0, help="How long a request id is remembered for feedback.")
+    # Shutdown (frontend.py): stay up but unready, then finish in-flight requests.
+    drain_seconds: float = setting(
+        0.0, at_least=0, help="After SIGTERM, stay up but unready this long before closing the listener.")
+    grace_seconds: float = setting(
+        30.0, at_least=0, help="After the listener closes, how long in-flight requests may take.")
+    # What a client may send before its request is answered (serving/http_limits.py).
+    http: HttpLimits = HttpLimits()
 
     def __post_init__(self) -> None:
-        self.http_limits  # noqa: B018 - refuses limits that contradict each other (ValueError)
-
-    @property
-    def http_limits(self) -> HttpLimits:
-        return HttpLimits(self.max_header_line_bytes, self.max_header_bytes, self.max_headers,
-                          self.header_timeout_seconds, self.body_timeout_seconds)
+        check_bounds(self)

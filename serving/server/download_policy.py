@@ -20,16 +20,35 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from modelrollout.settings_fields import check_bounds, setting
+
 
 @dataclass(frozen=True)
 class DownloadPolicy:
-    allow_http: bool = False  # plain http to hosts that are not loopback
-    max_bytes: int = 2 * 1024**3  # protobuf's limit on one .onnx file
-    connect_timeout_seconds: float = 10.0
-    read_timeout_seconds: float = 30.0  # longest wait for the next bytes
-    deadline_seconds: float = 1800.0  # one whole attempt
-    retries: int = 3
+    """Embedded in the server's settings (its flags are `modelrollout serve`'s)."""
+
+    read_timeout_seconds: float = setting(
+        30.0, flag="--download-timeout-seconds", above=0,
+        help="Model download: longest wait for the next bytes (read timeout).")
+    connect_timeout_seconds: float = setting(
+        10.0, flag="--download-connect-timeout-seconds", above=0,
+        help="Model download: longest wait for a connection.")
+    deadline_seconds: float = setting(
+        1800.0, flag="--download-deadline-seconds", above=0,
+        help="Model download: longest one attempt may take, start to end.")
+    retries: int = setting(3, flag="--download-retries", at_least=0)
+    max_bytes: int = setting(
+        2 * 1024**3, flag="--max-model-bytes", at_least=1,  # protobuf's limit on one .onnx file
+        help="Largest model download; larger ones are refused (no retry).")
+    allow_http: bool = setting(
+        False, flag="--allow-http-models", off_flag="--https-models-only",
+        help="Download models over plain http from any host (by default http only from loopback: "
+        "127.0.0.0/8, ::1, localhost).")
     backoff_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
 
 _BLOCKED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
     "169.254.0.0/16",  # IPv4 link-local: every big cloud's metadata service, 169.254.169.254

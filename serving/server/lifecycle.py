@@ -131,7 +131,7 @@ def _time_runs(runtime: ModelRuntime, count: int) -> float:
 
 
 def _load_runtime(settings: ServerSettings, state: ModelState) -> ModelRuntime:
-    path = fetch(settings.model_uri, settings.cache_dir, settings.download_policy)
+    path = fetch(settings.model_uri, settings.cache_dir, settings.download)
     files = resolve(path, settings.sha256)
     state.extra_metadata = {**files.metadata, "sha256": files.sha256}
     if files.labels:

@@ -18,4 +18,4 @@ def serve(settings: ServerSettings) -> None:
         stop_downloads()  # a model still downloading will never serve now
 
     hosting.run(app, settings.host, settings.port, settings.grace_seconds, on_shutdown,
-                settings.drain_seconds, protocol_for(settings.http_limits, settings.max_body_bytes))
+                settings.drain_seconds, protocol_for(settings.http, settings.max_body_bytes))
