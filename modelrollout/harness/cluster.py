@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Self
 
-from modelrollout.operator.routing import MANAGED_BY
+from modelrollout.operator.routing import MANAGED_BY_LABELS
 
 from ..install_manifests import model_deployment_crd
 from .components import GatewayProcess, OperatorProcess
@@ -92,9 +92,9 @@ class LocalCluster:
             self.kube = KubeEmulator(self.folder).start()
             self.kube.define_crd(crd)
             file_sd = self.folder / "scrape-targets.json"
+            labels = MANAGED_BY_LABELS if self.all_namespaces else None
             self.kubelet = Kubelet(self.kube.kubeconfig_for(KUBELET), self.folder / "kubelet",
-                                   watched or None, file_sd=file_sd,
-                                   deployment_labels=MANAGED_BY if self.all_namespaces else None).start()
+                                   watched or None, file_sd=file_sd, deployment_labels=labels).start()
             self.prometheus = PrometheusProcess(self.folder / "prometheus", file_sd=file_sd)
             self.gateway = GatewayProcess(self.kube.kubeconfig_for(GATEWAY), watched,
                                           self.folder / "gateway.log")

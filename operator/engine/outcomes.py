@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from ..actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
 from ..status import (
     ABORTED,
@@ -19,7 +17,6 @@ from ..status import (
     RolloutStatus,
     ScaleDown,
     Traffic,
-    format_time,
     parse_time,
 )
 from .tick import Result, Tick
@@ -36,8 +33,7 @@ def promote(tick: Tick, status: RolloutStatus, why: str, reason: str = PROMOTED,
     scale_downs, message = status.scale_downs, f"{new} promoted: {why}"
     keep_seconds = tick.strategy.keep_warm_seconds(spec)
     if keep_seconds > 0:
-        start = parse_time(warm_from) if warm_from else tick.now
-        until = format_time(max(start + timedelta(seconds=keep_seconds), tick.now))
+        until = tick.later(keep_seconds, since=warm_from)
         scale_downs += (ScaleDown(revision=old, replicas=spec.replicas, at=until),)
         actions.append(EnsureRevision(old, spec.replicas))
         message = f"{message}; {old} kept at full size until {until}"
@@ -59,7 +55,7 @@ def abort(tick: Tick, status: RolloutStatus, reason: str, why: str, replicas: in
     scale_downs = status.scale_downs
     keep_seconds = tick.strategy.keep_aborted_seconds(spec)
     if keep_seconds > 0:
-        until = format_time(tick.now + timedelta(seconds=keep_seconds))
+        until = tick.later(keep_seconds)
         scale_downs += (ScaleDown(revision=candidate, replicas=replicas, at=until),)
         actions.append(EnsureRevision(candidate, replicas))
     else:

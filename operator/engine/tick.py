@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..actions import Action, EnsureRevision, SetTraffic
 from ..spec import Spec
-from ..status import RolloutStatus, deadline
+from ..status import RolloutStatus, deadline, format_time
 from .observations import Observations
 
 if TYPE_CHECKING:
@@ -36,6 +36,10 @@ class Tick:
 
     def seconds_left(self, since: str, seconds: float) -> float:
         return (deadline(since, seconds) - self.now).total_seconds()
+
+    def later(self, seconds: float, since: str | None = None) -> str:
+        """The time ``seconds`` after ``since`` (default now), never before now, as status writes it."""
+        return format_time(max(deadline(since or self.at, seconds), self.now))
 
 
 def hold(tick: Tick, status: RolloutStatus, candidate_replicas: int) -> list[Action]:

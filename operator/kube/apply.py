@@ -23,7 +23,7 @@ from modelrollout.serving.contract.routes import REVISION_HEADER
 
 from ..actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
 from ..engine import Decision
-from ..routing import PREVIEW, Target, builtin, gateway_api, preview_service, replicas, revision_service
+from ..routing import PREVIEW, Target, builtin, gateway_api, preview_service, replicas, revision_name
 from ..routing.capabilities import CAPABILITIES
 from ..spec import Spec
 from ..status import DRIFT_REPAIRED, RETIRED_KEYS, RolloutStatus, status_to_doc
@@ -174,7 +174,7 @@ class Applier:
 
     async def _scale(self, target: Target, revision: str, replicas: int, repaired: list[str],
                      live: dict | None = None) -> None:
-        name = revision_service(target.name, revision)
+        name = revision_name(target.name, revision)
         if live is None:
             live = await self.reads.get("Deployment", target.namespace, name)
         if live is None:

@@ -10,7 +10,7 @@ plans the writes that make the live objects hold them.
 from __future__ import annotations
 
 from ..routing import (
-    MANAGED_BY,
+    MANAGED_BY_LABELS,
     MODEL_DEPLOYMENT_LABEL,
     PORT_NAME,
     REVISION_LABEL,
@@ -19,7 +19,7 @@ from ..routing import (
     entry_service,
     owner_reference,
     preview_service,
-    revision_service,
+    revision_name,
 )
 from ..spec import Spec
 
@@ -37,12 +37,12 @@ def revision_labels(target: Target, revision: str) -> dict:
 
 def deployment(target: Target, spec: Spec, revision: str, replicas: int) -> dict:
     """The revision's Deployment; ``replicas`` is what the engine asked for."""
-    labels = {**MANAGED_BY, "app.kubernetes.io/name": "modelrollout-server",
+    labels = {**MANAGED_BY_LABELS, "app.kubernetes.io/name": "modelrollout-server",
               **revision_labels(target, revision)}
     body = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(target, revision_service(target.name, revision), labels,
+        "metadata": _metadata(target, revision_name(target.name, revision), labels,
                               {MODEL_VERSION: spec.model.version}),
         "spec": {
             "replicas": replicas,
@@ -58,15 +58,15 @@ def deployment(target: Target, spec: Spec, revision: str, replicas: int) -> dict
 
 
 def revision_service_body(target: Target, revision: str) -> dict:
-    name = revision_service(target.name, revision)
-    return _service(target, name, revision_labels(target, revision), {**MANAGED_BY,
+    name = revision_name(target.name, revision)
+    return _service(target, name, revision_labels(target, revision), {**MANAGED_BY_LABELS,
                     **revision_labels(target, revision)})
 
 
 def preview_service_body(target: Target, candidate_revision: str) -> dict:
     """``<name>-preview``: the candidate's pods only, under a name that stays put."""
     return _service(target, preview_service(target.name), revision_labels(target, candidate_revision),
-                    {**MANAGED_BY, MODEL_DEPLOYMENT_LABEL: target.name})
+                    {**MANAGED_BY_LABELS, MODEL_DEPLOYMENT_LABEL: target.name})
 
 
 def entry_service_body(target: Target, stable_revision: str, by_replicas: bool) -> dict:
@@ -74,7 +74,7 @@ def entry_service_body(target: Target, stable_revision: str, by_replicas: bool) 
     operator writes its EndpointSlices (routing/replicas.py)."""
     selector = None if by_replicas else {MODEL_DEPLOYMENT_LABEL: target.name, REVISION_LABEL: stable_revision}
     return _service(target, entry_service(target.name), selector,
-                    {**MANAGED_BY, MODEL_DEPLOYMENT_LABEL: target.name})
+                    {**MANAGED_BY_LABELS, MODEL_DEPLOYMENT_LABEL: target.name})
 
 
 def _pod_spec(target: Target, spec: Spec, revision: str) -> dict:

@@ -33,7 +33,7 @@ from ..engine import (
     comparisons_since,
     due_metrics,
 )
-from ..routing import Target, revision_service
+from ..routing import Target, revision_name
 from ..smoke import check_answer, smoke_request
 from ..spec import Spec
 from ..status import RolloutStatus, format_time, parse_time
@@ -115,7 +115,7 @@ async def observe(reads: Reads, http: httpx.AsyncClient, target: Target, spec: S
 
 
 async def _ready_replicas(reads: Reads, namespace: str, name: str, revision: str) -> int:
-    deployment = await reads.get("Deployment", namespace, revision_service(name, revision))
+    deployment = await reads.get("Deployment", namespace, revision_name(name, revision))
     if deployment is None:
         return 0
     return int((deployment.get("status") or {}).get("readyReplicas") or 0)
@@ -140,7 +140,7 @@ async def _unready_answers(reads: Reads, http: httpx.AsyncClient, target: Target
     readiness endpoint (the server names the cause: a download that failed, a sha256
     mismatch, a model onnxruntime cannot load). A kubelet keeps no probe's answer, so the
     operator asks the pods, as it does for the smoke inference. None when none answered."""
-    service = revision_service(target.name, revision)
+    service = revision_name(target.name, revision)
     slices = await reads.list("EndpointSlice", target.namespace,
                               {MODEL_DEPLOYMENT_LABEL: target.name, SERVICE_NAME_LABEL: service})
     told: list[str] = []
@@ -178,7 +178,7 @@ def _unready_pods(slices: list[dict]) -> list[tuple[str, str]]:
 async def revision_endpoints(reads: Reads, target: Target, revision: str) -> tuple[Endpoint, ...]:
     """The endpoints of the revision's Service, from its EndpointSlices (which carry the
     Service's labels, the ModelDeployment's among them, as the EndpointSlice controller copies them)."""
-    service = revision_service(target.name, revision)
+    service = revision_name(target.name, revision)
     slices = await reads.list("EndpointSlice", target.namespace,
                               {MODEL_DEPLOYMENT_LABEL: target.name, SERVICE_NAME_LABEL: service})
     return endpoints_by_service(slices).get((target.namespace, service), ())

@@ -18,11 +18,11 @@ from modelrollout.serving.contract.endpoint_slices import PORT_NAME
 
 from ..spec import Comparison
 
-__all__ = ["MANAGED_BY", "MODEL_DEPLOYMENT_LABEL", "PORT_NAME", "PREVIEW", "REVISION_LABEL", "SERVER_PORT",
-           "Target", "entry_service", "owner_reference", "preview_service", "revision_service"]
+__all__ = ["MANAGED_BY_LABELS", "MODEL_DEPLOYMENT_LABEL", "PORT_NAME", "PREVIEW", "REVISION_LABEL",
+           "SERVER_PORT", "Target", "entry_service", "owner_reference", "preview_service", "revision_name"]
 
 SERVER_PORT = 8080  # the port `modelrollout serve` listens on in a pod (Dockerfile.server)
-MANAGED_BY = {"app.kubernetes.io/managed-by": "modelrollout"}  # on every object the operator creates
+MANAGED_BY_LABELS = {"app.kubernetes.io/managed-by": "modelrollout"}  # on every object the operator creates
 MODEL_DEPLOYMENT_LABEL = "modelrollout.io/model-deployment"  # the ModelDeployment a child belongs to
 REVISION_LABEL = "modelrollout.io/revision"
 PREVIEW = "preview"  # x-modelrollout-revision: preview reaches the candidate, whatever its name
@@ -40,8 +40,8 @@ class Target:
     comparison: Comparison = Comparison()  # spec.comparison: how mirrored answers are compared
 
 
-def revision_service(name: str, revision: str) -> str:
-    """The Service (and Deployment) of one revision of ModelDeployment ``name``."""
+def revision_name(name: str, revision: str) -> str:
+    """The name of one revision's Deployment and of its Service (ModelDeployment ``name``)."""
     return f"{name}-{revision}"
 
 

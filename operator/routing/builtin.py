@@ -17,7 +17,7 @@ from modelrollout.serving.contract.routes import REVISION_HEADER
 
 from ..actions import SetTraffic
 from ..spec import InvalidSpec
-from . import PREVIEW, Target, revision_service
+from . import PREVIEW, Target, revision_name
 
 _OPTIONS = ("sticky",)
 
@@ -56,5 +56,5 @@ def route(target: Target, traffic: SetTraffic) -> dict:
 
 
 def _revision(target: Target, revision: str, role: str, weight: int) -> dict:
-    service = revision_service(target.name, revision)
+    service = revision_name(target.name, revision)
     return {"name": revision, "role": role, "weight": weight, "service": service}

@@ -32,13 +32,13 @@ from modelrollout.serving.contract.routes import REVISION_HEADER
 from ..actions import SetTraffic
 from ..spec import InvalidSpec
 from . import (
-    MANAGED_BY,
+    MANAGED_BY_LABELS,
     MODEL_DEPLOYMENT_LABEL,
     PREVIEW,
     SERVER_PORT,
     Target,
     owner_reference,
-    revision_service,
+    revision_name,
 )
 
 API_VERSION = "gateway.networking.k8s.io/v1"
@@ -123,7 +123,7 @@ def http_route(target: Target, traffic: SetTraffic) -> dict:
         "metadata": {
             "name": target.options.get("httpRoute") or target.name,
             "namespace": target.namespace,
-            "labels": {**MANAGED_BY, MODEL_DEPLOYMENT_LABEL: target.name},
+            "labels": {**MANAGED_BY_LABELS, MODEL_DEPLOYMENT_LABEL: target.name},
             "ownerReferences": [owner_reference(target)],
         },
         "spec": spec,
@@ -133,7 +133,7 @@ def http_route(target: Target, traffic: SetTraffic) -> dict:
 def _service_ref(target: Target, revision: str, port: int) -> dict:
     # group and kind are the CRD's defaults, written out so that what we write equals what
     # the API server stores and reads back.
-    return {"group": "", "kind": "Service", "name": revision_service(target.name, revision), "port": port}
+    return {"group": "", "kind": "Service", "name": revision_name(target.name, revision), "port": port}
 
 
 def _parent_ref(parent: dict) -> dict:

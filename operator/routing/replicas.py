@@ -28,7 +28,7 @@ from modelrollout.serving.contract.routes import Endpoint
 from ..spec import InvalidSpec
 from . import MODEL_DEPLOYMENT_LABEL, Target, entry_service, owner_reference
 
-MANAGED_BY = "modelrollout.io/operator"  # not the EndpointSlice controller's: it leaves these alone
+SLICE_MANAGER = "modelrollout.io/operator"  # not the EndpointSlice controller's: it leaves these alone
 
 
 def validate_options(options: dict) -> None:
@@ -111,5 +111,5 @@ def slice_name(target: Target, port: int, family: str) -> str:
 def slice_labels(target: Target) -> dict:
     """The labels that find every entry slice this operator wrote for ``target``; the
     ModelDeployment's label among them, as on everything it owns (its watches select on it)."""
-    return {SERVICE_NAME_LABEL: entry_service(target.name), MANAGED_BY_LABEL: MANAGED_BY,
+    return {SERVICE_NAME_LABEL: entry_service(target.name), MANAGED_BY_LABEL: SLICE_MANAGER,
             MODEL_DEPLOYMENT_LABEL: target.name}

@@ -21,7 +21,7 @@ from modelrollout.operator.kube.api import Api, configuration
 from modelrollout.operator.kube.apply import Applier
 from modelrollout.operator.kube.converge import holds
 from modelrollout.operator.kube.manifests import deployment
-from modelrollout.operator.routing import Target, revision_service
+from modelrollout.operator.routing import Target, revision_name
 from modelrollout.operator.spec import parse_spec
 from modelrollout.operator.status import HistoryEntry, RolloutStatus
 
@@ -96,7 +96,7 @@ class World:
         for revision in REVISIONS.values():
             if revision in self.touched:
                 continue  # changed by someone else and not reconciled since
-            name = revision_service(self.target.name, revision)
+            name = revision_name(self.target.name, revision)
             live = self.api.get("Deployment", self.target.namespace, name)
             if revision not in self.replicas:
                 assert live is None, revision
@@ -126,7 +126,7 @@ other_steps = st.one_of(
 def run(world: World, step: tuple) -> None:
     kind, version, *rest = step
     revision = REVISIONS[version]
-    name = revision_service(world.target.name, revision)
+    name = revision_name(world.target.name, revision)
     namespace = world.target.namespace
     exists = revision in world.replicas
     if kind == "spec":
