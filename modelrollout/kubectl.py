@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from modelrollout.operator.kube.api import Api, configuration
+from modelrollout.kubeclient import Api, configuration
 from modelrollout.operator.status import status_from_doc
 
 KIND = "ModelDeployment"
