@@ -46,7 +46,7 @@ from .paths import path, resource_name
 # relisting together. The read timeout only catches a connection that died without closing.
 WATCH_SECONDS = (240, 360)
 READ_MARGIN_SECONDS = 30.0
-QUIET_WATCH_SECONDS = 1.0  # a watch that ends sooner with nothing said is a failure
+QUIET_WATCH_SECONDS = 1.0  # a watch that ends sooner with nothing said is waited out as a failure is
 _CHUNK_BYTES = 64 * 1024
 
 Listed = Callable[[list[dict]], None]  # everything in the scope, replacing what was known

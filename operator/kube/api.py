@@ -17,10 +17,11 @@ from modelrollout.kubeclient import (
     Api,
     configuration,
     describe_error,
+    for_informers,
     is_api_answer,
     retry_after_seconds,
     short_error,
 )
 
 __all__ = ["GROUP", "MERGE_PATCH", "PLURAL", "VERSION", "Api", "configuration", "describe_error",
-           "is_api_answer", "retry_after_seconds", "short_error"]
+           "for_informers", "is_api_answer", "retry_after_seconds", "short_error"]
