@@ -24,7 +24,7 @@ from typing import get_args
 import click
 from pydantic import ValidationError
 
-from modelrollout.operator.kube.api import Api, configuration
+from modelrollout.kubeclient import Api, configuration
 from modelrollout.operator.spec import Step
 from modelrollout.operator.status import BlueGreenStatus, ShadowStatus, status_from_doc
 

@@ -26,9 +26,9 @@ from modelrollout.settings_fields import check_bounds, setting
 
 from .election import ElectionTiming
 from .handlers import Loops, register
-from .kube.api import Api, configuration
+from .kube.api import Api, configuration, for_informers
 from .kube.apply import Applier
-from .kube.cache import ChildCache, Reads
+from .kube.cache import CACHED_KINDS, ChildCache, Reads
 from .kube.leader import LeaderElector
 from .metrics import OperatorMetrics
 from .reconcile import Shell
@@ -104,8 +104,9 @@ async def serve(settings: OperatorSettings, stop_flag: asyncio.Event | None = No
     instance = f"{socket.gethostname()}-{os.getpid()}"
     elector: LeaderElector | None = None
     async with httpx.AsyncClient(trust_env=False) as http:
-        # The objects it owns, from watches (its own client: watches hold their connections).
-        cache = ChildCache(Api(client_configuration), settings.namespaces,
+        # The objects it owns, from informers (their own client: each watch holds a connection).
+        informers = len(CACHED_KINDS) * max(1, len(settings.namespaces))
+        cache = ChildCache(Api(for_informers(client_configuration, informers)), settings.namespaces,
                            lambda namespace, name: loops.wake(namespace, name))
         applier = Applier(api, instance, Reads(api, cache))
         loops = Loops(Shell(api, applier, http, metrics), settings.tick_seconds, settings.resync_seconds,

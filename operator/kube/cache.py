@@ -10,41 +10,33 @@ changes.
 
 - Read your own writes: what a create or patch answered is stored at once (the watch
   brings the same object a moment later; an older version never replaces a newer one).
-- A watch that ends resumes from the last resourceVersion; 410 Gone or any failure
-  relists (after a backoff) and wakes the owners of whatever differs from before.
+- Listing and watching is modelrollout.kubeclient's Informer, one per (kind, namespace),
+  each on a thread of its own: a watch that ends resumes from the last resourceVersion;
+  410 Gone relists at once, any other failure after the one backoff policy; a relist
+  wakes the owners of whatever differs from before.
 - Objects without the label (the replicas-routing entry EndpointSlices, HTTPRoutes) are
   not cached: ``Reads`` asks the API server for those.
 
-The official client is synchronous, so each (kind, namespace) has a thread that lists,
-then watches, and stores under a lock; wake-ups go to the event loop thread-safely.
+The informers' threads store under a lock; wake-ups go to the event loop thread-safely.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import functools
 import logging
-import random
-import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
-from kubernetes.client.exceptions import ApiException
+from modelrollout.kubeclient import Api, Informer
 
 from ..routing import MODEL_DEPLOYMENT_LABEL
-from .api import Api, describe_error
 
 log = logging.getLogger("modelrollout.operator")
 
 CACHED_KINDS = ("Deployment", "Service", "Pod", "EndpointSlice")
-_WATCH_SECONDS = (240, 360)  # spread, so that many watches do not relist together
-_READ_MARGIN_SECONDS = 30.0
-_BACKOFF_FIRST_SECONDS = 0.5
-_BACKOFF_MAX_SECONDS = 30.0
-_QUIET_WATCH_SECONDS = 1.0
+_JOIN_SECONDS = 5.0
 
 Wake = Callable[[str, str], None]  # (namespace, ModelDeployment name)
 
@@ -60,24 +52,29 @@ class ChildCache:
         # kind -> (namespace, name) -> object, and kind -> (namespace, ModelDeployment) -> names.
         self._objects: dict[str, dict[tuple[str, str], dict]] = {k: {} for k in CACHED_KINDS}
         self._owned: dict[str, dict[tuple[str, str], set[str]]] = {k: {} for k in CACHED_KINDS}
-        self._watchers: list[_Watcher] = []
+        self._informers: list[Informer] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.synced = asyncio.Event()
-        self._pending = 0
+        self.synced = asyncio.Event()  # every (kind, namespace) listed once
+        self._listed_once: set[tuple[str, str | None]] = set()
 
     # --- lifecycle ---
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._watchers = [_Watcher(self, kind, scope) for kind in CACHED_KINDS for scope in self._scopes]
-        self._pending = len(self._watchers)
-        for watcher in self._watchers:
-            watcher.thread.start()
+        # The label as a server-side selector: only what the operator made is sent at all.
+        self._informers = [
+            Informer(self.api, kind, scope, label_selector=MODEL_DEPLOYMENT_LABEL, log=log,
+                     listed=functools.partial(self._listed, kind, scope),
+                     changed=functools.partial(self._changed, kind))
+            for kind in CACHED_KINDS for scope in self._scopes
+        ]
+        for informer in self._informers:
+            informer.start()
 
     async def close(self) -> None:
-        for watcher in self._watchers:
-            watcher.stop()
-        await asyncio.to_thread(_join, self._watchers)
+        for informer in self._informers:
+            informer.stop()
+        await asyncio.to_thread(_join, self._informers)
         self.api.close()
 
     def __len__(self) -> int:
@@ -112,7 +109,7 @@ class ChildCache:
             with self._lock:
                 self._remove(kind, (namespace, name))
 
-    # --- from the watcher threads ---
+    # --- from the informers' threads ---
 
     def _listed(self, kind: str, scope: str | None, objects: list[dict]) -> None:
         """A (re)list: replace what was known in the scope; wake the owners of what differs."""
@@ -131,7 +128,7 @@ class ChildCache:
                     if have is not None:
                         self._remove(kind, key)  # its owner label may have changed
                     self._put(kind, obj)
-        self._notify(changed, first_list=True)
+        self._notify(changed, listed=(kind, scope))
 
     def _changed(self, kind: str, event_type: str, obj: dict) -> None:
         owner = _owner(obj)
@@ -165,19 +162,20 @@ class ChildCache:
                 if not names:
                     del self._owned[kind][_owner(obj)]
 
-    def _notify(self, owners: set[tuple[str, str]], first_list: bool = False) -> None:
+    def _notify(self, owners: set[tuple[str, str]], listed: tuple[str, str | None] | None = None) -> None:
         loop = self._loop
         if loop is None:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closed: the operator is stopping
             for namespace, name in owners:
                 loop.call_soon_threadsafe(self._wake, namespace, name)
-            if first_list:
-                loop.call_soon_threadsafe(self._one_synced)
+            if listed is not None:
+                loop.call_soon_threadsafe(self._one_listed, listed)
 
-    def _one_synced(self) -> None:
-        self._pending -= 1
-        if self._pending <= 0:
+    def _one_listed(self, scope: tuple[str, str | None]) -> None:
+        # A relist of one (a 410, say) before another's first list must not count for it.
+        self._listed_once.add(scope)
+        if len(self._listed_once) >= len(self._informers):
             self.synced.set()
 
 
@@ -210,104 +208,6 @@ class Reads:
             self.cache.forget(kind, namespace, name)
 
 
-class _Watcher:
-    """List, then watch, one kind in one namespace (or all), on a thread of its own."""
-
-    def __init__(self, cache: ChildCache, kind: str, scope: str | None) -> None:
-        self.cache = cache
-        self.kind = kind
-        self.scope = scope
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._response: Any = None
-        self.thread = threading.Thread(target=self._run, name=f"cache-{kind}-{scope or '*'}", daemon=True)
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopping.set()
-            if self._response is not None:
-                _cut(self._response)
-
-    def _run(self) -> None:
-        where = f"{self.kind}s in {self.scope or 'all namespaces'}"
-        delay = _BACKOFF_FIRST_SECONDS
-        version: str | None = None
-        while not self._stopping.is_set():
-            try:
-                if version is None:
-                    objects, version = self._list()
-                    self.cache._listed(self.kind, self.scope, objects)
-                started = time.monotonic()
-                version, saw_events = self._watch(version)
-                if saw_events:
-                    delay = _BACKOFF_FIRST_SECONDS
-                elif time.monotonic() - started < _QUIET_WATCH_SECONDS:
-                    self._stopping.wait(delay)  # a watch that ends at once must not spin
-                    delay = min(delay * 2, _BACKOFF_MAX_SECONDS)
-            except Exception as exc:  # noqa: BLE001 - a dead watcher would freeze what reconciles see
-                if self._stopping.is_set():
-                    return
-                version = None  # whatever was missed, a relist catches up
-                if isinstance(exc, ApiException) and exc.status == 410:
-                    continue
-                pause = delay * random.uniform(0.5, 1.0)
-                log.warning("watching %s failed (%s); relisting in %.1f s", where, describe_error(exc), pause)
-                self._stopping.wait(pause)
-                delay = min(delay * 2, _BACKOFF_MAX_SECONDS)
-
-    def _list(self) -> tuple[list[dict], str]:
-        doc = self.cache.api.call("GET", self.cache.api.path(self.kind, self.scope),
-                                  query=[("labelSelector", MODEL_DEPLOYMENT_LABEL)])
-        items = [i for i in doc.get("items") or [] if isinstance(i, dict)]
-        return items, str((doc.get("metadata") or {}).get("resourceVersion") or "")
-
-    def _watch(self, version: str) -> tuple[str, bool]:
-        seconds = random.randint(*_WATCH_SECONDS)
-        query = [("labelSelector", MODEL_DEPLOYMENT_LABEL), ("watch", "true"),
-                 ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(seconds))]
-        if version:
-            query.append(("resourceVersion", version))
-        response = self.cache.api.open_stream(self.cache.api.path(self.kind, self.scope), query,
-                                              read_timeout_seconds=seconds + _READ_MARGIN_SECONDS)
-        with self._lock:
-            if self._stopping.is_set():
-                response.release_conn()
-                return version, False
-            self._response = response
-        saw_events = False
-        try:
-            for event in _events(response):
-                if self._stopping.is_set():
-                    break
-                saw_events = True
-                obj = event.get("object") or {}
-                kind = event.get("type")
-                if kind == "ERROR":
-                    raise ApiException(status=int(obj.get("code") or 500), reason=obj.get("reason"))
-                version = (obj.get("metadata") or {}).get("resourceVersion") or version
-                if kind in ("ADDED", "MODIFIED", "DELETED"):
-                    self.cache._changed(self.kind, kind, obj)
-        finally:
-            with self._lock:
-                self._response = None
-            with contextlib.suppress(Exception):
-                response.release_conn()
-        return version, saw_events
-
-
-def _events(response: Any) -> Iterator[dict]:
-    """The watch stream's JSON lines, as they come."""
-    pending = b""
-    for chunk in response.stream(64 * 1024, decode_content=True):
-        pending += chunk
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
-            if line.strip():
-                yield json.loads(line)
-    if pending.strip():
-        yield json.loads(pending)
-
-
 def _labels(obj: dict) -> dict:
     return (obj.get("metadata") or {}).get("labels") or {}
 
@@ -338,15 +238,7 @@ def _newer(have: dict, other: dict) -> bool:
     return mine.isdigit() and theirs.isdigit() and int(mine) > int(theirs)
 
 
-def _cut(response: Any) -> None:
-    # Closing a response from another thread does not wake a blocked read; shutting its
-    # socket down does (as kubernetes.watch.Watch.stop does).
-    sock = getattr(getattr(response, "connection", None), "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-
-def _join(watchers: list[_Watcher]) -> None:
-    for watcher in watchers:
-        watcher.thread.join(5.0)
+def _join(informers: list[Informer]) -> None:
+    for informer in informers:
+        if not informer.join(_JOIN_SECONDS):
+            log.warning("cache: %s did not stop in time", informer.where)

@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 
 from kubernetes.client.exceptions import ApiException
 
+from modelrollout.kubeclient import Api
+
 from ..election import ElectionTiming, Observed, claimed, holder_of, may_take, micro_time, observe, released
-from .api import Api
 
 RELEASE_ATTEMPTS = 5  # reads and writes of the Lease when giving it up, past conflicts
 

@@ -21,29 +21,30 @@ The contract (docs/gateway-kubernetes.md says the same for users):
 - Every change to either kind rebuilds the whole table (``build_route_table``, pure), and
   the gateway swaps it in when it differs from the one in force, within a second.
 
-The official client is synchronous, so each (kind, namespace) has a thread that lists,
-then watches from the list's resourceVersion, and hands what it sees to the event loop.
-A watch that ends resumes from the last resourceVersion; 410 Gone relists at once; any
-other failure (the API server restarting, say) is logged and retried with backoff, and
-the routes in force stay meanwhile.
+Each (kind, namespace) has an informer (modelrollout.kubeclient: a thread that lists, then
+watches from the list's resourceVersion) that hands what it sees to the event loop. A
+watch that ends resumes from the last resourceVersion; 410 Gone relists at once; any
+other failure (the API server restarting, say) is logged and retried after the one
+backoff policy of modelrollout.kubeclient.backoff, and the routes in force stay meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import random
-import socket
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
-from kubernetes import client, config, watch
-from kubernetes.client.exceptions import ApiException
+from modelrollout.kubeclient import (
+    Api,
+    ConfigurationError,
+    Informer,
+    configuration,
+    describe_error,
+    for_informers,
+    resource_name,
+)
 
 from ..contract.endpoint_slices import endpoints_by_service
 from ..contract.routes import InvalidRoutes, ModelRoute, RouteTable, parse_model_route
@@ -51,27 +52,13 @@ from .state import RouteState
 
 log = logging.getLogger("modelrollout.gateway")
 
-GROUP = "modelrollout.io"
-VERSION = "v1alpha1"
-PLURAL = "modeldeployments"
-
 _CONNECT_SECONDS = 5.0
 _LIST_READ_SECONDS = 30.0
-# Real API servers end a watch after timeoutSeconds; spreading them keeps many gateways from
-# relisting together. The read timeout only catches a connection that died without closing.
-_WATCH_SECONDS = (240, 360)
-_WATCH_READ_MARGIN_SECONDS = 30.0
-_BACKOFF_FIRST_SECONDS = 0.2
-_BACKOFF_MAX_SECONDS = 5.0
-_QUIET_WATCH_SECONDS = 1.0
 _JOIN_SECONDS = 5.0
 
-
-_HINTS = {
-    401: " (are the kubeconfig's credentials valid?)",
-    403: " (may the gateway's ServiceAccount list and watch it? see docs/gateway-kubernetes.md)",
-    404: " (is the ModelDeployment CRD installed?)",
-}
+DEPLOYMENTS = "ModelDeployment"
+SLICES = "EndpointSlice"
+KINDS = (DEPLOYMENTS, SLICES)
 
 
 class KubernetesRoutesError(RuntimeError):
@@ -130,34 +117,6 @@ def _mapping(value: object) -> dict:
 
 
 @dataclass(frozen=True)
-class _Kind:
-    """One watched kind: how to list it in a namespace or across all of them."""
-
-    name: str
-    list_in: Callable[..., Any]  # (api, namespace, **query) -> response
-    list_all: Callable[..., Any]  # (api, **query) -> response
-
-    def lister(self, api: client.ApiClient, namespace: str | None) -> Callable[..., Any]:
-        if namespace is None:
-            return lambda **kwargs: self.list_all(api, **kwargs)
-        return lambda **kwargs: self.list_in(api, namespace, **kwargs)
-
-
-DEPLOYMENTS = _Kind(
-    f"{PLURAL}.{GROUP}",
-    lambda api, namespace, **kw: client.CustomObjectsApi(api).list_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, **kw),
-    lambda api, **kw: client.CustomObjectsApi(api).list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw),
-)
-SLICES = _Kind(
-    "endpointslices.discovery.k8s.io",
-    lambda api, namespace, **kw: client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(namespace, **kw),
-    lambda api, **kw: client.DiscoveryV1Api(api).list_endpoint_slice_for_all_namespaces(**kw),
-)
-KINDS = (DEPLOYMENTS, SLICES)
-
-
-@dataclass(frozen=True)
 class _Listed:
     """Everything of ``kind`` in ``namespace`` (None: all namespaces), replacing what was known."""
 
@@ -179,17 +138,17 @@ class KubernetesRoutes:
     def __init__(self, namespaces: tuple[str, ...], kubeconfig: str | None) -> None:
         self._scopes: tuple[str | None, ...] = tuple(dict.fromkeys(namespaces)) or (None,)
         self._kubeconfig = kubeconfig
-        self._api: client.ApiClient | None = None
-        self._known: dict[str, dict[tuple[str, str], dict]] = {kind.name: {} for kind in KINDS}
+        self._api: Api | None = None
+        self._known: dict[str, dict[tuple[str, str], dict]] = {kind: {} for kind in KINDS}
         self._problems: set[str] = set()
 
     async def load(self) -> RouteTable:
         if self._api is None:
-            self._api = await asyncio.to_thread(_api_client, self._kubeconfig, len(KINDS) * len(self._scopes))
+            self._api = await asyncio.to_thread(_connect, self._kubeconfig, len(KINDS) * len(self._scopes))
         for kind in KINDS:
             for namespace in self._scopes:
-                objects, _ = await asyncio.to_thread(_list, kind, self._api, namespace)
-                self._apply(_Listed(kind.name, namespace, objects))
+                objects = await asyncio.to_thread(_list, self._api, kind, namespace)
+                self._apply(_Listed(kind, namespace, objects))
         return self._build()[0]  # its problems are reported by follow(), which has the state to count them
 
     async def follow(self, state: RouteState) -> None:
@@ -200,16 +159,19 @@ class KubernetesRoutes:
         queue: asyncio.Queue[_Listed | _Changed] = asyncio.Queue()
 
         def deliver(item: _Listed | _Changed) -> None:
-            # A closed loop means the gateway is gone, and the watcher soon with it.
+            # A closed loop means the gateway is gone, and the informer soon with it.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
+        def informer(api: Api, kind: str, namespace: str | None) -> Informer:
+            return Informer(api, kind, namespace, log=log,
+                            listed=lambda objects: deliver(_Listed(kind, namespace, objects)),
+                            changed=lambda type_, obj: deliver(_Changed(kind, type_, obj)))
+
         self._report(self._build()[1], state.reject)
-        watchers = [
-            _Watcher(kind, namespace, self._api, deliver) for kind in KINDS for namespace in self._scopes
-        ]
-        for watcher in watchers:
-            watcher.start()
+        informers = [informer(self._api, kind, namespace) for kind in KINDS for namespace in self._scopes]
+        for informer in informers:
+            informer.start()
         try:
             while True:
                 self._apply(await queue.get())
@@ -220,9 +182,9 @@ class KubernetesRoutes:
                 if table != state.table:
                     state.update(table, self.name)
         finally:
-            for watcher in watchers:
-                watcher.stop()
-            await asyncio.to_thread(_join, watchers)
+            for informer in informers:
+                informer.stop()
+            await asyncio.to_thread(_join, informers)
             self._api.close()
             self._api = None
 
@@ -239,8 +201,7 @@ class KubernetesRoutes:
             known[_object_key(item.obj)] = item.obj
 
     def _build(self) -> tuple[RouteTable, list[str]]:
-        return build_route_table(list(self._known[DEPLOYMENTS.name].values()),
-                                 list(self._known[SLICES.name].values()))
+        return build_route_table(list(self._known[DEPLOYMENTS].values()), list(self._known[SLICES].values()))
 
     def _report(self, problems: list[str], reject: Callable[..., None]) -> None:
         # Every rebuild finds the same problems again: say each one once, until it is fixed.
@@ -250,164 +211,27 @@ class KubernetesRoutes:
         self._problems = set(problems)
 
 
-class _Watcher:
-    """List, then watch, one kind in one namespace (or all), on a thread of its own."""
-
-    def __init__(self, kind: _Kind, namespace: str | None, api: client.ApiClient,
-                 deliver: Callable[[_Listed | _Changed], None]) -> None:
-        self.kind = kind
-        self.namespace = namespace
-        self._api = api
-        self._deliver = deliver
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._response: Any = None  # the open watch response, for stop() to cut
-        self.thread = threading.Thread(
-            target=self._run, name=f"watch-{kind.name}-{namespace or '*'}", daemon=True
-        )
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        """Make the thread end soon: a watch blocked on a quiet stream is cut now."""
-        with self._lock:
-            self._stopping.set()
-            if self._response is not None:
-                _cut(self._response)
-
-    def _run(self) -> None:
-        where = f"{self.kind.name} in {self.namespace or 'all namespaces'}"
-        delay = _BACKOFF_FIRST_SECONDS
-        version: str | None = None
-        while not self._stopping.is_set():
-            try:
-                if version is None:
-                    objects, version = _list(self.kind, self._api, self.namespace)
-                    if self._stopping.is_set():
-                        return
-                    self._deliver(_Listed(self.kind.name, self.namespace, objects))
-                started = time.monotonic()
-                version, saw_events = self._watch(version)
-                if saw_events:
-                    delay = _BACKOFF_FIRST_SECONDS
-                elif time.monotonic() - started < _QUIET_WATCH_SECONDS:
-                    # A server that ends watches at once without a word must not get a busy loop.
-                    self._stopping.wait(delay)
-                    delay = min(delay * 2, _BACKOFF_MAX_SECONDS)
-            except _Stopped:
-                return
-            except Exception as exc:  # noqa: BLE001 - a watcher that dies silently freezes the routes
-                if self._stopping.is_set():
-                    return
-                version = None  # whatever was missed, a relist catches up
-                if isinstance(exc, ApiException) and exc.status == 410:
-                    log.info("watch expired (410 Gone); relisting", extra={"watch": where})
-                    continue
-                pause = delay * random.uniform(0.5, 1.0)
-                log.warning("watch failed; keeping the current routes and retrying",
-                            extra={"watch": where, "error": _describe(exc), "retry_seconds": round(pause, 2)})
-                self._stopping.wait(pause)
-                delay = min(delay * 2, _BACKOFF_MAX_SECONDS)
-
-    def _watch(self, version: str) -> tuple[str, bool]:
-        """Deliver changes until the stream ends; the version to resume from, and whether
-        anything came."""
-        seconds = random.randint(*_WATCH_SECONDS)
-        # "object" keeps events as plain dicts (the schema of the API, not the client's models);
-        # timeout_seconds also stops Watch from resuming by itself: this loop does that.
-        stream = watch.Watch(return_type="object").stream(
-            self._open, resource_version=version or None, allow_watch_bookmarks=True, timeout_seconds=seconds,
-            _request_timeout=(_CONNECT_SECONDS, seconds + _WATCH_READ_MARGIN_SECONDS),
-        )
-        saw_events = False
-        try:
-            for event in stream:
-                if self._stopping.is_set():
-                    raise _Stopped()
-                saw_events = True
-                obj = _mapping(event.get("raw_object"))
-                version = _mapping(obj.get("metadata")).get("resourceVersion") or version
-                if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                    self._deliver(_Changed(self.kind.name, event["type"], obj))
-        finally:
-            with self._lock:
-                self._response = None  # before the stream closes it, so stop() never cuts a reused one
-            stream.close()
-        return version, saw_events
-
-    def _open(self, **kwargs: Any) -> Any:
-        response = self.kind.lister(self._api, self.namespace)(**kwargs)
-        with self._lock:
-            if self._stopping.is_set():
-                response.close()
-                raise _Stopped()
-            self._response = response
-        return response
-
-
-class _Stopped(Exception):
-    pass
-
-
-def _list(kind: _Kind, api: client.ApiClient, namespace: str | None) -> tuple[list[dict], str]:
+def _list(api: Api, kind: str, namespace: str | None) -> list[dict]:
     try:
-        response = kind.lister(api, namespace)(
-            _preload_content=False, _request_timeout=(_CONNECT_SECONDS, _LIST_READ_SECONDS)
-        )
-        doc = json.loads(response.data)
+        return api.listing(kind, namespace).items
     except Exception as exc:
         where = f"namespace '{namespace}'" if namespace else "all namespaces"
-        hint = _HINTS.get(exc.status, "") if isinstance(exc, ApiException) else ""
         raise KubernetesRoutesError(
-            f"cannot list {kind.name} in {where} at {api.configuration.host}: {_describe(exc)}{hint}"
+            f"cannot list {resource_name(kind)} in {where} at {api.host}: {describe_error(exc)}"
         ) from exc
-    items = [item for item in doc.get("items") or [] if isinstance(item, dict)]
-    return items, str(_mapping(doc.get("metadata")).get("resourceVersion") or "")
 
 
-def _api_client(kubeconfig: str | None, watches: int) -> client.ApiClient:
+def _connect(kubeconfig: str | None, informers: int) -> Api:
     """From the kubeconfig file if given, else the pod's service account, else ~/.kube/config."""
-    configuration = client.Configuration()
     try:
-        if kubeconfig:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration,
-                                    persist_config=False)
-        else:
-            try:
-                config.load_incluster_config(client_configuration=configuration)
-            except config.ConfigException:
-                config.load_kube_config(client_configuration=configuration, persist_config=False)
-    except (config.ConfigException, OSError) as exc:
-        raise KubernetesRoutesError(f"no usable Kubernetes configuration: {exc}") from exc
-    # One long-lived connection per watch, plus room for the lists made while relisting.
-    configuration.connection_pool_maxsize = max(watches + 2, configuration.connection_pool_maxsize or 0)
-    # urllib3 would retry a refused connection three times at once, logging each: the
-    # watchers' own backoff is the retry, and one log line per attempt says enough.
-    configuration.retries = 0
-    return client.ApiClient(configuration)
+        settings = configuration(kubeconfig)
+    except ConfigurationError as exc:
+        raise KubernetesRoutesError(str(exc)) from exc
+    return Api(for_informers(settings, informers), timeout_seconds=_LIST_READ_SECONDS,
+               connect_timeout_seconds=_CONNECT_SECONDS)
 
 
-def _cut(response: Any) -> None:
-    # Closing a response from another thread does not wake a blocked read; shutting its
-    # socket down does (the way kubernetes.watch.Watch.stop does it).
-    sock = getattr(getattr(response, "connection", None), "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):  # already closed
-            sock.shutdown(socket.SHUT_RDWR)
-
-
-def _join(watchers: list[_Watcher]) -> None:
-    for watcher in watchers:
-        watcher.thread.join(_JOIN_SECONDS)
-        if watcher.thread.is_alive():
-            log.warning("watch thread did not stop in time", extra={"thread": watcher.thread.name})
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ApiException):
-        message = ""
-        with contextlib.suppress(ValueError, AttributeError):  # a body that is not a Status
-            message = json.loads(exc.body or "{}").get("message", "")
-        return f"{exc.status} {exc.reason}" + (f": {message}" if message else "")
-    return f"{type(exc).__name__}: {exc}"
+def _join(informers: list[Informer]) -> None:
+    for informer in informers:
+        if not informer.join(_JOIN_SECONDS):
+            log.warning("watch thread did not stop in time", extra={"thread": informer.thread.name})

@@ -415,8 +415,8 @@ async def test_an_api_server_outage_keeps_the_routes_and_a_relist_catches_up(kub
                 stored.patch({"status": {"route": canary(60)}})
 
             kube.on_loop(write_while_down)
-        # Reconnecting waits out at most the backoff cap (5 s).
-        await eventually_async(lambda: candidate_of(state).weight == 60, 8, "caught up")
+        # Reconnecting waits out at most the backoff cap (10 s, modelrollout.kubeclient.backoff).
+        await eventually_async(lambda: candidate_of(state).weight == 60, 12, "caught up")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
