@@ -27,8 +27,7 @@ from pydantic import ValidationError
 from modelrollout.kubeclient import Api, configuration
 from modelrollout.operator.spec import Step
 from modelrollout.operator.status import BlueGreenStatus, ShadowStatus, status_from_doc
-
-KIND = "ModelDeployment"
+from modelrollout.serving.contract.resource import KIND
 
 
 def _connect(kubeconfig: Path | None) -> Api:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Self
 
 from modelrollout.operator.routing import MANAGED_BY_LABELS
+from modelrollout.serving.contract.resource import API_VERSION, KIND
 
 from ..install_manifests import model_deployment_crd
 from .components import GatewayProcess, OperatorProcess
@@ -33,8 +34,6 @@ from .kubelet import Kubelet
 from .process import wait_for
 from .prometheus import PrometheusProcess
 
-API_VERSION = "modelrollout.io/v1alpha1"
-KIND = "ModelDeployment"
 # Who calls the API server (each component's bearer token, apiserver/audit.py): the names of
 # the ServiceAccounts in manifests/rbac/, and the harness's kubelet stand-in.
 OPERATOR = "modelrollout-operator"

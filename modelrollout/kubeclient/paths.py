@@ -1,13 +1,11 @@
 """Where each kind lives on the API server: one REST path per kind, and the ModelDeployment's
-group, version and plural (the CRD's names; defined here and nowhere else)."""
+group, version and plural (serving/contract/resource.py names it)."""
 
 from __future__ import annotations
 
 import re
 
-GROUP = "modelrollout.io"
-VERSION = "v1alpha1"
-PLURAL = "modeldeployments"
+from modelrollout.serving.contract.resource import GROUP, PLURAL, VERSION
 
 # The collection of each kind in one namespace; without "/namespaces/{namespace}", in all.
 PATHS = {

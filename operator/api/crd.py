@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import yaml
+from modelrollout.serving.contract import resource
 
 from . import v1alpha1
 from .openapi import schema_of
@@ -66,7 +67,7 @@ def openapi_schema() -> dict:
 
 
 def document() -> dict:
-    api = v1alpha1
+    api = resource  # the names; the schema is v1alpha1's
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

@@ -7,10 +7,11 @@ its description, all read from the same schema the CRD carries (crd.py).
 
 from __future__ import annotations
 
-from . import v1alpha1
+from modelrollout.serving.contract.resource import API_VERSION
+
 from .crd import openapi_schema
 
-HEADER = f"""# ModelDeployment API reference ({v1alpha1.GROUP}/{v1alpha1.VERSION})
+HEADER = f"""# ModelDeployment API reference ({API_VERSION})
 
 <!-- This is an auto-generated file. DO NOT EDIT: the API is declared in operator/api/v1alpha1.py;
      `python -P -m modelrollout.operator.api.generate` writes this page and the CRD. -->

@@ -20,13 +20,6 @@ from . import checks
 from .durations import bounded
 from .objects import OneOf, Problem, Rule, Schema, SpecObject, StatusObject, rule
 
-GROUP = "modelrollout.io"
-VERSION = "v1alpha1"
-KIND = "ModelDeployment"
-PLURAL = "modeldeployments"
-SINGULAR = "modeldeployment"
-SHORT_NAMES = ("mdep",)
-
 # Builtin analysis metrics (queries in analysis/queries.py). The shadow ones read what the
 # gateway saw of mirrored requests, so they need a candidate receiving a mirror.
 SHADOW_METRICS = ("shadow-agreement", "shadow-latency-ratio", "shadow-error-rate")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelrollout.serving.contract.endpoint_slices import PORT_NAME
+from modelrollout.serving.contract.resource import API_VERSION, KIND
 
 from ..spec import Comparison
 
@@ -57,7 +58,7 @@ def entry_service(name: str) -> str:
 
 def owner_reference(target: Target) -> dict:
     """Children are owned by the ModelDeployment, so deleting it deletes them."""
-    reference = {"apiVersion": "modelrollout.io/v1alpha1", "kind": "ModelDeployment",
+    reference = {"apiVersion": API_VERSION, "kind": KIND,
                  "name": target.name, "controller": True, "blockOwnerDeletion": True}
     if target.uid:
         reference["uid"] = target.uid

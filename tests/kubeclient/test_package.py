@@ -1,5 +1,6 @@
-"""The package's public names, and that it needs only the standard library and kubernetes
-(what the gateway image has; import-linter checks the same from the other side)."""
+"""The package's public names, and that it needs only the standard library, kubernetes and the
+ModelDeployment's names from the shared contract (what the gateway image has; import-linter
+checks the same from the other side)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,19 @@ def test_the_public_names_are_exactly_what_all_lists():
     assert {"Api", "Informer", "Backoff", "configuration", "describe_error"} <= set(kubeclient.__all__)
 
 
-def test_it_imports_only_the_standard_library_and_kubernetes():
+SHARED_NAMES = "modelrollout.serving.contract.resource"
+
+
+def test_it_imports_only_the_standard_library_kubernetes_and_the_resource_names():
     for module in PACKAGE.glob("*.py"):
         for node in ast.walk(ast.parse(module.read_text())):
             if isinstance(node, ast.Import):
-                roots = [alias.name.split(".")[0] for alias in node.names]
+                names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                roots = [(node.module or "").split(".")[0]]
+                names = [node.module or ""]
             else:
                 continue
-            for root in roots:
-                assert root in sys.stdlib_module_names or root in ("__future__", "kubernetes"), \
-                    f"{module.name} imports {root}"
+            for name in names:
+                root = name.split(".")[0]
+                assert root in sys.stdlib_module_names or root in ("__future__", "kubernetes") \
+                    or name == SHARED_NAMES, f"{module.name} imports {name}"
