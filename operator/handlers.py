@@ -133,8 +133,11 @@ class Loops:
                 trouble.succeeded(loop.time())
                 await tell(self.shell, namespace, name, uid, trouble, loop.time())
                 delay = self.resync_seconds if settled(status) else self.tick_seconds
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
+            # comes as the wake-up does, and close() would then wait for this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await wake.wait()
 
 
 def register(registry: kopf.OperatorRegistry, loops: Loops) -> None:

@@ -71,7 +71,11 @@ class LeaderElector:
         deadline = self.timing.renew_deadline_seconds
         budget = deadline - (self._clock() - self._renewed_at) if self._leading else deadline
         try:
-            held = await asyncio.wait_for(asyncio.to_thread(self._try), max(0.1, budget))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that comes as the renewal's thread ends (it returns the result instead), and the
+            # elector of an operator shutting down would then run on, and its stop wait forever.
+            async with asyncio.timeout(max(0.1, budget)):
+                held = await asyncio.to_thread(self._try)
         except TimeoutError:
             held = False
             log.warning("leader election: the API server did not answer within %.1f s", budget)
@@ -143,7 +147,9 @@ class LeaderElector:
             return False
 
         try:
-            if await asyncio.wait_for(asyncio.to_thread(give_up), self.timing.renew_deadline_seconds):
+            async with asyncio.timeout(self.timing.renew_deadline_seconds):  # not wait_for: see _round
+                given_up = await asyncio.to_thread(give_up)
+            if given_up:
                 log.info("leader election: %s released Lease %s/%s", self.identity, self.namespace, self.name)
         except Exception as exc:  # noqa: BLE001 - the Lease then expires by itself
             log.warning("leader election: releasing Lease %s/%s failed: %s", self.namespace, self.name, exc)

@@ -539,7 +539,8 @@ class _Signals:
     async def wait_forced(self, seconds: float) -> None:
         """Sleep ``seconds``, less if the shutdown is forced."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.forced.wait(), seconds)
+            async with asyncio.timeout(seconds):  # not wait_for: it can swallow a cancellation on 3.11
+                await self.forced.wait()
 
 
 async def serve(handler: Handler, host: str, port: int, *, max_body_bytes: int, grace_seconds: float,

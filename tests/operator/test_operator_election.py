@@ -200,3 +200,25 @@ async def test_a_stale_resource_version_is_refused_so_two_takeovers_cannot_both_
         api.replace("Lease", "sys", "op", claimed(created, "c", FAST, "t2"))
     assert refused.value.status == 409
     api.close()
+
+
+@pytest.mark.asyncio
+async def test_a_stop_that_comes_as_a_renewal_ends_stops_the_elector(kube, monkeypatch):
+    """The hang once seen in the election tests: the elector was cancelled in the very loop turn
+    its renewal's thread finished, Python 3.11's asyncio.wait_for returned the renewal instead
+    of the cancellation, and the elector ran on (its stop waited forever). Here the renewal is
+    a future finished by the test, and the cancellation comes in the same turn."""
+    renewals: list[asyncio.Future] = []
+
+    def renewal(function, *args):
+        renewals.append(asyncio.get_running_loop().create_future())
+        return renewals[-1]
+
+    monkeypatch.setattr(asyncio, "to_thread", renewal)
+    replica = Replica(kube, "a").start()
+    await until(lambda: renewals, 5)
+    renewals[0].set_result(True)
+    replica.task.cancel()
+    done, _ = await asyncio.wait({replica.task}, timeout=5)
+    assert done == {replica.task} and replica.task.cancelled()
+    assert replica.told == []  # the renewal that ended with the stop did not start leading
