@@ -197,8 +197,11 @@ class Applier:
             running = (item.get("spec") or {}).get("replicas")
             if revision in mentioned or revision in in_service:
                 continue
-            if running:
+            if running or revision in keep:
+                # Kept at 0 as the operator last wrote it: a drifted template is put back too, or
+                # a revert or a keep-warm window would scale up what someone else made of it.
                 await self._scale(target, revision, 0, repaired, item)
+            if running:
                 continue  # deleted on a later reconcile, once its pods had their drain
             if revision in keep:
                 continue
