@@ -30,7 +30,7 @@ def test_import_contracts_hold(tmp_path):
 def test_ruff_is_clean():
     ruff = os.path.join(os.path.dirname(sys.executable), "ruff")
     result = subprocess.run(
-        [ruff, "check", "modelrollout", "serving", "operator", "tests", "bench", "monitoring"],
+        [ruff, "check", "modelrollout", "serving", "operator", "tests", "bench", "monitoring", "scripts"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,7 +1,7 @@
 """The ModelDeployment CustomResourceDefinition, generated from the API module. Pure.
 
 ``document()`` is the CRD as the API server takes it; ``render()`` its YAML, as written to
-manifests/crd/modeldeployments.yaml and the chart's crds/ (generate.py).
+manifests/crd/modeldeployments.yaml and the chart's crds/ (scripts/generate_api.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from . import v1alpha1
 from .openapi import schema_of
 
 HEADER = ("# This is an auto-generated file. DO NOT EDIT: the ModelDeployment API is declared in\n"
-          "# operator/api/v1alpha1.py; `python -P -m modelrollout.operator.api.generate` writes this file.\n")
+          "# operator/api/v1alpha1.py; `.venv/bin/python -P scripts/generate_api.py` writes this file.\n")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from .crd import openapi_schema
 HEADER = f"""# ModelDeployment API reference ({API_VERSION})
 
 <!-- This is an auto-generated file. DO NOT EDIT: the API is declared in operator/api/v1alpha1.py;
-     `python -P -m modelrollout.operator.api.generate` writes this page and the CRD. -->
+     `.venv/bin/python -P scripts/generate_api.py` writes this page and the CRD. -->
 
 Every field of a ModelDeployment, as the CRD (`manifests/crd/modeldeployments.yaml`) declares
 it. `kubectl explain mdep.spec.<field>` prints the same descriptions. A rule is checked twice:

@@ -2,7 +2,7 @@
 
 This module is the source, as Go types are for kubebuilder's controller-gen: the CRD
 (manifests/crd/ and the chart's copy) and the field reference (docs/api.md) are generated
-from it by ``python -P -m modelrollout.operator.api.generate``, and the operator parses a
+from it by ``.venv/bin/python -P scripts/generate_api.py``, and the operator parses a
 spec and reads and writes its status with these same classes. A field's docstring is its
 description; its default, bounds, pattern and enum are its type's; a CEL rule sits beside
 the Python check that does the same. Field names follow Argo Rollouts and Flagger where

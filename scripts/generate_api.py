@@ -1,9 +1,8 @@
-"""Write what is generated from the API module: the CRD (manifests/ and the chart's copy) and
-docs/api.md. ``--check`` only says whether they are up to date (a test runs it).
+"""Write what is generated from the API module (operator/api/): the CRD (manifests/ and the
+chart's copy) and docs/api.md. ``--check`` only says whether they are up to date (a test runs
+it). Tooling, not shipped in the wheel, as monitoring/'s generators.
 
-    python -P -m modelrollout.operator.api.generate [--check]
-
-Run from a checkout: the files are the repository's, found from this module's place in it.
+    .venv/bin/python -P scripts/generate_api.py [--check]
 """
 
 from __future__ import annotations
@@ -12,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import crd, reference
+from modelrollout.operator.api import crd, reference
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = {
     ROOT / "manifests" / "crd" / "modeldeployments.yaml": crd.render,
     ROOT / "charts" / "modelrollout" / "crds" / "modeldeployments.yaml": crd.render,
@@ -37,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(text)
         print(f"wrote {path.relative_to(ROOT)}")
     for path in stale:
-        print(f"{path.relative_to(ROOT)} is out of date: run python -P -m modelrollout.operator.api.generate",
+        print(f"{path.relative_to(ROOT)} is out of date: run .venv/bin/python -P scripts/generate_api.py",
               file=sys.stderr)
     return 1 if stale else 0
 
