@@ -6,7 +6,9 @@ or Error (Prometheus could not answer). A metric's verdict over its measurements
 from a closed set, never a bool:
 
 - Failed       more failed measurements than failureLimit
-- Inconclusive any inconclusive measurement, or consecutiveErrorLimit errors in a row
+- Inconclusive more inconclusive measurements than inconclusiveLimit (measuring goes on until
+               then: the first interval of a step often comes before the candidate's traffic
+               is scraped), or consecutiveErrorLimit errors in a row
 - Successful   ``count`` successful measurements and not failed
 - Running      none of the above yet: measure again at the next interval
 
@@ -49,7 +51,7 @@ def verdict(metric: Metric, measurements: tuple[Measurement, ...], error_limit: 
     mine = [m for m in measurements if m.metric == metric.name]
     if sum(m.phase == FAILED for m in mine) > metric.failure_limit:
         return FAILED
-    if any(m.phase == INCONCLUSIVE for m in mine):
+    if sum(m.phase == INCONCLUSIVE for m in mine) > metric.inconclusive_limit:
         return INCONCLUSIVE
     errors_in_a_row = 0
     for m in reversed(mine):

@@ -273,6 +273,9 @@ class Metric(SpecObject):
     """Default analysis.interval; from 1s to 24h."""
     min_samples: Annotated[int, Field(ge=1)] = 1
     """Fewer samples behind a measurement make it inconclusive."""
+    inconclusive_limit: Annotated[int, Field(ge=0, le=10)] = 2
+    """Inconclusive measurements tolerated while the candidate's traffic is still arriving: measuring goes
+    on, and one more pauses the rollout for a person. Inconclusive is never a pass."""
 
     @rule("has(self.query) || self.name in [" + ", ".join(f"'{m}'" for m in BUILTIN_METRICS) + "]",
           "a metric without query must be a builtin metric (" + ", ".join(BUILTIN_METRICS) + ")")
@@ -613,8 +616,10 @@ class ShadowStatus(StatusObject):
     stage: Literal["Shadowing", "AwaitingPromotion"] | None = None
     """Shadowing, or AwaitingPromotion (passed with then: manual); none while no shadow is in flight."""
     stage_started_at: Time | None = None
+    since: Time | None = None
+    """When the mirror started: the shadow's duration and its comparisons count from then."""
     comparisons: int = 0
-    """Answers compared since the shadow began."""
+    """Answers compared since the shadow began, the wait for a person included."""
     comparisons_at: Time | None = None
     """When they were last counted."""
     mirror_percent: int = 0

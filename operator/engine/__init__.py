@@ -88,7 +88,7 @@ def comparisons_due(spec: Spec, status: RolloutStatus, now: datetime) -> bool:
 
 def comparisons_since(status: RolloutStatus) -> str | None:
     """When the shadow whose comparisons are counted began."""
-    return shadow.step_started_at(status)
+    return shadow.shadowing_since(status)
 
 
 def reject_spec(status: RolloutStatus, problem: str, generation: int, now: datetime) -> RolloutStatus:

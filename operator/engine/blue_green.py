@@ -6,7 +6,8 @@ passes the gate. Weights are only ever 0 or 100. Its stages, in ``status.blueGre
     Preview            pre-promotion analysis on the preview's own traffic (requests that
                        ask for it by header or through the preview Service); skipped
                        when it names no metrics
-    AwaitingPromotion  autoPromotionSeconds, or a person's `kubectl modelrollout promote`
+    AwaitingPromotion  autoPromotionSeconds, or a person's `kubectl modelrollout promote`;
+                       the pre-promotion analysis goes on meanwhile, and a failure aborts
     ScalingUp          the preview grows to full size; the switch waits for every replica
     Switched           100% to the candidate in one write; the old revision stays at full
                        size while post-promotion analysis runs. Failed: switched back in
@@ -34,7 +35,7 @@ from ..status import (
     Traffic,
     warm_previous,
 )
-from .measuring import analysis_step
+from .measuring import analysis_step, while_waiting
 from .outcomes import abort, promote
 from .tick import Result, Tick, entered, hold
 
@@ -64,7 +65,8 @@ def candidate_replicas(spec: Spec, status: RolloutStatus) -> int:
 
 def metrics_now(spec: Spec, status: RolloutStatus) -> tuple[str, ...]:
     strategy, stage = _spec(spec), _stage(status)
-    blocks = {PREVIEW: strategy.pre_promotion_analysis, SWITCHED_STAGE: strategy.post_promotion_analysis}
+    blocks = {PREVIEW: strategy.pre_promotion_analysis, AWAITING: strategy.pre_promotion_analysis,
+              SWITCHED_STAGE: strategy.post_promotion_analysis}
     block = blocks.get(stage)
     return tuple(block.metrics) if block is not None else ()
 
@@ -141,6 +143,11 @@ def _preview(tick: Tick, status: RolloutStatus, keep: list) -> Result:
 
 
 def _awaiting(tick: Tick, status: RolloutStatus, keep: list) -> Result:
+    return while_waiting(tick, status, metrics_now(tick.spec, status), candidate_replicas(tick.spec, status),
+                         "pre-promotion analysis", lambda measured: _wait(tick, measured, keep))
+
+
+def _wait(tick: Tick, status: RolloutStatus, keep: list) -> Result:
     auto = _spec(tick.spec).auto_promotion_seconds
     if auto is None:
         return status.with_(paused=True, reason=WAITING_FOR_PROMOTION,

@@ -29,7 +29,9 @@ MEASUREMENTS_KEPT = 20  # per metric: a long shadow measures for hours; status s
 
 def due_metrics(spec: Spec, status: RolloutStatus, now: datetime, strategy: Strategy) -> tuple[str, ...]:
     """Metrics of the current step that are due a measurement now."""
-    if status.candidate_revision is None or not status.gate_passed or status.paused_by_user or status.paused:
+    if status.candidate_revision is None or not status.gate_passed or status.paused_by_user:
+        return ()
+    if status.paused and status.reason == ANALYSIS_INCONCLUSIVE:  # measured afresh when a person resumes
         return ()
     started = strategy.step_started_at(status)
     if started is None:
@@ -81,6 +83,18 @@ def analysis_step(tick: Tick, status: RolloutStatus, names: tuple[str, ...], kee
     if outcome == SUCCESSFUL:
         return passed(status)
     return status.with_(reason=ANALYSIS_RUNNING, message=f"{label} running: {detail}"), keep
+
+
+def while_waiting(tick: Tick, status: RolloutStatus, names: tuple[str, ...], replicas: int, label: str,
+                  waiting: Callable[[RolloutStatus], Result]) -> Result:
+    """Analysis goes on while the rollout waits to be promoted (a person, or a countdown): a
+    failure aborts, as one before the wait does; anything else keeps waiting (``waiting``)."""
+    if not names:
+        return waiting(status)
+    status, outcome, detail = run_analysis(tick, status, names)
+    if outcome == FAILED:
+        return analysis_failed(tick, status, f"{label} while waiting for promotion: {detail}", replicas)
+    return waiting(status)
 
 
 def inconclusive(status: RolloutStatus, names: str, keep: list) -> Result:

@@ -8,7 +8,8 @@ time. Its stages, in ``status.shadow.stage``:
                        analysis metrics (shadow-agreement, shadow-latency-ratio,
                        shadow-error-rate...) measured every interval the whole time.
                        Failed: mirroring stops, the candidate goes, Degraded.
-    AwaitingPromotion  passed with ``then: manual``: a person promotes (mirroring goes on)
+    AwaitingPromotion  passed with ``then: manual``: a person promotes; mirroring, the
+                       comparisons' count and the analysis go on, and a failure aborts
 
 On pass (``then: promote``) or a person's promote, all traffic switches to the candidate
 in one write and the old stable is kept warm scaleDownDelaySeconds, as blue-green does.
@@ -20,7 +21,7 @@ from ..actions import RecordEvent
 from ..analysis.judge import FAILED, INCONCLUSIVE, SUCCESSFUL
 from ..spec import Shadow, Spec
 from ..status import SHADOWING, STEP_DONE, WAITING_FOR_PROMOTION, RolloutStatus, ShadowStatus, Traffic
-from .measuring import analysis_failed, inconclusive, run_analysis
+from .measuring import analysis_failed, inconclusive, run_analysis, while_waiting
 from .outcomes import promote
 from .tick import Result, Tick, entered, hold
 
@@ -47,7 +48,7 @@ def candidate_replicas(spec: Spec, status: RolloutStatus) -> int:
 
 def metrics_now(spec: Spec, status: RolloutStatus) -> tuple[str, ...]:
     analysis = _spec(spec).analysis
-    return tuple(analysis.metrics) if analysis is not None and _stage(status) == SHADOWING_STAGE else ()
+    return tuple(analysis.metrics) if analysis is not None else ()
 
 
 def step_started_at(status: RolloutStatus) -> str | None:
@@ -80,11 +81,16 @@ def shown(spec: Spec, status: RolloutStatus) -> RolloutStatus:
 
 def counts_comparisons(spec: Spec, status: RolloutStatus) -> bool:
     """Whether compared answers are being counted now (for minComparisons)."""
-    return status.gate_passed and _stage(status) == SHADOWING_STAGE and status.traffic.mirror > 0
+    return status.gate_passed and status.traffic.mirror > 0
 
 
 def comparisons_counted_at(status: RolloutStatus) -> str | None:
     return _record(status).comparisons_at
+
+
+def shadowing_since(status: RolloutStatus) -> str | None:
+    """When the mirror started: the comparisons are counted from then, waiting included."""
+    return _record(status).since or step_started_at(status)
 
 
 def promote_now(tick: Tick, status: RolloutStatus, why: str) -> Result:
@@ -101,9 +107,7 @@ def progress(tick: Tick, status: RolloutStatus, keep: list) -> Result:
         status = status.with_(shadow=_record(status).with_(comparisons=tick.obs.shadow_comparisons,
                                                            comparisons_at=tick.at))
     if _stage(status) == AWAITING:
-        return status.with_(paused=True, reason=WAITING_FOR_PROMOTION,
-                            message=f"shadow of {status.candidate_revision} passed: "
-                                    "`kubectl modelrollout promote` switches all traffic to it"), keep
+        return _awaiting(tick, status, keep)
     outcome, detail = SUCCESSFUL, ""
     if shadow.analysis is not None and shadow.analysis.metrics:
         status, outcome, detail = run_analysis(tick, status, tuple(shadow.analysis.metrics))
@@ -128,9 +132,19 @@ def progress(tick: Tick, status: RolloutStatus, keep: list) -> Result:
     return entered(status, STEP_DONE, "shadow passed; waiting for a person to promote", shadow=record), keep
 
 
+def _awaiting(tick: Tick, status: RolloutStatus, keep: list) -> Result:
+    def waiting(measured: RolloutStatus) -> Result:
+        message = (f"shadow of {measured.candidate_revision} passed: `kubectl modelrollout promote` switches "
+                   "all traffic to it")
+        return measured.with_(paused=True, reason=WAITING_FOR_PROMOTION, message=message), keep
+
+    return while_waiting(tick, status, metrics_now(tick.spec, status), candidate_replicas(tick.spec, status),
+                         "shadow analysis", waiting)
+
+
 def _start_mirror(tick: Tick, status: RolloutStatus, shadow: Shadow) -> Result:
-    record = _record(status).with_(stage=SHADOWING_STAGE, stage_started_at=tick.at, comparisons=0,
-                                   comparisons_at=None)
+    record = _record(status).with_(stage=SHADOWING_STAGE, stage_started_at=tick.at, since=tick.at,
+                                   comparisons=0, comparisons_at=None)
     status = entered(status, SHADOWING, f"shadowing {shadow.mirror_percent}% of requests to the candidate",
                      shadow=record, traffic=Traffic(mirror=shadow.mirror_percent))
     event = RecordEvent("Normal", SHADOWING, f"{shadow.mirror_percent}% of requests mirrored to candidate "

@@ -295,13 +295,16 @@ def test_a_restarted_gateway_restores_every_route_from_status_with_the_same_weig
 
 # --- Prometheus ------------------------------------------------------------------------------
 
+# A Prometheus that answers without a sample count gives inconclusive measurements: one is
+# tolerated (inconclusiveLimit), the next pauses.
+PROMPT = {"inconclusiveLimit": 1}
 ANALYSED = {
     "canary": Kind({"canary": {"steps": [{"setWeight": 30}, {"analysis": {"metrics": ["error-rate"]}},
-                                         {"setWeight": 100}]}}, "2.0.0"),
+                                         {"setWeight": 100}]}}, "2.0.0", ({**ERROR_RATE, **PROMPT},)),
     "bg": Kind({"blueGreen": {"prePromotionAnalysis": {"metrics": ["error-rate"]}, "autoPromotionSeconds": 0,
-                              "scaleDownDelaySeconds": 1}}, "2.0.0"),
+                              "scaleDownDelaySeconds": 1}}, "2.0.0", ({**ERROR_RATE, **PROMPT},)),
     "shadow": Kind({"shadow": {"duration": "3s", "analysis": {"metrics": ["shadow-error-rate"]},
-                               "scaleDownDelaySeconds": 1}}, "1.0.1", (SHADOW_ERRORS,)),
+                               "scaleDownDelaySeconds": 1}}, "1.0.1", ({**SHADOW_ERRORS, **PROMPT},)),
 }
 
 

@@ -23,15 +23,18 @@ import pytest
 from modelrollout.operator.analysis.queries import BUILTIN, render
 
 from modelrollout.harness.cluster import LocalCluster, model_deployment
+from modelrollout.harness.process import wait_for
 from modelrollout.harness.traffic import Traffic, wait_serving
-from tests.support.e2e import ERROR_RATE, healthy_on, until_resumed
+from tests.support.e2e import ERROR_RATE, healthy_on
 from tests.support.processes import MODELROLLOUT
 
 pytestmark = pytest.mark.slow
 
 INTERVAL = 3.0
-LATENCY = {"name": "latency-p99", "thresholdRange": {"max": 0.5}, "minSamples": 5}
-SHIFT = {"name": "prediction-shift", "thresholdRange": {"max": 0.05}, "minSamples": 20}
+# Measuring goes on while the candidate's first requests are being scraped (inconclusiveLimit).
+LATENCY = {"name": "latency-p99", "thresholdRange": {"max": 0.5}, "minSamples": 5, "inconclusiveLimit": 10}
+SHIFT = {"name": "prediction-shift", "thresholdRange": {"max": 0.05}, "minSamples": 20,
+         "inconclusiveLimit": 10}
 
 
 def deploy(cluster: LocalCluster, name: str, model: Path, version: str, steps: list, metrics: list,
@@ -61,8 +64,7 @@ def test_a_healthy_fast_candidate_that_predicts_otherwise_is_rolled_back_by_pred
     try:
         deploy(cluster, "shift", models["2.0.0"], "2.0.0", steps, metrics)  # other weights: other answers
         # A measurement with too few predictions behind it is inconclusive: measure again.
-        aborted = until_resumed(lambda s: s.get("phase") == "Degraded", cluster, "shift")
-        final = cluster.wait_for("shift", aborted, timeout=150, what="abort")
+        final = cluster.wait_for("shift", lambda s: s.get("phase") == "Degraded", timeout=150, what="abort")
     finally:
         results = traffic.stop()
     assert final["reason"] == "AnalysisFailed"
@@ -75,7 +77,7 @@ def test_a_candidate_that_predicts_the_same_passes_prediction_shift(cluster, mod
     traffic = start(cluster, "same", models["1.0.0"], steps, [SHIFT])
     try:
         deploy(cluster, "same", models["1.0.1"], "1.0.1", steps, [SHIFT])  # 1.0.0 exported again
-        cluster.wait_for("same", until_resumed(healthy_on("1.0.1"), cluster, "same"), timeout=150,
+        cluster.wait_for("same", healthy_on("1.0.1"), timeout=150,
                          what="1.0.1 promoted")
     finally:
         traffic.stop()
@@ -177,9 +179,13 @@ def test_accuracy_waits_for_labels_then_judges_each_revision_by_the_labels_sent_
     sender = threading.Thread(target=clients_then_labels, daemon=True)
     sender.start()
     try:
-        judged = cluster.wait_for("labels", until_resumed(
-            lambda s: s.get("reason") == "PausedByStep" and s.get("currentStep") == 2, cluster, "labels"),
-            timeout=150, what="accuracy measured on the labels")
+        # Paused for a person, since no label came within inconclusiveLimit: once labels flow,
+        # a person resumes it, to measure afresh.
+        wait_for(lambda: sum(map(len, answered.values())) >= 20, 60, "labels sent back")
+        cluster.command("labels", "resume", "labels-resume")
+        judged = cluster.wait_for("labels", lambda s: s.get("reason") == "PausedByStep"
+                                  and s.get("currentStep") == 2, timeout=150,
+                                  what="accuracy measured on the labels")
         # Each revision's accuracy as the gate's query reads it, over the labels of the last 30 s.
         query = BUILTIN["server"]["accuracy"].value
         per_revision = {}
@@ -211,8 +217,7 @@ def test_a_shadow_that_predicts_otherwise_is_caught_by_prediction_shift_on_the_m
     traffic = start(cluster, "shadow-shift", models["1.0.0"], [], [SHIFT], strategy=strategy)
     try:
         deploy(cluster, "shadow-shift", models["2.0.0"], "2.0.0", [], [SHIFT], strategy=strategy)
-        aborted = until_resumed(lambda s: s.get("phase") == "Degraded", cluster, "shadow-shift")
-        final = cluster.wait_for("shadow-shift", aborted, timeout=150,
+        final = cluster.wait_for("shadow-shift", lambda s: s.get("phase") == "Degraded", timeout=150,
                                  what="the shadow's abort")
     finally:
         results = traffic.stop()
@@ -227,7 +232,8 @@ def test_a_blue_green_preview_fed_inputs_unlike_its_profile_fails_input_drift(cl
     sample (uniform in [0, 1) against iris measurements): the pre-promotion analysis fails on
     input-drift and no client is ever switched."""
     first, second = iris_folder(tmp_path, "logreg", None), iris_folder(tmp_path, "forest", None, "forest")
-    drift = {"name": "input-drift", "thresholdRange": {"max": 0.25}, "minSamples": 50}
+    drift = {"name": "input-drift", "thresholdRange": {"max": 0.25}, "minSamples": 50,
+             "inconclusiveLimit": 10}
     strategy = {"blueGreen": {"prePromotionAnalysis": {"metrics": ["input-drift"]}}}
     clients = start(cluster, "bg-drift", first, [], [drift], strategy=strategy)
     testers = None
@@ -236,8 +242,8 @@ def test_a_blue_green_preview_fed_inputs_unlike_its_profile_fails_input_drift(cl
         cluster.wait_for("bg-drift", lambda s: s.get("gatePassed"), timeout=120, what="the preview's gate")
         testers = Traffic(cluster.gateway.url, "bg-drift", rate_per_second=20,
                           headers={"x-modelrollout-revision": "preview"}).start()
-        aborted = until_resumed(lambda s: s.get("phase") == "Degraded", cluster, "bg-drift")
-        final = cluster.wait_for("bg-drift", aborted, timeout=150, what="the preview's abort")
+        final = cluster.wait_for("bg-drift", lambda s: s.get("phase") == "Degraded", timeout=150,
+                                 what="the preview's abort")
     finally:
         results = clients.stop()
         tested = testers.stop() if testers else []

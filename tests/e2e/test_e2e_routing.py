@@ -19,7 +19,7 @@ from modelrollout.harness.cluster import LocalCluster, model_deployment
 from modelrollout.harness.service_proxy import ServiceProxy
 from modelrollout.harness.traffic import Traffic
 from tests.support.crd_validation import CrdVersion
-from tests.support.e2e import ERROR_RATE, healthy_on, until_resumed
+from tests.support.e2e import ERROR_RATE, healthy_on
 from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.slow
@@ -65,8 +65,8 @@ def test_blue_green_without_a_router_swaps_the_pods_behind_the_entry_service(clu
                 testers = Traffic(preview_service.url, name, rate_per_second=20,
                                   new_connection_per_request=True).start()
                 try:
-                    passed = until_resumed(lambda s: s.get("reason") == "WaitingForPromotion", cluster, name)
-                    waiting = cluster.wait_for(name, passed, timeout=120, what="pre-promotion analysis")
+                    waiting = cluster.wait_for(name, lambda s: s.get("reason") == "WaitingForPromotion",
+                                               timeout=120, what="pre-promotion analysis")
                 finally:
                     tested = testers.stop()
             before = clients.wait_results(30, since=time.monotonic())

@@ -10,7 +10,7 @@ import pytest
 
 from modelrollout.harness.cluster import LocalCluster, model_deployment
 from modelrollout.harness.traffic import Result, Traffic, wait_serving
-from tests.support.e2e import ERROR_RATE, healthy_on, until_resumed
+from tests.support.e2e import ERROR_RATE, healthy_on
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,7 @@ def test_blue_green_previews_analyses_and_switches_every_client_at_once(cluster,
         # Testers start once the preview is up and answering, as people would.
         cluster.wait_for(name, lambda s: s.get("gatePassed"), timeout=120, what="the preview passed its gate")
         previews = Traffic(cluster.gateway.url, name, rate_per_second=20, headers=PREVIEW).start()
-        seen = follow(cluster, name, until_resumed(healthy_on("2.0.0"), cluster, name))
+        seen = follow(cluster, name, healthy_on("2.0.0"))
         clients.wait_results(20, since=time.monotonic())
     finally:
         results, previewed = clients.stop(), previews.stop() if previews else []

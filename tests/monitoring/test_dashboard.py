@@ -23,7 +23,7 @@ from modelrollout.serving.contract import metric_names as names
 from modelrollout.harness.cluster import LocalCluster, model_deployment
 from modelrollout.harness.process import wait_for
 from modelrollout.harness.traffic import Traffic, wait_serving
-from tests.support.e2e import ERROR_RATE, healthy_on, until_resumed
+from tests.support.e2e import ERROR_RATE, healthy_on
 from tests.support.processes import MODELROLLOUT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,7 +179,7 @@ def roll(cluster: LocalCluster, first: dict, then: list[tuple[dict, object]]) ->
     try:
         for doc, done in then:
             cluster.apply(doc)
-            cluster.wait_for(name, until_resumed(done, cluster, name), timeout=150, what=f"{name} to settle")
+            cluster.wait_for(name, done, timeout=150, what=f"{name} to settle")
             clients.wait_results(20, since=time.monotonic())  # the settled state served a while
     finally:
         clients.stop()

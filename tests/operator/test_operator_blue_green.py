@@ -148,3 +148,28 @@ def test_pre_promotion_analysis_with_no_preview_traffic_is_inconclusive(preview)
         r.wait(30)
         r.tick(value=0.0, samples=0)
     assert r.status.phase == PAUSED and r.status.reason == "AnalysisInconclusive" and r.traffic() == (100, 0)
+
+
+@pytest.mark.parametrize("auto", [None, 600])
+def test_a_preview_waiting_to_be_promoted_is_still_analysed_and_a_failure_aborts(auto):
+    doc = copy.deepcopy(BLUE_GREEN)
+    doc["strategy"]["blueGreen"]["autoPromotionSeconds"] = auto
+    if auto is None:
+        del doc["strategy"]["blueGreen"]["autoPromotionSeconds"]
+    r = Rollout(doc)
+    r.tick()
+    r.new_version("2.0.0")
+    r.tick()
+    r.make_candidate_ready(1)
+    r.smoke = True
+    r.tick()
+    measure(r)  # the pre-promotion analysis passes
+    r.tick()
+    assert r.status.reason == "WaitingForPromotion"
+    measure(r, times=3)  # measured again while it waits
+    assert r.status.reason == "WaitingForPromotion" and r.traffic() == (100, 0)
+    assert r.status.phase == (PAUSED if auto is None else PROGRESSING)
+    assert len([m for m in r.status.analysis if m.metric == "error-rate"]) == 3
+    measure(r, value=0.5)
+    assert r.status.phase == DEGRADED and r.status.reason == "AnalysisFailed" and r.traffic() == (100, 0)
+    assert "pre-promotion analysis while waiting for promotion" in r.status.message

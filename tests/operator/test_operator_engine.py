@@ -107,14 +107,30 @@ def test_failed_analysis_aborts_to_stable_in_one_write(rollout):
 
 def test_idle_candidate_is_inconclusive_and_never_promotes(rollout):
     to_analysis(rollout)
-    warnings = []
+    warnings, phases = [], []
     for _ in range(20):
         rollout.wait(30)
         rollout.tick(value=0.0, samples=3)  # 3 requests: below minSamples 10
-        warnings += [(a.type, a.reason) for a in rollout.actions if isinstance(a, RecordEvent)]
+        warnings += [(a.type, a.reason) for a in rollout.actions
+                     if isinstance(a, RecordEvent) and a.type == "Warning"]
+        phases.append(rollout.status.phase)
+    # inconclusiveLimit 2: measured twice more while traffic might still arrive, then paused
+    assert phases[:3] == [PROGRESSING, PROGRESSING, PAUSED] and set(phases[3:]) == {PAUSED}
     assert rollout.status.phase == PAUSED and rollout.status.reason == "AnalysisInconclusive"
     assert rollout.status.current_step == 1 and rollout.traffic() == (90, 10)
     assert warnings == [("Warning", "AnalysisInconclusive")]  # once, at the transition
+
+
+def test_a_candidate_whose_traffic_arrives_late_is_measured_again_not_paused(rollout):
+    to_analysis(rollout)
+    for samples in (0, 4):  # the first intervals: the candidate's requests not scraped yet
+        rollout.wait(30)
+        rollout.tick(value=0.0, samples=samples)
+        assert rollout.status.phase == PROGRESSING and rollout.status.reason == "AnalysisRunning"
+    for _ in range(2):  # count 2: two measurements with enough samples behind them
+        rollout.wait(30)
+        rollout.tick(value=0.001, samples=50)
+    assert rollout.status.current_step == 2 and rollout.status.phase == PROGRESSING
 
 
 def test_prometheus_unreachable_pauses_after_the_error_limit(rollout):

@@ -48,7 +48,10 @@ def phases(*names: str):
         ((SUCCESSFUL, SUCCESSFUL, SUCCESSFUL), SUCCESSFUL),
         ((FAILED, SUCCESSFUL, SUCCESSFUL, SUCCESSFUL), SUCCESSFUL),  # failureLimit 1 tolerates one
         ((FAILED, FAILED), FAILED),
-        ((SUCCESSFUL, INCONCLUSIVE, SUCCESSFUL, SUCCESSFUL), INCONCLUSIVE),
+        ((SUCCESSFUL, INCONCLUSIVE, SUCCESSFUL, SUCCESSFUL), SUCCESSFUL),  # traffic arrived: measured again
+        ((INCONCLUSIVE, INCONCLUSIVE), RUNNING),  # inconclusiveLimit 2: still measuring
+        ((INCONCLUSIVE, INCONCLUSIVE, INCONCLUSIVE), INCONCLUSIVE),
+        ((INCONCLUSIVE, SUCCESSFUL, INCONCLUSIVE, INCONCLUSIVE), INCONCLUSIVE),  # never a pass: count is 3
         ((ERROR, ERROR), RUNNING),
         ((ERROR, ERROR, ERROR), INCONCLUSIVE),  # consecutive-error limit 3
         ((ERROR, ERROR, SUCCESSFUL, ERROR), RUNNING),  # not in a row

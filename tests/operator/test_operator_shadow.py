@@ -86,3 +86,28 @@ def test_the_mirror_percent_is_what_the_spec_says(percent):
     doc["strategy"]["shadow"]["mirrorPercent"] = percent
     r = shadowing(doc)
     assert r.set_traffic()[-1].mirror_percent == percent and r.status.traffic.mirror == percent
+
+
+def test_a_shadow_waiting_for_a_person_is_still_analysed_and_counted_and_a_failure_aborts():
+    doc = copy.deepcopy(SHADOW)
+    doc["strategy"]["shadow"].update(then="manual", duration="1m", minComparisons=40)
+    r = shadowing(doc)
+    for _ in range(3):
+        r.comparisons += 20
+        r.wait(30)
+        r.tick(values=GOOD)
+    assert r.status.phase == PAUSED and r.status.reason == "WaitingForPromotion"
+    waiting_since = r.status.shadow.stage_started_at
+    for _ in range(3):  # the gateway goes on comparing while a person makes up their mind
+        r.comparisons += 20
+        r.wait(30)
+        r.tick(values=GOOD)
+        assert r.status.reason == "WaitingForPromotion"
+    assert r.status.shadow.comparisons == r.comparisons == 120
+    assert [m.metric for m in r.status.analysis][-2:] == ["shadow-agreement", "shadow-latency-ratio"]
+    assert r.status.shadow.stage_started_at == waiting_since
+    r.wait(30)
+    r.tick(values={**GOOD, "shadow-agreement": 0.7})  # it starts disagreeing: never promoted now
+    assert r.status.phase == DEGRADED and r.status.reason == "AnalysisFailed"
+    assert "while waiting for promotion" in r.status.message and r.traffic() == (100, 0)
+    assert r.set_traffic()[0].mirror_percent == 0  # the abort's one write stops the mirror
