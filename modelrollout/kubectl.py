@@ -19,14 +19,14 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import get_args
 
 import click
 from pydantic import ValidationError
 
 from modelrollout.kubeclient import Api, configuration
+from modelrollout.operator.api.v1alpha1 import BLUE_GREEN_STAGES, SHADOW_STAGES
 from modelrollout.operator.spec import Step
-from modelrollout.operator.status import BlueGreenStatus, ShadowStatus, status_from_doc
+from modelrollout.operator.status import status_from_doc
 from modelrollout.serving.contract.resource import KIND
 
 
@@ -173,8 +173,7 @@ def describe(body: dict) -> str:
 
 
 # The stages of the strategies that have them, as their status records name them.
-_STAGES = {"blueGreen": get_args(get_args(BlueGreenStatus.model_fields["stage"].annotation)[0]),
-           "shadow": get_args(get_args(ShadowStatus.model_fields["stage"].annotation)[0])}
+_STAGES = {"blueGreen": BLUE_GREEN_STAGES, "shadow": SHADOW_STAGES}
 
 
 def _step_line(kind: str, strategy: dict, current: int) -> str:

@@ -13,6 +13,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from .api.v1alpha1 import (
+    BLUE_GREEN_STAGES,
+    HISTORY_RESULTS,
+    PHASES,
+    SHADOW_STAGES,
     BlueGreenStatus,
     CanaryStatus,
     Condition,
@@ -45,11 +49,7 @@ def deadline(since: str, seconds: float) -> datetime:
 
 
 # Phases
-HEALTHY = "Healthy"
-PROGRESSING = "Progressing"
-PAUSED = "Paused"
-DEGRADED = "Degraded"
-PHASES = (HEALTHY, PROGRESSING, PAUSED, DEGRADED)
+HEALTHY, PROGRESSING, PAUSED, DEGRADED = PHASES
 
 # Condition types
 AVAILABLE = "Available"
@@ -74,10 +74,10 @@ ANALYSIS_FAILED = "AnalysisFailed"
 PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 CANDIDATE_CRASH_LOOP = "CandidateCrashLoop"
 ABORTED_BY_USER = "AbortedByUser"
-PROMOTED = "Promoted"
-DEPLOYED = "Deployed"  # history result of a ModelDeployment's first revision
-ABORTED = "Aborted"  # history result of a rollout called off (the reason says why)
-SUPERSEDED = "Superseded"  # history result of a candidate replaced by a newer spec before promotion
+# History results: Deployed (a ModelDeployment's first revision), Promoted (also a reason),
+# Aborted (a rollout called off; the reason says why), Superseded (a candidate replaced by a
+# newer spec before promotion).
+DEPLOYED, PROMOTED, ABORTED, SUPERSEDED = HISTORY_RESULTS
 FAST_REVERT = "FastRevert"  # a revision promoted within spec.rollbackWindow comes back without steps
 DRIFT_REPAIRED = "DriftRepaired"  # a child object changed outside the operator was put back
 GOLDEN_SET_FAILED = "GoldenSetFailed"  # the candidate did worse than asked on the model's golden set
@@ -139,8 +139,7 @@ def set_condition(
 # Keys an earlier operator wrote that no field holds any more: the status writer nulls them.
 RETIRED_KEYS = ("stepStartedAt", "switchedAt", "promoteFull", "comparisons", "comparisonsAt",
                 "consecutiveErrors")
-_STAGES = {"blueGreen": ("Preview", "AwaitingPromotion", "ScalingUp", "Switched"),
-           "shadow": ("Shadowing", "AwaitingPromotion")}
+_STAGES = {"blueGreen": BLUE_GREEN_STAGES, "shadow": SHADOW_STAGES}
 
 
 def status_to_doc(status: RolloutStatus) -> dict:

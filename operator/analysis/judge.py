@@ -17,14 +17,12 @@ Nothing but Successful lets a rollout move on.
 
 from __future__ import annotations
 
+from ..api.v1alpha1 import MEASUREMENT_PHASES
 from ..spec import Metric
 from ..status import Measurement
 
-SUCCESSFUL = "Successful"
-FAILED = "Failed"
-INCONCLUSIVE = "Inconclusive"
-ERROR = "Error"
-RUNNING = "Running"
+SUCCESSFUL, FAILED, INCONCLUSIVE, ERROR = MEASUREMENT_PHASES  # a measurement's, and a verdict's
+RUNNING = "Running"  # a verdict's only: measure again
 
 
 def measurement_of(

@@ -468,8 +468,15 @@ def theirs(item: type) -> type:
     return Annotated[item | None, WrapValidator(_or_none), Field(exclude=True)]
 
 
-Phase = Literal["Healthy", "Progressing", "Paused", "Degraded"]
-HistoryResult = Literal["Deployed", "Promoted", "Aborted", "Superseded"]
+# The closed sets status values come from: the engine and the tools name them from here.
+PHASES = ("Healthy", "Progressing", "Paused", "Degraded")
+HISTORY_RESULTS = ("Deployed", "Promoted", "Aborted", "Superseded")
+MEASUREMENT_PHASES = ("Successful", "Failed", "Inconclusive", "Error")
+COMMANDS = ("promote", "promote-full", "abort", "pause", "resume", "retry")
+BLUE_GREEN_STAGES = ("Preview", "AwaitingPromotion", "ScalingUp", "Switched")
+SHADOW_STAGES = ("Shadowing", "AwaitingPromotion")
+Phase = Literal[PHASES]
+HistoryResult = Literal[HISTORY_RESULTS]
 Time = str  # UTC, microseconds: operator/status.py TIME_FORMAT
 
 
@@ -505,7 +512,7 @@ class Measurement(StatusObject):
     at: Time
     value: float | None = None
     """None: no data, or an error."""
-    phase: Literal["Successful", "Failed", "Inconclusive", "Error"]
+    phase: Literal[MEASUREMENT_PHASES]
     message: str = ""
 
 
@@ -539,7 +546,7 @@ class Command(StatusObject):
     never change. The operator carries it out once, then records its id in handledCommand."""
 
     __crd__ = {}  # exactly these fields: the plugin and Argo CD's actions write it
-    action: Literal["promote", "promote-full", "abort", "pause", "resume", "retry"]
+    action: Literal[COMMANDS]
     id: Annotated[str, Field(min_length=1, max_length=64)]
     requested_at: str | None = None
     requested_by: str | None = None
@@ -594,7 +601,7 @@ class CanaryStatus(StatusObject):
 class BlueGreenStatus(StatusObject):
     """The blue-green strategy's own state (docs/strategies/blue-green.md)."""
 
-    stage: Literal["Preview", "AwaitingPromotion", "ScalingUp", "Switched"] | None = None
+    stage: Literal[BLUE_GREEN_STAGES] | None = None
     """Preview (pre-promotion analysis), AwaitingPromotion, ScalingUp (before the switch), Switched
     (post-promotion analysis); none while no preview is in flight."""
     stage_started_at: Time | None = None
@@ -613,7 +620,7 @@ class BlueGreenStatus(StatusObject):
 class ShadowStatus(StatusObject):
     """The shadow strategy's own state (docs/strategies/shadow.md)."""
 
-    stage: Literal["Shadowing", "AwaitingPromotion"] | None = None
+    stage: Literal[SHADOW_STAGES] | None = None
     """Shadowing, or AwaitingPromotion (passed with then: manual); none while no shadow is in flight."""
     stage_started_at: Time | None = None
     since: Time | None = None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..actions import Action
+from ..api.v1alpha1 import COMMANDS
 from ..spec import Spec
 from ..status import (
     INVALID_SPEC,
@@ -30,7 +31,7 @@ from ..status import (
 )
 from . import blue_green, canary, lifecycle, measuring, shadow
 from .golden import GoldenResult
-from .observations import COMMANDS, Observations
+from .observations import Observations
 from .strategy import Strategy
 from .tick import Tick
 

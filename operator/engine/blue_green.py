@@ -23,6 +23,7 @@ abortScaleDownDelaySeconds for a look at what failed.
 from __future__ import annotations
 
 from ..actions import RecordEvent
+from ..api.v1alpha1 import BLUE_GREEN_STAGES
 from ..spec import BlueGreen, Spec
 from ..status import (
     PROGRESS_DEADLINE_EXCEEDED,
@@ -40,8 +41,8 @@ from .outcomes import abort, promote
 from .tick import Result, Tick, entered, hold
 
 KIND = "blueGreen"
-PREVIEW, AWAITING, SCALING, SWITCHED_STAGE = "Preview", "AwaitingPromotion", "ScalingUp", "Switched"
-STAGES = (PREVIEW, AWAITING, SCALING, SWITCHED_STAGE)
+STAGES = BLUE_GREEN_STAGES
+PREVIEW, AWAITING, SCALING, SWITCHED_STAGE = STAGES
 
 
 def _spec(spec: Spec) -> BlueGreen:

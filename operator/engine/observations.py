@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from ..status import Measurement
 from .golden import GoldenResult
 
-COMMANDS = ("promote", "promote-full", "abort", "pause", "resume", "retry")
-
 
 @dataclass(frozen=True)
 class Observations:

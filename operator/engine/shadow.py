@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from ..actions import RecordEvent
 from ..analysis.judge import FAILED, INCONCLUSIVE, SUCCESSFUL
+from ..api.v1alpha1 import SHADOW_STAGES
 from ..spec import Shadow, Spec
 from ..status import SHADOWING, STEP_DONE, WAITING_FOR_PROMOTION, RolloutStatus, ShadowStatus, Traffic
 from .measuring import analysis_failed, inconclusive, run_analysis, while_waiting
@@ -26,8 +27,8 @@ from .outcomes import promote
 from .tick import Result, Tick, entered, hold
 
 KIND = "shadow"
-SHADOWING_STAGE, AWAITING = "Shadowing", "AwaitingPromotion"
-STAGES = (SHADOWING_STAGE, AWAITING)
+STAGES = SHADOW_STAGES
+SHADOWING_STAGE, AWAITING = STAGES
 
 
 def _spec(spec: Spec) -> Shadow:
