@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from modelrollout import build_info
 
 from .spec import Metric, Spec
-from .status import ABORTED, PHASES, PROMOTED, RolloutStatus, parse_time
+from .status import ABORTED, PHASES, PROMOTED, Measurement, RolloutStatus, parse_time
 
 _PROMOTE_BUCKETS = (30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400)
 
@@ -41,9 +41,10 @@ class OperatorMetrics:
         self._thresholds: dict[tuple[str, str], set[tuple[str, str]]] = {}
 
     def observe(self, namespace: str, name: str, before: RolloutStatus, after: RolloutStatus,
-                spec: Spec | None = None) -> None:
+                spec: Spec | None = None, measurements: tuple[Measurement, ...] = ()) -> None:
         """Gauges from the new status (and the spec's thresholds); counters from what changed
-        between the two statuses."""
+        between the two statuses, and from the ``measurements`` taken this reconcile (the one
+        that ends a step leaves the status in the same reconcile: it is counted all the same)."""
         strategy = after.strategy or "canary"
         old = self._strategies.get((namespace, name))
         if old is not None and old != strategy:  # the strategy changed: its old series go
@@ -76,10 +77,7 @@ class OperatorMetrics:
         for role, value in (("stable", after.traffic.stable), ("candidate", after.traffic.candidate),
                             ("mirror", after.traffic.mirror)):
             self.weight.labels(namespace, name, role).set(value)
-        taken = {(m.metric, m.at) for m in before.analysis}
-        for measurement in after.analysis:
-            if (measurement.metric, measurement.at) in taken:
-                continue
+        for measurement in measurements:
             self.measurements.labels(namespace, name, measurement.metric, measurement.phase).inc()
             if measurement.value is not None:
                 self.analysis_value.labels(namespace, name, measurement.metric).set(measurement.value)

@@ -78,7 +78,7 @@ async def _reconcile(shell: Shell, namespace: str, name: str) -> RolloutStatus |
         log.info("ModelDeployment %s/%s: carrying out command %s", namespace, name, observations.command)
         decision = replace(decision, status=decision.status.with_(handled_command=command_id))
     await shell.applier.apply(target, spec, revision_of(spec), decision, body, now)
-    shell.metrics.observe(namespace, name, status, decision.status, spec)
+    shell.metrics.observe(namespace, name, status, decision.status, spec, observations.measurements)
     return decision.status
 
 

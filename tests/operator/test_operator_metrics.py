@@ -10,7 +10,7 @@ from tests.support.operator_fixtures import BLUE_GREEN, SPEC, Rollout
 def observed(r: Rollout, metrics: OperatorMetrics, **tick) -> None:
     before = r.status
     r.tick(**tick)
-    metrics.observe("ml", "iris", before, r.status)
+    metrics.observe("ml", "iris", before, r.status, r.spec, r.measured)
 
 
 def value(metrics: OperatorMetrics, name: str, **labels) -> float:
@@ -72,3 +72,18 @@ def test_a_changed_strategy_removes_only_that_model_deployments_old_series_and_c
     assert by_name == {"iris": {"canary"}, "other": {"canary"}}
     metrics.forget("ml", "iris")
     assert {s.labels["name"] for m in metrics.phase.collect() for s in m.samples} == {"other"}
+
+
+def test_the_measurement_that_ends_a_step_is_counted_and_shown():
+    """Its step moves on in the same reconcile, and the status keeps no measurement of it."""
+    metrics, r = OperatorMetrics(), Rollout()
+    observed(r, metrics)
+    r.roll_to("2.0.0")
+    observed(r, metrics)  # setWeight 10; the analysis step next
+    for _ in range(2):  # count 2
+        r.wait(30)
+        observed(r, metrics, value=0.004)
+    assert r.status.current_step == 2 and r.status.analysis == ()
+    assert value(metrics, "modelrollout_analysis_measurements_total", metric="error-rate",
+                 phase="Successful") == 2
+    assert value(metrics, "modelrollout_analysis_value", metric="error-rate") == 0.004

@@ -100,6 +100,7 @@ class Rollout:
             shadow_comparisons=counted,
             golden_set=self.golden if smoke is True and self.spec.golden_set is not None else None,
         )
+        self.measured = measurements  # what the shell measured this reconcile
         decision = decide(self.spec, self.status, observations, self.now)
         self.status, self.actions = decision.status, decision.actions
         return self
