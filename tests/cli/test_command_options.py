@@ -24,6 +24,14 @@ REQUIRED = "required"
 CACHE_DIR = Path(tempfile.gettempdir(), "modelrollout-models")
 
 # (flag, environment variable, value when neither is given, what it accepts)
+# The HTTP limits both front ends take (serving/http_limits.py, embedded in both settings).
+HTTP_LIMITS = [
+    ("--max-header-line-bytes", "MODELROLLOUT_MAX_HEADER_LINE_BYTES", 8192, "int >=64"),
+    ("--max-header-bytes", "MODELROLLOUT_MAX_HEADER_BYTES", 32768, "int >=64"),
+    ("--max-headers", "MODELROLLOUT_MAX_HEADERS", 100, "int >=1"),
+    ("--header-timeout-seconds", "MODELROLLOUT_HEADER_TIMEOUT_SECONDS", 60.0, "float >0"),
+    ("--body-timeout-seconds", "MODELROLLOUT_BODY_TIMEOUT_SECONDS", 60.0, "float >0"),
+]
 SERVE = [
     ("--model-uri", "MODELROLLOUT_MODEL_URI", REQUIRED, "text"),
     ("--sha256", "MODELROLLOUT_SHA256", None, "text"),
@@ -57,11 +65,7 @@ SERVE = [
     ("--drift-window-rows", "MODELROLLOUT_DRIFT_WINDOW_ROWS", 1000, "int >=10"),
     ("--feedback-store-size", "MODELROLLOUT_FEEDBACK_STORE_SIZE", 50000, "int >=0"),
     ("--feedback-ttl-seconds", "MODELROLLOUT_FEEDBACK_TTL_SECONDS", 3600.0, "float >0"),
-    ("--max-header-line-bytes", "MODELROLLOUT_MAX_HEADER_LINE_BYTES", 8192, "int >=64"),
-    ("--max-header-bytes", "MODELROLLOUT_MAX_HEADER_BYTES", 32768, "int >=64"),
-    ("--max-headers", "MODELROLLOUT_MAX_HEADERS", 100, "int >=1"),
-    ("--header-timeout-seconds", "MODELROLLOUT_HEADER_TIMEOUT_SECONDS", 60.0, "float >0"),
-    ("--body-timeout-seconds", "MODELROLLOUT_BODY_TIMEOUT_SECONDS", 60.0, "float >0"),
+    *HTTP_LIMITS,
 ]
 GATEWAY = [
     ("--routes", "MODELROLLOUT_ROUTES", None, "file"),
@@ -83,11 +87,7 @@ GATEWAY = [
     ("--feedback-ttl-seconds", "MODELROLLOUT_FEEDBACK_TTL_SECONDS", 3600.0, "float >0"),
     ("--drain-seconds", "MODELROLLOUT_DRAIN_SECONDS", 0.0, "float >=0"),
     ("--grace-seconds", "MODELROLLOUT_GRACE_SECONDS", 30.0, "float >=0"),
-    ("--max-header-line-bytes", "MODELROLLOUT_MAX_HEADER_LINE_BYTES", 8192, "int >=64"),
-    ("--max-header-bytes", "MODELROLLOUT_MAX_HEADER_BYTES", 32768, "int >=64"),
-    ("--max-headers", "MODELROLLOUT_MAX_HEADERS", 100, "int >=1"),
-    ("--header-timeout-seconds", "MODELROLLOUT_HEADER_TIMEOUT_SECONDS", 60.0, "float >0"),
-    ("--body-timeout-seconds", "MODELROLLOUT_BODY_TIMEOUT_SECONDS", 60.0, "float >0"),
+    *HTTP_LIMITS,
 ]
 OPERATOR = [
     ("--namespace", "MODELROLLOUT_NAMESPACE", (), "text, repeatable"),

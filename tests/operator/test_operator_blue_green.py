@@ -12,10 +12,9 @@ from modelrollout.operator.status import DEGRADED, HEALTHY, PAUSED, PROGRESSING
 from tests.support.operator_fixtures import BLUE_GREEN, Rollout
 
 
-@pytest.fixture
-def preview() -> Rollout:
+def previewing(doc: dict = BLUE_GREEN) -> Rollout:
     """v1 active; v2's one-replica preview ready and answering: the gate has passed."""
-    r = Rollout(BLUE_GREEN)
+    r = Rollout(doc)
     r.tick()
     r.new_version("2.0.0")
     r.tick()
@@ -26,6 +25,11 @@ def preview() -> Rollout:
     r.tick()
     assert r.status.gate_passed
     return r
+
+
+@pytest.fixture
+def preview() -> Rollout:
+    return previewing()
 
 
 def measure(r: Rollout, value: float = 0.001, times: int = 1) -> None:
@@ -85,13 +89,7 @@ def test_without_auto_promotion_a_person_promotes(preview):
     doc = copy.deepcopy(BLUE_GREEN)
     del doc["strategy"]["blueGreen"]["autoPromotionSeconds"]
     del doc["strategy"]["blueGreen"]["prePromotionAnalysis"]
-    r = Rollout(doc)
-    r.tick()
-    r.new_version("2.0.0")
-    r.tick()
-    r.make_candidate_ready(1)
-    r.smoke = True
-    r.tick()
+    r = previewing(doc)
     r.tick()
     r.wait(3600)
     r.tick()
@@ -156,13 +154,7 @@ def test_a_preview_waiting_to_be_promoted_is_still_analysed_and_a_failure_aborts
     doc["strategy"]["blueGreen"]["autoPromotionSeconds"] = auto
     if auto is None:
         del doc["strategy"]["blueGreen"]["autoPromotionSeconds"]
-    r = Rollout(doc)
-    r.tick()
-    r.new_version("2.0.0")
-    r.tick()
-    r.make_candidate_ready(1)
-    r.smoke = True
-    r.tick()
+    r = previewing(doc)
     measure(r)  # the pre-promotion analysis passes
     r.tick()
     assert r.status.reason == "WaitingForPromotion"
