@@ -107,12 +107,17 @@ class ApiObject(BaseModel):
 
     @classmethod
     def _checks(cls) -> list[Callable]:
-        found: dict[str, Callable] = {}
-        for klass in reversed(cls.__mro__):
-            for name, value in vars(klass).items():
-                if callable(value) and hasattr(value, "rule"):
-                    found[name] = value
-        return list(found.values())
+        """The @rule methods of the class and its bases, found once per class."""
+        checks = cls.__dict__.get("_found_checks")
+        if checks is None:
+            found: dict[str, Callable] = {}
+            for klass in reversed(cls.__mro__):
+                for name, value in vars(klass).items():
+                    if callable(value) and hasattr(value, "rule"):
+                        found[name] = value
+            checks = list(found.values())
+            type.__setattr__(cls, "_found_checks", checks)
+        return checks
 
     @model_validator(mode="after")
     def _declared_checks(self):
