@@ -51,7 +51,7 @@ def parse_spec(doc: object) -> Spec:
     try:
         return Spec.model_validate(doc)
     except ValidationError as exc:
-        raise _invalid(exc.errors(include_url=False), doc) from None
+        raise _invalid(exc.errors(include_url=False)) from None
 
 
 def parse_duration(text: object, path: str) -> float:
@@ -65,7 +65,7 @@ def parse_duration(text: object, path: str) -> float:
 # --- what pydantic found, said as InvalidSpec --------------------------------------------
 
 
-def _invalid(errors: list[dict], doc: dict) -> InvalidSpec:
+def _invalid(errors: list[dict]) -> InvalidSpec:
     """The first error, as the path of the field and what to fix. Unknown fields of one
     object are told together, with the fields that object knows."""
     first = errors[0]
@@ -96,13 +96,9 @@ def _problem(error: dict, loc: tuple) -> str:
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         low, high = _bounds(loc)
         return f"must be from {low}" + (f" to {high}" if high is not None else " up") + f", got {value!r}"
-    if kind == "too_long":
-        if isinstance(value, str):
-            return f"is {len(value)} characters long, more than {ctx.get('max_length')}"
+    if kind == "too_long":  # a list (strings have their own kinds below)
         return f"has {ctx.get('actual_length')} items, more than {ctx.get('max_length')}"
     if kind == "too_short":
-        if isinstance(value, str):
-            return "is required and must be a non-empty string"
         return "must be a non-empty list"
     if kind == "string_too_short":
         return "is required and must be a non-empty string"

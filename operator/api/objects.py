@@ -119,11 +119,16 @@ class ApiObject(BaseModel):
             type.__setattr__(cls, "_found_checks", checks)
         return checks
 
+    def _chosen(self) -> list[str]:
+        """The JSON names of the OneOf fields that are set (one, once validated)."""
+        cls = type(self)
+        return _aliases(cls, tuple(name for name in cls.__one_of__.fields if getattr(self, name) is not None))
+
     @model_validator(mode="after")
     def _declared_checks(self):
         one_of = type(self).__one_of__
         if one_of is not None:
-            chosen = [name for name in one_of.fields if getattr(self, name) is not None]
+            chosen = self._chosen()
             if len(chosen) != 1:
                 keys = ", ".join(_aliases(type(self), one_of.fields))
                 raise Problem(f"needs exactly one of {keys}, got {len(chosen)}")

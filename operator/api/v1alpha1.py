@@ -130,8 +130,7 @@ class TrafficRouting(SpecObject):
     @property
     def kind(self) -> str:
         """builtin, gatewayAPI or replicas."""
-        return next(type(self).model_fields[name].alias or name for name in self.__one_of__.fields
-                    if getattr(self, name) is not None)
+        return self._chosen()[0]
 
     @property
     def options(self) -> dict:
@@ -175,8 +174,7 @@ class Step(SpecObject):
     @property
     def kind(self) -> str:
         """setWeight, setMirror, pause or analysis."""
-        return next(type(self).model_fields[name].alias for name in self.__one_of__.fields
-                    if getattr(self, name) is not None)
+        return self._chosen()[0]
 
 
 class Canary(SpecObject):
@@ -235,8 +233,7 @@ class Strategy(SpecObject):
     @property
     def kind(self) -> str:
         """canary, blueGreen or shadow: the key its status record is written under."""
-        return next(type(self).model_fields[name].alias for name in self.__one_of__.fields
-                    if getattr(self, name) is not None)
+        return self._chosen()[0]
 
 
 # --- spec: analysis and gates ------------------------------------------------------------
