@@ -23,5 +23,5 @@ def run(settings: GatewaySettings) -> None:
         app.draining = True
 
     frontend.run(app, settings.host, settings.port, max_body_bytes=settings.max_body_bytes,
-                 grace_seconds=settings.grace_seconds, on_shutdown=on_shutdown,
-                 drain_seconds=settings.drain_seconds, limits=settings.http)
+                 grace_seconds=settings.shutdown.grace_seconds, on_shutdown=on_shutdown,
+                 drain_seconds=settings.shutdown.drain_seconds, limits=settings.http)

@@ -10,6 +10,7 @@ from pathlib import Path
 from modelrollout.settings_fields import check_bounds, setting
 
 from ..http_limits import HttpLimits
+from ..shutdown import Shutdown
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,7 @@ class GatewaySettings:
         "0: none (feedback then needs the x-modelrollout-revision header).")
     feedback_ttl_seconds: float = setting(
         3600.0, above=0, help="How long a request id is remembered for feedback.")
-    # Shutdown (frontend.py): stay up but unready, then finish in-flight requests.
-    drain_seconds: float = setting(
-        0.0, at_least=0, help="After SIGTERM, stay up but unready this long before closing the listener.")
-    grace_seconds: float = setting(
-        30.0, at_least=0, help="After the listener closes, how long in-flight requests may take.")
+    shutdown: Shutdown = Shutdown()  # frontend.py: stay up but unready, then finish in-flight requests
     # What a client may send before its request is answered (serving/http_limits.py).
     http: HttpLimits = HttpLimits()
 

@@ -17,5 +17,5 @@ def serve(settings: ServerSettings) -> None:
         state.draining = True
         stop_downloads()  # a model still downloading will never serve now
 
-    hosting.run(app, settings.host, settings.port, settings.grace_seconds, on_shutdown,
-                settings.drain_seconds, protocol_for(settings.http, settings.max_body_bytes))
+    hosting.run(app, settings.host, settings.port, settings.shutdown.grace_seconds, on_shutdown,
+                settings.shutdown.drain_seconds, protocol_for(settings.http, settings.max_body_bytes))

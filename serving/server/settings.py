@@ -12,6 +12,7 @@ from pathlib import Path
 from modelrollout.settings_fields import check_bounds, setting
 
 from ..http_limits import HttpLimits
+from ..shutdown import Shutdown
 from .download_policy import DownloadPolicy
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -63,11 +64,7 @@ class ServerSettings:
     prediction_log: str | None = setting(
         None, help="Write sampled predictions as JSON lines to this file ('-' for stdout).")
     prediction_log_sample_rate: float = setting(1.0, at_least=0, at_most=1)
-    # Shutdown: stay up but unready, then finish in-flight requests.
-    drain_seconds: float = setting(
-        0.0, at_least=0, help="After SIGTERM, stay up but unready this long before closing the listener.")
-    grace_seconds: float = setting(
-        30.0, at_least=0, help="After the listener closes, how long in-flight requests may take.")
+    shutdown: Shutdown = Shutdown()  # stay up but unready, then finish in-flight requests
     access_log: bool = setting(False, off_flag="--no-access-log", help="Log every inference request.")
     # Model-aware gates (docs/gates.md).
     drift_window_rows: int = setting(
