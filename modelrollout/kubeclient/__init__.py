@@ -20,7 +20,7 @@ from .api import MERGE_PATCH, Api, Listing
 from .backoff import Backoff
 from .config import ConfigurationError, configuration, for_informers
 from .errors import describe_error, hint, is_api_answer, is_gone, retry_after_seconds, short_error
-from .informer import Informer
+from .informer import Informer, stop_all
 from .paths import GROUP, PLURAL, VERSION, path, resource_name
 
 __all__ = [
@@ -43,4 +43,5 @@ __all__ = [
     "resource_name",
     "retry_after_seconds",
     "short_error",
+    "stop_all",
 ]

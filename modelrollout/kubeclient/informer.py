@@ -204,3 +204,11 @@ def _close(response: Any) -> None:
         response.close()
     with contextlib.suppress(Exception):
         response.release_conn()
+
+
+def stop_all(informers: list[Informer], timeout_seconds: float = 5.0) -> list[Informer]:
+    """Stop every informer, then wait for each thread (blocking: run it off the event loop);
+    the ones that did not end within ``timeout_seconds`` each."""
+    for informer in informers:
+        informer.stop()
+    return [informer for informer in informers if not informer.join(timeout_seconds)]

@@ -29,14 +29,13 @@ import logging
 import threading
 from collections.abc import Callable
 
-from modelrollout.kubeclient import Api, Informer
+from modelrollout.kubeclient import Api, Informer, stop_all
 
 from ..routing import MODEL_DEPLOYMENT_LABEL
 
 log = logging.getLogger("modelrollout.operator")
 
 CACHED_KINDS = ("Deployment", "Service", "Pod", "EndpointSlice")
-_JOIN_SECONDS = 5.0
 
 Wake = Callable[[str, str], None]  # (namespace, ModelDeployment name)
 
@@ -72,9 +71,8 @@ class ChildCache:
             informer.start()
 
     async def close(self) -> None:
-        for informer in self._informers:
-            informer.stop()
-        await asyncio.to_thread(_join, self._informers)
+        for informer in await asyncio.to_thread(stop_all, self._informers):
+            log.warning("cache: %s did not stop in time", informer.where)
         self.api.close()
 
     def __len__(self) -> int:
@@ -237,8 +235,3 @@ def _newer(have: dict, other: dict) -> bool:
     mine, theirs = _version(have), _version(other)
     return mine.isdigit() and theirs.isdigit() and int(mine) > int(theirs)
 
-
-def _join(informers: list[Informer]) -> None:
-    for informer in informers:
-        if not informer.join(_JOIN_SECONDS):
-            log.warning("cache: %s did not stop in time", informer.where)

@@ -44,6 +44,7 @@ from modelrollout.kubeclient import (
     describe_error,
     for_informers,
     resource_name,
+    stop_all,
 )
 
 from ..contract.endpoint_slices import endpoints_by_service
@@ -54,7 +55,6 @@ log = logging.getLogger("modelrollout.gateway")
 
 _CONNECT_SECONDS = 5.0
 _LIST_READ_SECONDS = 30.0
-_JOIN_SECONDS = 5.0
 
 DEPLOYMENTS = "ModelDeployment"
 SLICES = "EndpointSlice"
@@ -182,9 +182,8 @@ class KubernetesRoutes:
                 if table != state.table:
                     state.update(table, self.name)
         finally:
-            for informer in informers:
-                informer.stop()
-            await asyncio.to_thread(_join, informers)
+            for informer in await asyncio.to_thread(stop_all, informers):
+                log.warning("watch thread did not stop in time", extra={"thread": informer.thread.name})
             self._api.close()
             self._api = None
 
@@ -230,8 +229,3 @@ def _connect(kubeconfig: str | None, informers: int) -> Api:
     return Api(for_informers(settings, informers), timeout_seconds=_LIST_READ_SECONDS,
                connect_timeout_seconds=_CONNECT_SECONDS)
 
-
-def _join(informers: list[Informer]) -> None:
-    for informer in informers:
-        if not informer.join(_JOIN_SECONDS):
-            log.warning("watch thread did not stop in time", extra={"thread": informer.thread.name})
