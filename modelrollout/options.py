@@ -143,11 +143,16 @@ class SettingsCommand(click.Command):
     def params(self, value: list[click.Parameter]) -> None:
         self._other_params, self._params = list(value), None
 
-    def invoke(self, context: click.Context):
-        values = {option.path: context.params.pop(option.name)
+    def settings_of(self, params: dict):
+        """The settings built from parsed values by option name; the settings' options are
+        taken out of ``params``, the command's other parameters stay."""
+        values = {option.path: params.pop(option.name)
                   for option in self.params if isinstance(option, SettingOption)}
+        return settings_from(self.settings_class, values)
+
+    def invoke(self, context: click.Context):
         try:
-            settings = settings_from(self.settings_class, values)
+            settings = self.settings_of(context.params)
         except ValueError as exc:
             raise click.UsageError(str(exc), context) from None
         return context.invoke(self.callback, settings, **context.params)

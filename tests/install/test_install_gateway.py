@@ -37,6 +37,11 @@ def parsed_args(args: list[str]) -> dict:
         return dict(context.params)
 
 
+def parsed_settings(args: list[str]):
+    """The gateway's settings as its command builds them from ``args``."""
+    return main.commands["gateway"].settings_of(parsed_args(args))
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=lambda d: d["kind"])
 def test_every_document_is_a_valid_kubernetes_object(doc):
     kubernetes_validate.validate(doc, "1.30", strict=True)
@@ -61,7 +66,8 @@ def test_arguments_ports_and_probes_are_the_gateways():
     assert CONTAINER["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert CONTAINER["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
     # Draining and in-flight requests end before the kubelet kills the pod.
-    assert params["drain_seconds"] + params["grace_seconds"] < POD["terminationGracePeriodSeconds"]
+    shutdown = parsed_settings(CONTAINER["args"]).shutdown
+    assert shutdown.drain_seconds + shutdown.grace_seconds < POD["terminationGracePeriodSeconds"]
     with pytest.raises(click.UsageError):  # the check can fail
         parsed_args(["--kubernetes", "--drain-secs", "5"])
 
