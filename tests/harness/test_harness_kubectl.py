@@ -155,6 +155,32 @@ def test_replace_uses_put_and_a_stale_resource_version_is_a_conflict(env):
     assert stale.returncode != 0 and "the object has been modified" in stale.stderr
 
 
+def test_kubectl_scale_sets_spec_replicas_through_the_scale_subresource(env, kube):
+    apply(env, model_deployment("scaled", replicas=2))
+    kube.merge_patch(MD, "ModelDeployment", "scaled", {"status": {
+        "replicas": 2, "selector": "modelrollout.io/model-deployment=scaled"}}, "ml", "status")
+    assert "scaled" in kubectl(env, "scale", "mdep/scaled", "-n", "ml", "--replicas", "6").stdout
+    fields = "jsonpath={.spec.replicas} {.metadata.generation}"
+    assert kubectl(env, "get", "mdep", "scaled", "-n", "ml", "-o", fields).stdout == "6 2"
+    scale = yaml.safe_load(kubectl(env, "get", "mdep", "scaled", "-n", "ml", "--subresource=scale",
+                                   "-o", "yaml").stdout)
+    assert (scale["apiVersion"], scale["kind"]) == ("autoscaling/v1", "Scale")
+    assert scale["spec"] == {"replicas": 6}
+    assert scale["status"] == {"replicas": 2, "selector": "modelrollout.io/model-deployment=scaled"}
+    table = kubectl(env, "get", "mdep", "scaled", "-n", "ml", "--subresource=scale").stdout.split()
+    assert table == ["NAME", "DESIRED", "AVAILABLE", "scaled", "6", "2"]
+    # --current-replicas is a precondition; a negative count and a resource without one are refused.
+    stale = kubectl(env, "scale", "mdep/scaled", "-n", "ml", "--replicas", "1", "--current-replicas", "2",
+                    ok=False)
+    assert stale.returncode != 0 and "Expected replicas to be 2, was 6" in stale.stderr
+    negative = kubectl(env, "patch", "mdep/scaled", "-n", "ml", "--subresource=scale", "--type=merge",
+                       "-p", '{"spec":{"replicas":-1}}', ok=False)
+    assert negative.returncode != 0 and "must be greater than or equal to 0" in negative.stderr
+    assert kubectl(env, "get", "mdep", "scaled", "-n", "ml", "-o", fields).stdout == "6 2"
+    namespace = kubectl(env, "scale", "namespace/ml", "--replicas", "2", ok=False)
+    assert namespace.returncode != 0
+
+
 def test_server_side_apply_is_refused_with_a_clear_message(env):
     done = apply(env, model_deployment("ssa"), "--server-side", ok=False)
     assert done.returncode != 0

@@ -199,6 +199,8 @@ _BUILTIN: dict[str, list[Column]] = {
                                + len(o.get("binaryData") or {})), AGE],
     "Secret": [NAME, Column("Type", "string", lambda o, _n: o.get("type") or "Opaque"),
                Column("Data", "integer", lambda o, _n: len(o.get("data") or {})), AGE],
+    "Scale": [NAME, Column("Desired", "integer", _int_at("spec", "replicas")),  # a scale subresource
+              Column("Available", "integer", _int_at("status", "replicas"))],
     "Event": [Column("Last Seen", "string", _event_last_seen),
               Column("Type", "string", lambda o, _n: o.get("type") or ""),
               Column("Reason", "string", lambda o, _n: o.get("reason") or ""),

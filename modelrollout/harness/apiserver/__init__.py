@@ -20,13 +20,15 @@ kubectl (and our own clients) also rely on is added here, in a subclass:
   usual columns of the built-in kinds (api/tables.py);
 - discovery says ``v1`` for the core group (kmock says ``/v1``) and carries a CRD's short
   names and categories; /openapi/v3 documents every resource (api/openapi.py);
+- a custom resource's scale subresource: an ``autoscaling/v1`` Scale read and written
+  through the CRD's paths (api/scale.py), so ``kubectl scale`` and an HPA's client work;
 - a CustomResourceDefinition created through the API declares its resource, as installing
   it does; deleting an object deletes its dependents (ownerReferences, in the background)
   and deleting a Namespace deletes what it holds.
 
 Not emulated: admission webhooks, CEL rules (x-kubernetes-validations), defaulting, pruning
 of unknown fields, the status subresource's split (a write to the object can change its
-status), subresources other than status (scale, log, exec, port-forward), RBAC and
+status), the subresources log, exec and port-forward, RBAC and
 authentication, server-side apply, pagination (``limit`` returns all).
 See docs/harness.md.
 

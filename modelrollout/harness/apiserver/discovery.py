@@ -18,6 +18,9 @@ class Discovery:
         for entry in document.get("resources") or []:
             if "/" in entry["name"]:  # kmock copies them to subresources, which confuses kubectl
                 entry["shortNames"], entry["categories"] = [], []
+            if entry["name"].endswith("/scale"):  # the scale client reads the Scale's kind here
+                entry.update(group="autoscaling", version="v1", kind="Scale", singularName="",
+                             verbs=["get", "patch", "update"])
         return document
 
     def _openapi_documents(self) -> dict[str, dict]:

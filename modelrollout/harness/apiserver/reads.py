@@ -11,7 +11,7 @@ from typing import Any
 
 import kmock
 
-from ..api import tables
+from ..api import scale, tables
 from ..api.selectors import field_selector, label_selector
 from .requests import api_version, entry, revision_of, wants_table
 
@@ -59,8 +59,11 @@ class Reads:
             if stored is None or stored.deleted:
                 raise self._not_found(request)
             obj = stored.raw
-        if wants_table(request) and request.subresource is None:
-            return tables.table([obj], self._columns(request.resource), datetime.now(UTC),
+        columns = self._columns(request.resource)
+        if request.subresource == "scale":
+            obj, columns = scale.scale_of(obj, self._scale_paths(request)), tables.builtin_columns("Scale")
+        if wants_table(request) and request.subresource in (None, "scale"):
+            return tables.table([obj], columns, datetime.now(UTC),
                                 request.params.get("includeObject", "Metadata"), revision_of(obj))
         return obj
 

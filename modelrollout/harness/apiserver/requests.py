@@ -12,7 +12,7 @@ import aiohttp.web
 import attrs
 import kmock
 
-from ..api import protobuf
+from ..api import protobuf, scale
 
 OBJECT_HISTORY = 5  # versions kept of every object: kmock keeps all of them otherwise
 CRD_RESOURCE = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -48,6 +48,14 @@ class Lookups:
         return Refused(404, "NotFound", f"{qualified(request.resource)} \"{request.name}\" not found",
                        {"name": request.name, "group": request.resource.group,
                         "kind": request.resource.plural})
+
+    def _scale_paths(self, request: kmock.Request) -> scale.ScalePaths:
+        """Where a custom resource keeps what its scale subresource shows; 404 without one."""
+        found = self._crd_versions.get(request.resource)
+        declared = (found[1].get("subresources") or {}).get("scale") if found else None
+        if declared is None:
+            raise Refused(404, "NotFound", "the server could not find the requested resource")
+        return scale.ScalePaths.of(declared)
 
     def _kind(self, request: kmock.Request) -> str:
         info = entry(self.resources, request.resource)

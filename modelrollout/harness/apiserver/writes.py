@@ -11,7 +11,7 @@ import uuid
 import aiohttp.web
 import kmock
 
-from ..api import patches, schema
+from ..api import patches, scale, schema
 from .requests import (
     CRD_RESOURCE,
     NAMESPACES,
@@ -74,11 +74,13 @@ class Writes:
 
     async def _update(self, request: kmock.Request) -> aiohttp.web.Response:
         self._check_known(request)
-        if request.subresource not in (None, "status"):  # scale, ...: not served
+        if request.subresource not in (None, "status", "scale"):  # log, exec, ...: not served
             raise Refused(404, "NotFound", "the server could not find the requested resource")
         if (request.headers.get("Content-Type") or "").startswith("application/apply-patch"):
             raise Refused(415, "UnsupportedMediaType", "server-side apply is not supported by the "
                            "modelrollout harness: use kubectl apply without --server-side")
+        scale_paths = self._scale_paths(request) if request.subresource == "scale" else None
+        answer = (lambda obj: scale.scale_of(obj, scale_paths)) if scale_paths else (lambda obj: obj)
         key = (request.resource, request.namespace, request.name)
         only_trying = dry_run(request)
         async with self._lock:
@@ -86,13 +88,21 @@ class Writes:
             if stored is None or stored.deleted:
                 raise self._not_found(request)
             live = copy.deepcopy(stored.raw)
-            wanted = self._apply_body(request, live)
-            precondition = (wanted.get("metadata") or {}).get("resourceVersion")
+            if scale_paths is not None:  # the Scale is patched, the object's replicas change
+                asked = self._apply_body(request, scale.scale_of(live, scale_paths))
+                try:
+                    wanted = scale.with_replicas(live, scale_paths, scale.replicas_of(asked))
+                except scale.ScaleError as exc:
+                    raise Refused(422, "Invalid", f"Scale.autoscaling \"{request.name}\" is invalid: "
+                                   f"{exc}") from exc
+            else:
+                wanted = asked = self._apply_body(request, live)
+            precondition = (asked.get("metadata") or {}).get("resourceVersion")
             if isinstance(request.data, dict) and precondition and precondition != revision_of(live):
                 raise Refused(409, "Conflict", f"Operation cannot be fulfilled on "
                                f"{qualified(request.resource)} \"{request.name}\": the object has been "
                                "modified; please apply your changes to the latest version and try again")
-            if request.subresource is not None:  # only the subresource's part changes
+            if request.subresource == "status":  # only the subresource's part changes
                 part = wanted.get(request.subresource)
                 wanted = {k: v for k, v in live.items() if k != request.subresource}
                 if part is not None:
@@ -101,13 +111,13 @@ class Writes:
                 if fixed in live.get("metadata", {}):
                     wanted.setdefault("metadata", {})[fixed] = live["metadata"][fixed]
             if wanted == live:
-                return aiohttp.web.json_response(live)  # no change, no new resourceVersion
+                return aiohttp.web.json_response(answer(live))  # no change, no new resourceVersion
             self._validate(request, wanted)
-            spec_changed = request.subresource is None and \
+            spec_changed = request.subresource != "status" and \
                 without_metadata_and_status(wanted) != without_metadata_and_status(live)
             wanted = self._stamped(wanted, live, bump_generation=spec_changed)
             if only_trying:
-                return aiohttp.web.json_response(wanted)
+                return aiohttp.web.json_response(answer(wanted))
             stored.create(wanted)
             trim(stored)
             await self._buses[request.resource].put({"type": "MODIFIED", "object": wanted})
@@ -116,7 +126,7 @@ class Writes:
             meta = wanted["metadata"]
             if meta.get("deletionTimestamp") and not meta.get("finalizers"):
                 await self._remove(key)
-        return aiohttp.web.json_response(wanted)
+        return aiohttp.web.json_response(answer(wanted))
 
     async def _delete(self, request: kmock.Request) -> aiohttp.web.Response:
         self._check_known(request)
