@@ -21,7 +21,7 @@ from .kube.api import Api, describe_error, short_error
 from .kube.apply import Applier
 from .kube.observe import command_of, observe
 from .metrics import OperatorMetrics
-from .routing import Target
+from .routing import Target, pod_selector
 from .routing.capabilities import refuse_unsupported
 from .spec import Comparison, InvalidSpec, Spec, parse_spec
 from .status import SPEC_INVALID, RolloutStatus, status_from_doc
@@ -73,6 +73,7 @@ async def _reconcile(shell: Shell, namespace: str, name: str) -> RolloutStatus |
     target = target_of(body, spec)
     observations = await observe(shell.applier.reads, shell.http, target, spec, status, body, now)
     decision = decide(spec, status, observations, now)
+    decision = replace(decision, status=decision.status.with_(selector=pod_selector(name)))
     _, command_id = command_of(status)
     if command_id is not None:
         log.info("ModelDeployment %s/%s: carrying out command %s", namespace, name, observations.command)

@@ -50,6 +50,12 @@ COLUMNS = (
 )
 
 
+# `kubectl scale`, an HPA or a KEDA ScaledObject set spec.replicas, the total the operator
+# divides between revisions; they read the pods back through the status.
+SCALE = {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+         "labelSelectorPath": ".status.selector"}
+
+
 def openapi_schema() -> dict:
     """The version's openAPIV3Schema."""
     return {
@@ -81,7 +87,7 @@ def document() -> dict:
                 "name": api.VERSION,
                 "served": True,
                 "storage": True,
-                "subresources": {"status": {}},
+                "subresources": {"status": {}, "scale": SCALE},
                 "additionalPrinterColumns": [column.document() for column in COLUMNS],
                 "schema": {"openAPIV3Schema": openapi_schema()},
             }],

@@ -654,6 +654,12 @@ class RolloutStatus(StatusObject):
     2 scaling up, 3 switched) or of the shadow's (0 shadowing, 1 awaiting promotion)."""
     ready_replicas: int = 0
     """For people: ready replicas of the stable revision."""
+    replicas: int = 0
+    """Ready replicas of the stable and the candidate revision together: the scale subresource's
+    status.replicas, which an HPA reads."""
+    selector: str = ""
+    """The label selector of every pod of this ModelDeployment, as a string: the scale subresource's
+    labelSelectorPath, with which an HPA finds the pods whose metrics it averages."""
     candidate_since: Time | None = None
     """When the candidate appeared (progress deadline)."""
     gate_passed: bool = False

@@ -67,12 +67,14 @@ def decide(tick: Tick, status: RolloutStatus) -> Result:
 
 
 def _shown(tick: Tick, before: RolloutStatus, status: RolloutStatus) -> RolloutStatus:
-    """What people read off the status: versions, the stable's ready replicas, the phase."""
+    """What people read off the status: versions, the stable's ready replicas, the phase; and
+    the replicas an HPA reads."""
     obs, versions = tick.obs, status.revision_versions
     promoted = status.stable_revision is not None and status.stable_revision == before.candidate_revision
     ready = obs.candidate_ready_replicas if promoted else obs.stable_ready_replicas
     status = status.with_(stable_version=versions.get(status.stable_revision),
-                          candidate_version=versions.get(status.candidate_revision), ready_replicas=ready)
+                          candidate_version=versions.get(status.candidate_revision), ready_replicas=ready,
+                          replicas=obs.stable_ready_replicas + obs.candidate_ready_replicas)
     return status.with_(phase=phase_of(status, tick.spec.replicas))
 
 

@@ -20,7 +20,8 @@ from modelrollout.serving.contract.resource import API_VERSION, KIND
 from ..spec import Comparison
 
 __all__ = ["MANAGED_BY_LABELS", "MODEL_DEPLOYMENT_LABEL", "PORT_NAME", "PREVIEW", "REVISION_LABEL",
-           "SERVER_PORT", "Target", "entry_service", "owner_reference", "preview_service", "revision_name"]
+           "SERVER_PORT", "Target", "entry_service", "owner_reference", "pod_selector", "preview_service",
+           "revision_name"]
 
 SERVER_PORT = 8080  # the port `modelrollout serve` listens on in a pod (Dockerfile.server)
 MANAGED_BY_LABELS = {"app.kubernetes.io/managed-by": "modelrollout"}  # on every object the operator creates
@@ -44,6 +45,11 @@ class Target:
 def revision_name(name: str, revision: str) -> str:
     """The name of one revision's Deployment and of its Service (ModelDeployment ``name``)."""
     return f"{name}-{revision}"
+
+
+def pod_selector(name: str) -> str:
+    """The label selector, as a string, of every pod of ModelDeployment ``name`` (status.selector)."""
+    return f"{MODEL_DEPLOYMENT_LABEL}={name}"
 
 
 def preview_service(name: str) -> str:

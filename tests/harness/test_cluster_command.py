@@ -182,6 +182,33 @@ def test_a_users_own_namespace_and_a_file_uri_work(cluster):
     assert "1/1" in pods and "Running" in pods
 
 
+def test_kubectl_scale_changes_the_pods_and_the_scale_reads_them_back(cluster):
+    kubectl(cluster, "create", "namespace", "scaling")
+    doc = yaml.safe_load((cluster.folder / "examples" / "canary-builtin.yaml").read_text())
+    doc["metadata"] = {"name": "scaled", "namespace": "scaling"}
+    doc["spec"]["replicas"] = 1
+    kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(doc))
+    kubectl(cluster, "wait", "mdep/scaled", "-n", "scaling", "--for=jsonpath={.status.readyReplicas}=1",
+            "--timeout=120s", timeout=150)
+    revision = kubectl(cluster, "get", "mdep/scaled", "-n", "scaling", "-o",
+                       "jsonpath={.status.stableRevision}").stdout
+    kubectl(cluster, "scale", "mdep/scaled", "-n", "scaling", "--replicas", "3")
+    kubectl(cluster, "wait", "mdep/scaled", "-n", "scaling", "--for=jsonpath={.status.replicas}=3",
+            "--timeout=120s", timeout=150)
+    scale = yaml.safe_load(kubectl(cluster, "get", "mdep/scaled", "-n", "scaling", "--subresource=scale",
+                                   "-o", "yaml").stdout)
+    assert scale["spec"]["replicas"] == 3 and scale["status"]["replicas"] == 3
+    pods = kubectl(cluster, "get", "pods", "-n", "scaling", "-l", scale["status"]["selector"], "-o",
+                   "name").stdout.split()
+    assert len(pods) == 3
+    # The same revision, scaled: no new rollout.
+    assert kubectl(cluster, "get", "mdep/scaled", "-n", "scaling", "-o",
+                   "jsonpath={.status.stableRevision} {.status.phase}").stdout == f"{revision} Healthy"
+    kubectl(cluster, "scale", "mdep/scaled", "-n", "scaling", "--replicas", "1")
+    kubectl(cluster, "wait", "mdep/scaled", "-n", "scaling", "--for=jsonpath={.status.replicas}=1",
+            "--timeout=120s", timeout=150)
+
+
 def test_ctrl_c_stops_everything_it_started(cluster):
     started = descendants(cluster.proc.pid)
     assert len(started) >= 5  # gateway, operator, Prometheus, model servers

@@ -379,7 +379,14 @@ def test_the_crd_is_a_valid_apiextensions_v1_object():
                              "plural": "modeldeployments", "singular": "modeldeployment",
                              "shortNames": ["mdep"]}
     assert [(v["name"], v["served"], v["storage"]) for v in spec["versions"]] == [("v1alpha1", True, True)]
-    assert VERSION["subresources"] == {"status": {}}
+    # The scale subresource's paths point at fields the schema has, of the types the API server wants.
+    assert VERSION["subresources"] == {"status": {}, "scale": {
+        "specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector"}}
+    properties = VERSION["schema"]["openAPIV3Schema"]["properties"]
+    assert properties["spec"]["properties"]["replicas"]["type"] == "integer"
+    assert properties["status"]["properties"]["replicas"]["type"] == "integer"
+    assert properties["status"]["properties"]["selector"]["type"] == "string"
 
 
 def _nodes(schema: dict, path: str = ""):
