@@ -26,7 +26,6 @@ from ..actions import RecordEvent
 from ..api.v1alpha1 import BLUE_GREEN_STAGES
 from ..spec import BlueGreen, Spec
 from ..status import (
-    PROGRESS_DEADLINE_EXCEEDED,
     SCALING_UP,
     STEP_DONE,
     SWITCHED,
@@ -37,7 +36,8 @@ from ..status import (
     warm_previous,
 )
 from .measuring import analysis_step, while_waiting
-from .outcomes import abort, promote
+from .outcomes import promote
+from .sizing import grown
 from .tick import Result, Tick, entered, hold
 
 KIND = "blueGreen"
@@ -109,7 +109,7 @@ def promote_now(tick: Tick, status: RolloutStatus, why: str) -> Result:
         return _promote(tick, status, why)
     status = status.with_(blue_green=_record(status).with_(promote_full=True))
     if _stage(status) == SCALING:
-        return _scaling(tick, status, hold(tick, status, tick.spec.replicas))
+        return _scaling(tick, status)
     return _scale_up(tick, status, why)
 
 
@@ -123,7 +123,7 @@ def progress(tick: Tick, status: RolloutStatus, keep: list) -> Result:
     if stage == AWAITING:
         return _awaiting(tick, status, keep)
     if stage == SCALING:
-        return _scaling(tick, status, keep)
+        return _scaling(tick, status)
     return _switched(tick, status, keep)
 
 
@@ -165,19 +165,12 @@ def _wait(tick: Tick, status: RolloutStatus, keep: list) -> Result:
 def _scale_up(tick: Tick, status: RolloutStatus, why: str) -> Result:
     status = _enter(status, SCALING, tick.at, SCALING_UP,
                     f"{why}: scaling the preview to {tick.spec.replicas} replicas before the switch")
-    return _scaling(tick, status, hold(tick, status, tick.spec.replicas))
+    return _scaling(tick, status)
 
 
-def _scaling(tick: Tick, status: RolloutStatus, keep: list) -> Result:
-    spec, ready = tick.spec, tick.obs.candidate_ready_replicas
-    if ready >= spec.replicas:
-        return _switch(tick, status)
-    if tick.reached(step_started_at(status), spec.progress_deadline_seconds):
-        return abort(tick, status, PROGRESS_DEADLINE_EXCEEDED,
-                     f"preview not scaled to {spec.replicas} replicas within progressDeadlineSeconds "
-                     f"({spec.progress_deadline_seconds}): {ready} ready", spec.replicas)
-    message = f"scaling the preview before the switch: {ready} of {spec.replicas} ready"
-    return status.with_(reason=SCALING_UP, message=message), keep
+def _scaling(tick: Tick, status: RolloutStatus) -> Result:
+    return grown(tick, status, tick.spec.replicas, step_started_at(status), "before the switch",
+                 lambda: _switch(tick, status))
 
 
 def _switch(tick: Tick, status: RolloutStatus) -> Result:
