@@ -42,7 +42,7 @@ COLUMNS = (
            "Model version of the candidate revision, while a rollout runs."),
     Column("Step", "integer", ".status.currentStep",
            "Index of the step being worked on (canary steps; blue-green 0 preview, 1 awaiting promotion, "
-           "2 scaling up, 3 switched; shadow 0 shadowing, 1 awaiting promotion)."),
+           "2 scaling up, 3 switched; shadow 0 shadowing, 1 awaiting promotion, 2 scaling up)."),
     Column("Weight", "integer", ".status.traffic.candidate", "Percent of traffic sent to the candidate."),
     Column("Ready", "integer", ".status.readyReplicas",
            "Ready replicas of the stable revision, as written by the operator."),

@@ -471,7 +471,7 @@ HISTORY_RESULTS = ("Deployed", "Promoted", "Aborted", "Superseded")
 MEASUREMENT_PHASES = ("Successful", "Failed", "Inconclusive", "Error")
 COMMANDS = ("promote", "promote-full", "abort", "pause", "resume", "retry")
 BLUE_GREEN_STAGES = ("Preview", "AwaitingPromotion", "ScalingUp", "Switched")
-SHADOW_STAGES = ("Shadowing", "AwaitingPromotion")
+SHADOW_STAGES = ("Shadowing", "AwaitingPromotion", "ScalingUp")
 Phase = Literal[PHASES]
 HistoryResult = Literal[HISTORY_RESULTS]
 Time = str  # UTC, microseconds: operator/status.py TIME_FORMAT
@@ -593,6 +593,8 @@ class CanaryStatus(StatusObject):
     """Index of the step being worked on."""
     step_started_at: Time | None = None
     """When it began (pause and analysis timing)."""
+    promotion: str | None = None
+    """Why the candidate is promoted (a person's promote-full), while it grows to every replica first."""
 
 
 class BlueGreenStatus(StatusObject):
@@ -618,12 +620,15 @@ class ShadowStatus(StatusObject):
     """The shadow strategy's own state (docs/strategies/shadow.md)."""
 
     stage: Literal[SHADOW_STAGES] | None = None
-    """Shadowing, or AwaitingPromotion (passed with then: manual); none while no shadow is in flight."""
+    """Shadowing, AwaitingPromotion (passed with then: manual), or ScalingUp (promoted, growing to every
+    replica before it takes the traffic); none while no shadow is in flight."""
     stage_started_at: Time | None = None
     since: Time | None = None
     """When the mirror started: the shadow's duration and its comparisons count from then."""
     comparisons: int = 0
     """Answers compared since the shadow began, the wait for a person included."""
+    promotion: str | None = None
+    """Why the candidate is promoted, while it grows to every replica first (ScalingUp)."""
     comparisons_at: Time | None = None
     """When they were last counted."""
     mirror_percent: int = 0
@@ -651,7 +656,7 @@ class RolloutStatus(StatusObject):
     """For people: the model version of the candidate revision, while a rollout runs."""
     current_step: int = 0
     """For people: the canary step, or the index of the blue-green stage (0 preview, 1 awaiting promotion,
-    2 scaling up, 3 switched) or of the shadow's (0 shadowing, 1 awaiting promotion)."""
+    2 scaling up, 3 switched) or of the shadow's (0 shadowing, 1 awaiting promotion, 2 scaling up)."""
     ready_replicas: int = 0
     """For people: ready replicas of the stable revision."""
     replicas: int = 0

@@ -5,7 +5,11 @@
     pause             -> wait its duration, or for a person (resume / promote)
     analysis          -> measure every interval; Successful: next step, Failed: abort,
                          Inconclusive (no data, Prometheus down): pause, never promote
-    after last step   -> promote: the candidate becomes stable at 100%, old stable to 0
+    after last step   -> promote: the candidate grows to every replica, then becomes
+                         stable at 100%, old stable to 0
+
+The candidate has its share of the pods (sizing.py): a step that raises its weight waits
+until it has the pods for the new weight.
 
 Its own record is status.canary: the step being worked on and when it began. What every
 strategy shares (gate, promote, abort, history) is in lifecycle.py and outcomes.py. One
@@ -19,13 +23,18 @@ from ..spec import Spec, Step
 from ..status import MIRROR_SET, PAUSED_BY_STEP, STEP_DONE, WEIGHT_SET, CanaryStatus, RolloutStatus, Traffic
 from .measuring import analysis_step
 from .outcomes import promote
+from .sizing import grown, share
 from .tick import Result, Tick, entered, hold
 
 KIND = "canary"
 
 
 def candidate_replicas(spec: Spec, status: RolloutStatus) -> int:
-    return spec.replicas
+    """Its share of the traffic it answers or the copies it gets (sizing.py); every replica
+    for a fast revert and once the steps are over (the promotion)."""
+    if status.fast_revert or _step(spec, status) is None:
+        return spec.replicas
+    return share(spec.replicas, max(status.traffic.candidate, status.traffic.mirror))
 
 
 def metrics_now(spec: Spec, status: RolloutStatus) -> tuple[str, ...]:
@@ -58,26 +67,30 @@ def shown(spec: Spec, status: RolloutStatus) -> RolloutStatus:
 
 
 def promote_now(tick: Tick, status: RolloutStatus, why: str) -> Result:
-    return promote(tick, status, why)
+    """promote-full: past the steps left, then promoted once every replica is ready."""
+    record = CanaryStatus(step=len(tick.spec.strategy.canary.steps), step_started_at=tick.at, promotion=why)
+    return _promote(tick, status.with_(canary=record))
 
 
 def progress(tick: Tick, status: RolloutStatus, keep: list) -> Result:
     spec = tick.spec
     step = _step(spec, status)
     if step is None:
-        return promote(tick, status, "every step passed")
+        return _promote(tick, status)
     if tick.obs.command == "promote":
         return _next(status, tick.at, STEP_DONE, "step skipped by a person"), keep
     if step.set_weight is not None:
         weight = step.set_weight
         split = Traffic(stable=100 - weight, candidate=weight, mirror=status.traffic.mirror)
         return _set_traffic(tick, status, split, WEIGHT_SET, f"candidate at {weight}%",
-                            f"candidate {status.candidate_revision} at {weight}%")
+                            f"candidate {status.candidate_revision} at {weight}%",
+                            f"for {weight}% of traffic")
     if step.set_mirror is not None:
         split, percent = status.traffic, step.set_mirror.percent
         return _set_traffic(tick, status, split.with_(mirror=percent), MIRROR_SET,
                             f"{percent}% of requests mirrored to the candidate",
-                            f"{percent}% of requests mirrored to candidate {status.candidate_revision}")
+                            f"{percent}% of requests mirrored to candidate {status.candidate_revision}",
+                            f"for {percent}% of requests mirrored")
     if step.pause is not None:
         return _pause(tick, status, step, keep)
     return analysis_step(tick, status, tuple(step.analysis.metrics), keep, candidate_replicas(spec, status),
@@ -101,10 +114,23 @@ def _next(status: RolloutStatus, at: str, reason: str, why: str, **changes) -> R
 
 
 def _set_traffic(tick: Tick, status: RolloutStatus, split: Traffic, reason: str, message: str,
-                 event: str) -> Result:
-    status = _next(status, tick.at, reason, message, traffic=split)
-    keep = hold(tick, status, candidate_replicas(tick.spec, status))
-    return status, keep + [RecordEvent("Normal", reason, event)]
+                 event: str, purpose: str) -> Result:
+    """The new split once the candidate has the pods for its share (sizing.py)."""
+    def moved() -> Result:
+        moved_on = _next(status, tick.at, reason, message, traffic=split)
+        keep = hold(tick, moved_on, candidate_replicas(tick.spec, moved_on))
+        return moved_on, keep + [RecordEvent("Normal", reason, event)]
+
+    wanted = share(tick.spec.replicas, max(split.candidate, split.mirror))
+    return grown(tick, status, wanted, step_started_at(status), purpose, moved)
+
+
+def _promote(tick: Tick, status: RolloutStatus) -> Result:
+    """Every step passed (or a person promoted in full): the candidate grows to every
+    replica, then takes all traffic."""
+    why = _record(status).promotion or "every step passed"
+    return grown(tick, status, tick.spec.replicas, step_started_at(status), "before promotion",
+                 lambda: promote(tick, status, why))
 
 
 def _pause(tick: Tick, status: RolloutStatus, step: Step, keep: list) -> Result:

@@ -10,6 +10,8 @@ time. Its stages, in ``status.shadow.stage``:
                        Failed: mirroring stops, the candidate goes, Degraded.
     AwaitingPromotion  passed with ``then: manual``: a person promotes; mirroring, the
                        comparisons' count and the analysis go on, and a failure aborts
+    ScalingUp          promoted: the candidate, with the mirror's share of the pods until
+                       now, grows to every replica before it takes the traffic
 
 On pass (``then: promote``) or a person's promote, all traffic switches to the candidate
 in one write and the old stable is kept warm scaleDownDelaySeconds, as blue-green does.
@@ -24,11 +26,12 @@ from ..spec import Shadow, Spec
 from ..status import SHADOWING, STEP_DONE, WAITING_FOR_PROMOTION, RolloutStatus, ShadowStatus, Traffic
 from .measuring import analysis_failed, inconclusive, run_analysis, while_waiting
 from .outcomes import promote
+from .sizing import grown, share
 from .tick import Result, Tick, entered, hold
 
 KIND = "shadow"
 STAGES = SHADOW_STAGES
-SHADOWING_STAGE, AWAITING = STAGES
+SHADOWING_STAGE, AWAITING, SCALING = STAGES
 
 
 def _spec(spec: Spec) -> Shadow:
@@ -44,7 +47,11 @@ def _stage(status: RolloutStatus) -> str:
 
 
 def candidate_replicas(spec: Spec, status: RolloutStatus) -> int:
-    return spec.replicas  # a 100% mirror is as much work as the live traffic
+    """The mirror's share of the pods (sizing.py): a 100% mirror is as much work as the live
+    traffic; every replica before promotion."""
+    if status.fast_revert or _stage(status) == SCALING:
+        return spec.replicas
+    return share(spec.replicas, _spec(spec).mirror_percent)
 
 
 def metrics_now(spec: Spec, status: RolloutStatus) -> tuple[str, ...]:
@@ -95,11 +102,21 @@ def shadowing_since(status: RolloutStatus) -> str | None:
 
 
 def promote_now(tick: Tick, status: RolloutStatus, why: str) -> Result:
-    return promote(tick, status, why)
+    """All traffic to the candidate once it has every replica; until then it grows, mirrored."""
+    record = _record(status).with_(stage=SCALING, stage_started_at=tick.at, promotion=why)
+    return _scaling(tick, status.with_(shadow=record))
+
+
+def _scaling(tick: Tick, status: RolloutStatus) -> Result:
+    record = _record(status)
+    return grown(tick, status, tick.spec.replicas, record.stage_started_at, "before promotion",
+                 lambda: promote(tick, status, record.promotion or "shadow passed"))
 
 
 def progress(tick: Tick, status: RolloutStatus, keep: list) -> Result:
     shadow = _spec(tick.spec)
+    if _stage(status) == SCALING:
+        return _scaling(tick, status)
     if tick.obs.command == "promote":
         return promote_now(tick, status, f"promoted by a person{tick.by()}")
     if status.traffic.mirror != shadow.mirror_percent:
@@ -150,4 +167,4 @@ def _start_mirror(tick: Tick, status: RolloutStatus, shadow: Shadow) -> Result:
                      shadow=record, traffic=Traffic(mirror=shadow.mirror_percent))
     event = RecordEvent("Normal", SHADOWING, f"{shadow.mirror_percent}% of requests mirrored to candidate "
                                              f"{status.candidate_revision}; clients are answered by stable")
-    return status, hold(tick, status, tick.spec.replicas) + [event]
+    return status, hold(tick, status, candidate_replicas(tick.spec, status)) + [event]

@@ -11,10 +11,10 @@ revisions' own slices:
   nearest N% (at least one of each), the most endpoints on a tie;
 - candidate at 100%: every ready candidate endpoint.
 
-Both revisions keep their full replica count (stable until promotion), so only the
-number of endpoints in the entry Service changes. The weight is approximate: with 3
-replicas each, 30% becomes 1 of 3 endpoints, 33%. ``status.replicaRouting`` says what
-the split really is.
+Stable keeps its full replica count until promotion, the candidate has its share of the
+total rounded up (engine/sizing.py); only the number of endpoints in the entry Service
+changes. The weight is approximate: with 3 replicas, 30% becomes 1 candidate endpoint and
+2 stable ones, 33%. ``status.replicaRouting`` says what the split really is.
 """
 
 from __future__ import annotations

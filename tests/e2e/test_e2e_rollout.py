@@ -14,6 +14,7 @@ from modelrollout.harness.cluster import LocalCluster
 from modelrollout.harness.service_proxy import ServiceProxy
 from modelrollout.harness.traffic import Traffic, wait_serving
 from tests.support.e2e import healthy_on, rollout_of
+from tests.support.kubectl import kubectl_env, run_kubectl
 from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.slow
@@ -158,6 +159,55 @@ def test_e_prometheus_down_pauses_the_rollout_and_never_promotes(cluster, models
     assert "Prometheus unreachable" in paused["analysis"][-1]["message"]
     assert later["phase"] == "Paused" and later["stableVersion"] == "1.0.0"
     assert later["traffic"]["candidate"] == 20
+
+
+def test_f_kubectl_scale_from_2_to_6_in_the_middle_of_a_canary_keeps_the_weights_and_every_request(
+        cluster, models, tmp_path):
+    """`kubectl scale` on the ModelDeployment (its scale subresource) while the canary is at
+    25%: stable grows to 6, the candidate to its share (2), the step and the weight stay, and
+    the promotion waits for 6 candidate pods."""
+    steps = [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"pause": {"duration": "2s"}}]
+
+    def apply(version: str) -> None:
+        doc = rollout_of("iris-f", models[version], version, cluster.prometheus.url, steps, INTERVAL)
+        doc["spec"]["replicas"] = 2
+        cluster.apply(doc)
+
+    apply("1.0.0")
+    cluster.wait_for("iris-f", lambda s: healthy_on("1.0.0")(s) and s.get("replicas") == 2, what="1.0.0 x2")
+    traffic = start_traffic(cluster, "iris-f")
+    weights: list[int] = []
+
+    def seen(check):
+        def watched(status: dict) -> bool:
+            weight = (status.get("traffic") or {}).get("candidate")
+            if weight is not None and (not weights or weights[-1] != weight):
+                weights.append(weight)
+            return check(status)
+        return watched
+
+    try:
+        apply("2.0.0")
+        paused = cluster.wait_for("iris-f", seen(lambda s: s.get("currentStep") == 1 and s.get("paused")),
+                                  what="the pause at 25%")
+        assert paused["replicas"] == 2 + 1  # stable 2, the candidate's share of 25%: 1
+        env = kubectl_env(cluster.kube.kubeconfig, tmp_path)
+        run_kubectl(env, "scale", "mdep/iris-f", "-n", "ml", "--replicas", "6")
+        # stable 6 and the candidate's 25% of 6 (2 pods), the pause untouched
+        scaled = cluster.wait_for("iris-f", seen(lambda s: s.get("replicas") == 6 + 2), timeout=120,
+                                  what="6 stable and 2 candidate pods ready")
+        assert scaled["currentStep"] == 1 and scaled["traffic"]["candidate"] == 25 and scaled["paused"]
+        candidate = scaled["candidateRevision"]
+        cluster.command("iris-f", "resume", "f-1")
+        final = cluster.wait_for("iris-f", seen(healthy_on("2.0.0")), timeout=180, what="2.0.0 promoted")
+        time.sleep(1)
+    finally:
+        results = traffic.stop()
+    assert [w for w in weights if w] == [25, 50]  # nothing skipped, nothing repeated
+    deployment = cluster.kube.get("apps/v1", "Deployment", f"iris-f-{candidate}", cluster.namespace)
+    assert deployment["spec"]["replicas"] == 6 and final["readyReplicas"] == 6
+    failed = [r for r in results if r.status != 200]
+    assert len(results) > 200 and failed == []
 
 
 def test_g_pause_promote_and_abort_through_the_kubectl_plugin(cluster, models):

@@ -163,16 +163,17 @@ def test_the_deadline_message_names_what_the_unready_candidate_says_is_wrong(rol
     rollout.tick()
     rollout.wait(30)
     rollout.tick()
-    assert rollout.status.message == "waiting for the candidate: 0 of 2 replicas ready"  # nothing said
+    # A canary starts with its share of 0% traffic: one pod (sizing.py).
+    assert rollout.status.message == "waiting for the candidate: 0 of 1 replicas ready"  # nothing said
     rollout.problem = "pod iris-b-x1: model failed to load: sha256 mismatch"
     rollout.tick()
     assert rollout.status.reason == "CandidateNotReady"
-    assert rollout.status.message == ("waiting for the candidate: 0 of 2 replicas ready; "
+    assert rollout.status.message == ("waiting for the candidate: 0 of 1 replicas ready; "
                                       "pod iris-b-x1: model failed to load: sha256 mismatch")
     rollout.wait(600)
     rollout.tick()
     assert rollout.status.reason == "ProgressDeadlineExceeded"
-    assert rollout.status.message.endswith("(600): 0 of 2 replicas ready; pod iris-b-x1: model failed to "
+    assert rollout.status.message.endswith("(600): 0 of 1 replicas ready; pod iris-b-x1: model failed to "
                                            "load: sha256 mismatch")
 
 
