@@ -1,6 +1,6 @@
 """charts/modelrollout, rendered and linted (--strict) by the real Helm engine over a matrix of
 values (the values files of charts/examples/, which docs/install.md's commands use): every object
-valid for Kubernetes (kubernetes-validate) or prometheus-operator (cloudcoil's models), every pod
+valid for Kubernetes (kubernetes-validate), prometheus-operator or KEDA (cloudcoil's models), every pod
 Restricted, bad values refused by values.schema.json, and the defaults the same objects as
 `kubectl kustomize manifests/` (one source of truth)."""
 
@@ -23,6 +23,7 @@ from modelrollout.operator.spec import parse_spec
 
 from modelrollout.cli import main
 from modelrollout.install_manifests import install_documents
+from tests.install.test_chart_autoscaling import validate_keda
 from tests.support import go_yaml, pod_security
 from tests.support.chart import (
     CHART,
@@ -51,6 +52,7 @@ MATRIX = {
     "monitoring": Install(values_files=("charts/examples/monitoring.yaml",)),
     "ha": Install(values_files=("charts/examples/ha.yaml",)),
     "network-policy": Install(values_files=("charts/examples/network-policy.yaml",)),
+    "autoscaling": Install(values_files=("charts/examples/autoscaling.yaml",)),
     "everything": Install(values_files=EVERYTHING),
     "everything, namespaced in the release's namespace": Install(
         namespace="ml", values_files=EVERYTHING, sets=("namespaces=null",)),
@@ -87,6 +89,8 @@ def test_every_object_is_valid_for_kubernetes_or_prometheus_operator(case):
     for obj in objects:
         if obj["apiVersion"].startswith(MONITORING_GROUP + "/"):
             _validate_monitoring(obj)
+        elif obj["apiVersion"].startswith("keda.sh/"):
+            validate_keda(obj)
         else:
             kubernetes_validate.validate(obj, "1.30", strict=True)
 
@@ -479,9 +483,11 @@ REFERENCE_CASES = {**MATRIX,
 @pytest.mark.parametrize("case", REFERENCE_CASES)
 def test_every_reference_names_an_object_the_chart_renders(case):
     """Bindings bind rendered roles to rendered ServiceAccounts, pods run as one, Services,
-    monitors, budgets and policies select rendered pods, the HPA scales a rendered Deployment."""
+    monitors, budgets and policies select rendered pods, an HPA scales a rendered Deployment or,
+    like a ScaledObject, a ModelDeployment through the scale subresource of the chart's CRD."""
     install = REFERENCE_CASES[case]
     objects = render(install)
+    (crd,) = [yaml.safe_load(text) for _, text in crds()]
     names = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects}
     accounts = {(ns, name) for kind, ns, name in names if kind == "ServiceAccount"}
     templates = [o["spec"]["template"] for o in objects if o["kind"] == "Deployment"]
@@ -500,8 +506,13 @@ def test_every_reference_names_an_object_the_chart_renders(case):
             assert any(_selects(spec["selector"]["matchLabels"], t) for t in templates), obj
         elif kind == "NetworkPolicy":
             assert any(_selects(spec["podSelector"]["matchLabels"], t) for t in templates), obj
-        elif kind == "HorizontalPodAutoscaler":
-            assert ("Deployment", ns, spec["scaleTargetRef"]["name"]) in names
+        elif kind in ("HorizontalPodAutoscaler", "ScaledObject"):
+            ref = spec["scaleTargetRef"]
+            if ref.get("kind") == "ModelDeployment":  # the user's, served by the chart's CRD
+                assert ref["apiVersion"] == f"{crd['spec']['group']}/{crd['spec']['versions'][0]['name']}"
+                assert "scale" in crd["spec"]["versions"][0]["subresources"]
+            else:
+                assert ("Deployment", ns, ref["name"]) in names
     if install.release == "prod":
         assert ("Deployment", NAMESPACE, "prod-modelrollout-operator") in names
     gateway_objects = [n for n in names if "gateway" in n[2]]

@@ -5,7 +5,6 @@ metrics and labels of the catalogue."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,19 +12,13 @@ from pathlib import Path
 import yaml
 
 from tests.monitoring.test_dashboard import ROOT, check_query, load
+from tests.support.promtool import promtool
 
 COMMITTED = ROOT / "charts" / "modelrollout" / "files" / "alerts.yaml"
 PROMTOOL_TESTS = sorted((ROOT / "tests" / "promtool").glob("*.yaml"))
 RUNBOOKS = ROOT / "docs" / "alerts.md"
 
 alerts = load("alerts")
-
-
-def promtool(*args: str) -> subprocess.CompletedProcess:
-    """The real promtool (Debian's prometheus package, which scripts/setup.sh installs)."""
-    binary = shutil.which("promtool")
-    assert binary, "promtool is not installed: bash scripts/setup.sh"
-    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=120)
 
 
 def test_the_committed_rules_are_what_the_generator_writes():
