@@ -53,4 +53,4 @@ def test_shadow_shows_what_was_mirrored_and_compared():
                        "shadow": {"mirrorPercent": 100, "comparisons": 420, "agreement": 0.9976}}}
     text = describe(body)
     assert "Shadow:     100% mirrored, 420 compared, agreement 0.9976" in text
-    assert "Step:       1/2 shadowing" in text
+    assert "Step:       1/3 shadowing" in text  # Shadowing, AwaitingPromotion, ScalingUp
