@@ -10,6 +10,7 @@ the gateway (``--kubernetes``), the kubectl plugin and the harness's kubelet sta
                   401, 403 and 404 (hint); 410 Gone, Retry-After
     backoff.py    the one retry policy of informers, and why its numbers
     informer.py   list, then watch, one kind in one namespace, on a thread (Informer)
+    versions.py   which of two copies of an object is the later one (resourceVersion)
 
 It imports the standard library and the official ``kubernetes`` client only (nothing of
 kopf, the operator or the serving side; import-linter checks it), so the gateway image
@@ -22,6 +23,7 @@ from .config import ConfigurationError, configuration, for_informers
 from .errors import describe_error, hint, is_api_answer, is_gone, retry_after_seconds, short_error
 from .informer import Informer, stop_all
 from .paths import GROUP, PLURAL, VERSION, path, resource_name
+from .versions import latest, newer, version_of
 
 __all__ = [
     "GROUP",
@@ -39,9 +41,12 @@ __all__ = [
     "hint",
     "is_api_answer",
     "is_gone",
+    "latest",
+    "newer",
     "path",
     "resource_name",
     "retry_after_seconds",
     "short_error",
     "stop_all",
+    "version_of",
 ]

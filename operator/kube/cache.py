@@ -29,7 +29,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from modelrollout.kubeclient import Api, Informer, stop_all
+from modelrollout.kubeclient import Api, Informer, newer, stop_all, version_of
 
 from ..routing import MODEL_DEPLOYMENT_LABEL
 
@@ -121,7 +121,7 @@ class ChildCache:
                     self._remove(kind, key)
             for key, obj in fresh.items():
                 have = known.get(key)
-                if have is None or _version(have) != _version(obj):
+                if have is None or version_of(have) != version_of(obj):
                     changed.add(_owner(obj))
                     if have is not None:
                         self._remove(kind, key)  # its owner label may have changed
@@ -143,7 +143,7 @@ class ChildCache:
         """Store ``obj`` unless a newer version is there; True when stored. Under the lock."""
         key = (_namespace(obj), _name(obj))
         have = self._objects[kind].get(key)
-        if have is not None and _newer(have, obj):
+        if have is not None and newer(have, obj):
             return False
         if have is not None and _owner(have) != _owner(obj):
             self._remove(kind, key)
@@ -222,16 +222,3 @@ def _namespace(obj: dict) -> str:
 
 def _name(obj: dict) -> str:
     return (obj.get("metadata") or {}).get("name") or ""
-
-
-def _version(obj: dict) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
-
-
-def _newer(have: dict, other: dict) -> bool:
-    """True when ``have`` is a later version than ``other``. resourceVersions are opaque to
-    clients in principle; every API server in use (etcd's revisions, the harness's counter)
-    gives increasing integers, and anything else is taken as new."""
-    mine, theirs = _version(have), _version(other)
-    return mine.isdigit() and theirs.isdigit() and int(mine) > int(theirs)
-
