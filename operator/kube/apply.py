@@ -51,6 +51,18 @@ class Applier:
         self.api = api
         self.instance = instance
         self.reads = reads or Reads(api)  # what reconciles read their objects from (the cache)
+        # Each ModelDeployment as the API server answered this operator's last write of its
+        # status: the next reconcile starts from it (or from a later copy) without a GET.
+        self.written: dict[tuple[str, str], dict] = {}
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.written.pop((namespace, name), None)
+
+    async def _patch_status(self, target: Target, patch: dict) -> None:
+        answer = await asyncio.to_thread(self.api.merge_patch, "ModelDeployment", target.namespace,
+                                         target.name, {"status": patch}, "status")
+        if isinstance(answer, dict) and answer.get("metadata"):
+            self.written[(target.namespace, target.name)] = answer
 
     async def apply(self, target: Target, spec: Spec, desired: str, decision: Decision, body: dict,
                     now: datetime) -> bool:
@@ -102,8 +114,7 @@ class Applier:
             patch.update(dict.fromkeys(gone))
         if not patch:
             return False
-        await asyncio.to_thread(self.api.merge_patch, "ModelDeployment", target.namespace, target.name,
-                                {"status": patch}, "status")
+        await self._patch_status(target, patch)
         return True
 
     async def _write_route(self, target: Target, body: dict, route: dict) -> None:
@@ -113,8 +124,7 @@ class Applier:
         # after an abort) goes too, or the gateway would read a mirror of a gone revision.
         patch.update({key: None for key in current if key not in route})
         if patch:
-            await asyncio.to_thread(self.api.merge_patch, "ModelDeployment", target.namespace, target.name,
-                                    {"status": {"route": patch}}, "status")
+            await self._patch_status(target, {"route": patch})
             body.setdefault("status", {})["route"] = route  # the final status patch leaves it be
 
     async def record_event(self, body: dict, event: RecordEvent, now: datetime) -> bool:
@@ -312,7 +322,8 @@ def merge_diff(old: dict, new: dict) -> dict:
         if isinstance(value, dict) and isinstance(before, dict):
             nested = merge_diff(before, value)
             nested.update({gone: None for gone in before if gone not in value})
-            patch[key] = nested
+            if nested:  # equal but for keys null in one and absent in the other: nothing to write
+                patch[key] = nested
         else:
             patch[key] = value
     return patch

@@ -71,3 +71,7 @@ def test_merge_diff_sends_changes_and_nulls_for_what_went_away():
     # Absent and null are the same to a merge patch: no write for candidateRevision.
     assert merge_diff(old, new) == {"route": {"revisions": [1, 2], "mirror": None}, "step": 1}
     assert merge_diff(new, new) == {}
+    # The same inside a nested object: no empty patch of it (a write every tick, otherwise).
+    assert merge_diff({"canary": {"step": 0}}, {"canary": {"step": 0, "stepStartedAt": None}}) == {}
+    assert merge_diff({"canary": {"step": 0}}, {"canary": {"step": 1, "stepStartedAt": None}}) == \
+        {"canary": {"step": 1}}
