@@ -52,15 +52,19 @@ class Loops:
         self.active = active
         self.may_act = may_act  # the leader election's fence, read before every reconcile
         self._known: dict[tuple[str, str], str | None] = {}  # (namespace, name) -> uid
+        self._bodies: dict[tuple[str, str], dict] = {}  # the object as the watch last delivered it
         self._loops: dict[tuple[str, str], tuple[asyncio.Task, asyncio.Event]] = {}
 
     def __len__(self) -> int:
         return len(self._loops)
 
-    def seen(self, namespace: str, name: str, uid: str | None = None) -> None:
-        """The ModelDeployment exists and may have changed: reconcile it now."""
+    def seen(self, namespace: str, name: str, uid: str | None = None, body: dict | None = None) -> None:
+        """The ModelDeployment exists and may have changed (``body``: as the watch delivered
+        it): reconcile it now."""
         key = (namespace, name)
         self._known[key] = uid or self._known.get(key)
+        if body is not None:
+            self._bodies[key] = body
         if not self.active:
             return
         if key in self._loops:
@@ -78,6 +82,8 @@ class Loops:
 
     async def deleted(self, namespace: str, name: str) -> None:
         self._known.pop((namespace, name), None)
+        self._bodies.pop((namespace, name), None)
+        self.shell.applier.forget(namespace, name)
         entry = self._loops.pop((namespace, name), None)
         if entry is not None:
             entry[0].cancel()
@@ -107,14 +113,22 @@ class Loops:
     async def _loop(self, namespace: str, name: str, wake: asyncio.Event) -> None:
         trouble = Trouble()
         loop = asyncio.get_running_loop()
+        read_at = None  # when the object was last read from the API server, not from the watch
         while True:
             wake.clear()
             if not self.may_act():
                 delay = self.tick_seconds  # the Lease was not renewed in time: hands off
             else:
                 uid = self._known.get((namespace, name))
+                # A tick starts from the watch's copy (or the operator's own last write): no
+                # GET. The loop's first reconcile (a new leader's too) and one per resync
+                # period read the object, in case the watch missed something.
+                fresh = read_at is None or loop.time() - read_at >= self.resync_seconds
+                seen = None if fresh else self._bodies.get((namespace, name))
+                if seen is None:
+                    read_at = loop.time()
                 try:
-                    status = await reconcile(self.shell, namespace, name)
+                    status = await reconcile(self.shell, namespace, name, seen)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - logged, counted, told, retried with backoff
@@ -147,7 +161,7 @@ def register(registry: kopf.OperatorRegistry, loops: Loops) -> None:
         if event.get("type") == "DELETED":
             await loops.deleted(namespace, name)
         else:
-            loops.seen(namespace, name, uid)
+            loops.seen(namespace, name, uid, event.get("object"))
 
     @kopf.on.cleanup(registry=registry)
     async def stop_loops(**_) -> None:

@@ -7,6 +7,7 @@ process), so a restarted operator carries on from exactly where the last one wro
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections import Counter
@@ -17,7 +18,7 @@ import httpx
 
 from .actions import RecordEvent
 from .engine import decide, reject_spec, revision_of
-from .kube.api import Api, describe_error, short_error
+from .kube.api import Api, describe_error, latest, short_error
 from .kube.apply import Applier
 from .kube.observe import command_of, observe
 from .metrics import OperatorMetrics
@@ -38,11 +39,16 @@ class Shell:
     metrics: OperatorMetrics
 
 
-async def reconcile(shell: Shell, namespace: str, name: str) -> RolloutStatus | None:
-    """The status it wrote (or found right); None when the ModelDeployment is gone."""
+async def reconcile(shell: Shell, namespace: str, name: str,
+                    seen: dict | None = None) -> RolloutStatus | None:
+    """The status it wrote (or found right); None when the ModelDeployment is gone.
+
+    ``seen``: the ModelDeployment as the watch last delivered it. The reconcile starts from
+    it or from the operator's own last write, whichever is later, with no GET; without it
+    (a loop's first reconcile, a resync) it reads the object from the API server."""
     started = time.perf_counter()
     try:
-        return await _reconcile(shell, namespace, name)
+        return await _reconcile(shell, namespace, name, seen)
     except Exception:
         shell.metrics.errors.labels(namespace, name).inc()
         raise
@@ -50,11 +56,14 @@ async def reconcile(shell: Shell, namespace: str, name: str) -> RolloutStatus | 
         shell.metrics.duration.labels(namespace, name).observe(time.perf_counter() - started)
 
 
-async def _reconcile(shell: Shell, namespace: str, name: str) -> RolloutStatus | None:
+async def _reconcile(shell: Shell, namespace: str, name: str, seen: dict | None) -> RolloutStatus | None:
     cache = shell.applier.reads.cache
     if cache is not None and not cache.synced.is_set():
         await cache.synced.wait()  # decide only once every object it owns has been listed
-    body = await asyncio.to_thread(shell.api.get, "ModelDeployment", namespace, name)
+    if seen is not None:
+        body = copy.deepcopy(latest(seen, shell.applier.written.get((namespace, name))))
+    else:
+        body = await asyncio.to_thread(shell.api.get, "ModelDeployment", namespace, name)
     if body is None:
         return None  # deleted meanwhile; the children go with it (ownerReferences)
     now = datetime.now(UTC)

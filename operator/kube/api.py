@@ -19,9 +19,10 @@ from modelrollout.kubeclient import (
     describe_error,
     for_informers,
     is_api_answer,
+    latest,
     retry_after_seconds,
     short_error,
 )
 
 __all__ = ["GROUP", "MERGE_PATCH", "PLURAL", "VERSION", "Api", "configuration", "describe_error",
-           "for_informers", "is_api_answer", "retry_after_seconds", "short_error"]
+           "for_informers", "is_api_answer", "latest", "retry_after_seconds", "short_error"]

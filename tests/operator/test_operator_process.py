@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from modelrollout.serving.contract import metric_names as names
 
 from modelrollout.harness.components import OperatorProcess
 from modelrollout.harness.emulator import KubeEmulator
@@ -110,6 +111,44 @@ def test_a_ready_stable_turns_healthy_and_status_stops_changing(kube, operator):
     time.sleep(1.5)  # five ticks
     assert status(kube) == settled
     assert condition(settled, "Available")["status"] == "True"
+
+
+def reconciles(operator: OperatorProcess, name: str = "iris") -> float:
+    """How many reconciles of ``name`` the operator has finished (its own metric)."""
+    for line in httpx.get(operator.metrics_url).text.splitlines():
+        if line.startswith(f"{names.RECONCILE_DURATION}_count") and f'name="{name}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def model_deployment_reads(kube: KubeEmulator, identity: str) -> int:
+    return sum(row["count"] for row in kube.audit() if row["identity"] == identity
+               and row["resource"] == "modeldeployments" and row["verb"] == "get")
+
+
+def test_a_rollout_in_progress_is_ticked_from_the_watch_without_reading_the_object_again(kube, tmp_path):
+    """Every tick of a rollout that waits (pods that never become ready) starts from the
+    watch's copy of the ModelDeployment, or the operator's own last write, not from a GET."""
+    kube.create(copy.deepcopy(MODEL))
+    identity = "operator-ticks"
+    process = OperatorProcess(kube.kubeconfig_for(identity), "ml", tmp_path / "ticks.log", tick_seconds=0.2)
+    try:
+        process.wait_healthy()
+        eventually(lambda: status(kube)["stableRevision"] and reconciles(process) >= 2)
+        reads, before = model_deployment_reads(kube, identity), reconciles(process)
+        assert reads >= 1  # the loop's first reconcile reads it
+        writes = len(kube.writes())
+        eventually(lambda: reconciles(process) >= before + 15, timeout=30)  # 15 ticks
+        assert model_deployment_reads(kube, identity) == reads
+        assert len(kube.writes()) == writes  # nothing changed: nothing written
+        # A change still reaches the next tick, through the watch.
+        kube.merge_patch(MD, "ModelDeployment", "iris", {"spec": {"replicas": 3}}, "ml")
+        revision = status(kube)["stableRevision"]
+        deployment = f"iris-{revision}"
+        eventually(lambda: kube.get("apps/v1", "Deployment", deployment, "ml")["spec"]["replicas"] == 3)
+        assert model_deployment_reads(kube, identity) == reads
+    finally:
+        process.stop()
 
 
 def test_an_invalid_spec_is_reported_and_other_models_go_on(kube, operator):
