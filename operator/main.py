@@ -26,7 +26,7 @@ from modelrollout.settings_fields import check_bounds, setting
 
 from .election import ElectionTiming
 from .handlers import Loops, register
-from .kube.api import Api, configuration, for_informers
+from .kube.api import Api, RateLimiter, configuration, for_informers
 from .kube.apply import Applier
 from .kube.cache import CACHED_KINDS, ChildCache, Reads
 from .kube.leader import LeaderElector
@@ -55,6 +55,11 @@ class OperatorSettings:
         300.0, at_least=1,
         help="How often a settled ModelDeployment (Healthy, or Degraded with nothing pending) is "
         "reconciled when nothing changes.")
+    api_qps: float = setting(
+        50.0, at_least=0.1,
+        help="Client-side limit on the reconciles' API calls a second; when calls wait for it, an "
+        "abort's or a rollback's go first (the watches and the Lease are not limited).")
+    api_burst: int = setting(100, at_least=1, help="API calls let through at once before --api-qps applies.")
     metrics_host: str = setting(
         "127.0.0.1", help="Address of the metrics and liveness endpoints (0.0.0.0 in a pod).")
     metrics_port: int = setting(9180, help="Prometheus metrics at /metrics.")
@@ -98,7 +103,7 @@ async def serve(settings: OperatorSettings, stop_flag: asyncio.Event | None = No
     objects = logging.getLogger("kopf.objects")
     objects.setLevel(max(logging.getLogger().level, logging.WARNING))
     client_configuration = configuration(settings.kubeconfig)
-    api = Api(client_configuration)
+    api = Api(client_configuration, limiter=RateLimiter(settings.api_qps, settings.api_burst))
     metrics = OperatorMetrics()
     start_http_server(settings.metrics_port, settings.metrics_host, registry=metrics.registry)
     instance = f"{socket.gethostname()}-{os.getpid()}"

@@ -7,6 +7,7 @@ process), so a restarted operator carries on from exactly where the last one wro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
@@ -18,14 +19,14 @@ import httpx
 
 from .actions import RecordEvent
 from .engine import decide, reject_spec, revision_of
-from .kube.api import Api, describe_error, latest, short_error
+from .kube.api import Api, describe_error, latest, short_error, urgent
 from .kube.apply import Applier
 from .kube.observe import command_of, observe
 from .metrics import OperatorMetrics
 from .routing import Target, pod_selector
 from .routing.capabilities import refuse_unsupported
 from .spec import Comparison, InvalidSpec, Spec, parse_spec
-from .status import SPEC_INVALID, RolloutStatus, status_from_doc
+from .status import SPEC_INVALID, RolloutStatus, rolls_back, status_from_doc
 
 log = logging.getLogger("modelrollout.operator")
 
@@ -87,7 +88,8 @@ async def _reconcile(shell: Shell, namespace: str, name: str, seen: dict | None)
     if command_id is not None:
         log.info("ModelDeployment %s/%s: carrying out command %s", namespace, name, observations.command)
         decision = replace(decision, status=decision.status.with_(handled_command=command_id))
-    await shell.applier.apply(target, spec, revision_of(spec), decision, body, now)
+    with urgent() if rolls_back(status, decision.status) else contextlib.nullcontext():
+        await shell.applier.apply(target, spec, revision_of(spec), decision, body, now)
     shell.metrics.observe(namespace, name, status, decision.status, spec, observations.measurements)
     return decision.status
 

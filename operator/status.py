@@ -95,6 +95,13 @@ ABORT_REASONS = (ABORTED_BY_USER, CANDIDATE_CRASH_LOOP, PROGRESS_DEADLINE_EXCEED
                  GOLDEN_SET_FAILED, ANALYSIS_FAILED)
 
 
+def rolls_back(before: RolloutStatus, after: RolloutStatus) -> bool:
+    """The decision sends traffic back to a model known to work: an abort (a canary's, a
+    preview's or a shadow's, after a switch too) or a fast revert. Its API calls go first."""
+    newly_aborted = after.aborted_revision is not None and after.aborted_revision != before.aborted_revision
+    return newly_aborted or (after.fast_revert and after.candidate_revision is not None)
+
+
 def phase_of(status: RolloutStatus, replicas: int) -> str:
     """The phase, from the rest of the status (Argo Rollouts' CalculateRolloutPhase):
     Degraded after an abort or for an unusable spec, Paused while it waits for a person,

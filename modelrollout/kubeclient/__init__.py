@@ -11,6 +11,7 @@ the gateway (``--kubernetes``), the kubectl plugin and the harness's kubelet sta
     backoff.py    the one retry policy of informers, and why its numbers
     informer.py   list, then watch, one kind in one namespace, on a thread (Informer)
     versions.py   which of two copies of an object is the later one (resourceVersion)
+    ratelimit.py  a client-side rate limit whose urgent calls go first (RateLimiter, urgent)
 
 It imports the standard library and the official ``kubernetes`` client only (nothing of
 kopf, the operator or the serving side; import-linter checks it), so the gateway image
@@ -23,6 +24,7 @@ from .config import ConfigurationError, configuration, for_informers
 from .errors import describe_error, hint, is_api_answer, is_gone, retry_after_seconds, short_error
 from .informer import Informer, stop_all
 from .paths import GROUP, PLURAL, VERSION, path, resource_name
+from .ratelimit import RateLimiter, urgent
 from .versions import latest, newer, version_of
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "ConfigurationError",
     "Informer",
     "Listing",
+    "RateLimiter",
     "configuration",
     "describe_error",
     "for_informers",
@@ -48,5 +51,6 @@ __all__ = [
     "retry_after_seconds",
     "short_error",
     "stop_all",
+    "urgent",
     "version_of",
 ]

@@ -19,6 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from .paths import path as path_of
+from .ratelimit import RateLimiter
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -32,10 +33,12 @@ class Listing(NamedTuple):
 
 class Api:
     def __init__(self, configuration: client.Configuration, timeout_seconds: float = 10.0,
-                 connect_timeout_seconds: float | None = None) -> None:
+                 connect_timeout_seconds: float | None = None, limiter: RateLimiter | None = None) -> None:
         """``timeout_seconds``: for a whole call (connecting, sending, the answer), unless
-        ``connect_timeout_seconds`` is given: then for connecting that, and for each read this."""
+        ``connect_timeout_seconds`` is given: then for connecting that, and for each read this.
+        ``limiter``: every call but a stream waits for it (ratelimit.py)."""
         self._client = client.ApiClient(configuration)
+        self.limiter = limiter
         self._connect_timeout = connect_timeout_seconds or timeout_seconds
         self._timeout: float | tuple[float, float] = timeout_seconds
         if connect_timeout_seconds is not None:
@@ -114,6 +117,8 @@ class Api:
     def _call(self, method: str, path: str, body: object = None, content_type: str | None = None,
               query: list | None = None) -> dict:
         # Every request but a stream goes through here (the harness's kubelet wraps it).
+        if self.limiter is not None:
+            self.limiter.acquire()
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"

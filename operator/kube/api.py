@@ -15,6 +15,7 @@ from modelrollout.kubeclient import (
     PLURAL,
     VERSION,
     Api,
+    RateLimiter,
     configuration,
     describe_error,
     for_informers,
@@ -22,7 +23,9 @@ from modelrollout.kubeclient import (
     latest,
     retry_after_seconds,
     short_error,
+    urgent,
 )
 
-__all__ = ["GROUP", "MERGE_PATCH", "PLURAL", "VERSION", "Api", "configuration", "describe_error",
-           "for_informers", "is_api_answer", "latest", "retry_after_seconds", "short_error"]
+__all__ = ["GROUP", "MERGE_PATCH", "PLURAL", "VERSION", "Api", "RateLimiter", "configuration",
+           "describe_error", "for_informers", "is_api_answer", "latest", "retry_after_seconds", "short_error",
+           "urgent"]

@@ -94,6 +94,8 @@ OPERATOR = [
     ("--kubeconfig", "MODELROLLOUT_KUBECONFIG", None, "file"),
     ("--tick-seconds", "MODELROLLOUT_TICK_SECONDS", 2.0, "float >=0.1"),
     ("--resync-seconds", "MODELROLLOUT_RESYNC_SECONDS", 300.0, "float >=1"),
+    ("--api-qps", "MODELROLLOUT_API_QPS", 50.0, "float >=0.1"),
+    ("--api-burst", "MODELROLLOUT_API_BURST", 100, "int >=1"),
     ("--metrics-host", "MODELROLLOUT_METRICS_HOST", "127.0.0.1", "text"),
     ("--metrics-port", "MODELROLLOUT_METRICS_PORT", 9180, "int"),
     ("--liveness-port", "MODELROLLOUT_LIVENESS_PORT", 8081, "int"),
@@ -245,7 +247,7 @@ def test_the_settings_class_refuses_what_the_command_line_refuses(name):
             with pytest.raises(ValueError, match=re.escape(option.opts[0])):
                 replaced(defaults, option.path, value)
             checked += 1
-    assert checked == {"serve": 25, "gateway": 18, "operator": 5}[name]  # every bound and choice
+    assert checked == {"serve": 25, "gateway": 18, "operator": 7}[name]  # every bound and choice
 
 
 def test_leader_election_timing_that_cannot_work_is_a_usage_error(monkeypatch):

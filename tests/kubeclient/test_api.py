@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from modelrollout.harness.emulator import KubeEmulator
+from modelrollout.harness.process import wait_for
 from modelrollout.install_manifests import model_deployment_crd
-from modelrollout.kubeclient import Api, configuration
+from modelrollout.kubeclient import Api, RateLimiter, configuration
+from tests.kubeclient.test_ratelimit import Clock
 
 
 def service(name: str, **labels: str) -> dict:
@@ -72,3 +75,27 @@ def test_the_status_subresource_and_every_namespace(api: Api):
     assert api.get("ModelDeployment", "a", "iris", "status")["status"] == {"phase": "Healthy"}
     assert [(m["metadata"]["namespace"], m["status"]) for m in api.list("ModelDeployment", None)] == \
         [("a", {"phase": "Healthy"})]
+
+
+def test_a_limiter_holds_every_call_back_to_its_rate(kube: KubeEmulator):
+    """A burst of two, then one a second: the third call reaches the API server only when
+    the clock (the test's) gives its token."""
+    clock = Clock()
+    limiter = RateLimiter(qps=1, burst=2, clock=clock)
+    client = Api(configuration(kube.kubeconfig_for("limited")), limiter=limiter)
+
+    def arrived() -> int:
+        return sum(row["count"] for row in kube.audit() if row["identity"] == "limited")
+
+    try:
+        calls = threading.Thread(target=lambda: [client.get("Service", "ml", f"none-{i}") for i in range(3)],
+                                 daemon=True)
+        calls.start()
+        wait_for(lambda: arrived() == 2, 5, "the burst's two calls")
+        calls.join(0.5)
+        assert calls.is_alive() and arrived() == 2  # the third waits for a token
+        clock.now += 1.0
+        calls.join(5)
+        assert not calls.is_alive() and arrived() == 3
+    finally:
+        client.close()

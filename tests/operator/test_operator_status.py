@@ -21,6 +21,7 @@ from modelrollout.operator.status import (
     ScaleDown,
     Traffic,
     phase_of,
+    rolls_back,
     set_condition,
     status_from_doc,
     status_to_doc,
@@ -160,3 +161,14 @@ def test_lists_that_went_through_lua_as_empty_tables_read_as_empty():
     status = status_from_doc({"stableRevision": "a", "analysis": {}, "history": {}, "scaleDowns": {},
                               "conditions": {}})
     assert status.analysis == status.history == status.scale_downs == status.conditions == ()
+
+
+def test_an_abort_and_a_fast_revert_roll_back_and_nothing_else_does():
+    """What makes a reconcile's API calls urgent (the client-side rate limit lets them first)."""
+    rolling = RolloutStatus(stable_revision="a", candidate_revision="b")
+    aborted = rolling.with_(candidate_revision=None, aborted_revision="b")
+    assert rolls_back(rolling, aborted)
+    assert not rolls_back(aborted, aborted)  # already aborted: nothing moves back now
+    assert rolls_back(RolloutStatus(stable_revision="a"), rolling.with_(fast_revert=True))
+    assert not rolls_back(rolling, rolling.with_(traffic=rolling.traffic.with_(stable=50, candidate=50)))
+    assert not rolls_back(rolling, RolloutStatus(stable_revision="b"))  # a promotion
