@@ -23,6 +23,12 @@ the ModelDeployments are added until there are that many, all Healthy, and then:
   as the API server's audit log sees it arriving), p50 and p99. Each change is then put
   back and the ModelDeployment left to settle before the next one.
 
+`--mid-rollout`: once grown to a size, every ModelDeployment gets a new version whose
+candidate never passes its gate (the status kubelet's pods refuse the smoke inference), so
+all of them are in the middle of a rollout, reconciled every ``--tick-seconds``; the idle
+window and the reactions are measured that way, and the report gives the operator's API
+calls a second in the idle window, by verb (the API server's audit).
+
 `--profile DIR` profiles one run with cProfile (slower: use it for where the time goes, not
 for the figures): the operator's main thread (its event loop, through a sitecustomize.py
 on its PYTHONPATH; written when it exits) to DIR/operator.prof, and the emulator's loop
@@ -36,6 +42,7 @@ Usage (from the repository root):
     .venv/bin/python bench/bench_operator.py [--sizes 10,100,1000] [--idle-seconds 30]
                                              [--changes 30] [--resync-seconds 300]
                                              [--operator-source 0d31e3d] [--profile DIR]
+                                             [--mid-rollout]
 
 Prints a markdown report and writes it to bench/results/operator-<timestamp>.md.
 """
@@ -106,19 +113,61 @@ def phases(kube: KubeEmulator) -> dict[str, str]:
 
 
 def grow(kube: KubeEmulator, size: int, timeout: float) -> tuple[float, int]:
-    """Add ModelDeployments up to ``size``; (seconds until all are Healthy, or until
-    ``timeout``; how many were Healthy then)."""
+    """Add ModelDeployments up to ``size``; (seconds until the added ones are Healthy, or until
+    ``timeout``; how many of all were Healthy, or mid-rollout from an earlier size, then)."""
     started = time.monotonic()
     have = len(phases(kube))
     for i in range(have, size):
         kube.create(model_deployment(f"m{i:04d}", "1.0.0"))
     healthy = 0
     while time.monotonic() - started < timeout:
-        healthy = sum(p == "Healthy" for p in phases(kube).values())
+        healthy = sum(p == "Healthy" or (int(name[1:]) < have and p is not None)
+                      for name, p in phases(kube).items())
         if healthy >= size:
             break
         time.sleep(2.0)
     return time.monotonic() - started, healthy
+
+
+MID_ROLLOUT_VERSION = "1.1.0"
+
+
+def start_rollouts(kube: KubeEmulator, timeout: float) -> float:
+    """Every Healthy ModelDeployment gets a new version whose candidate never passes its gate
+    (the status kubelet's pods refuse the smoke inference): all of them mid-rollout, ticked
+    every --tick-seconds for good. Seconds until every one has its candidate."""
+    started = time.monotonic()
+    for name, phase in sorted(phases(kube).items()):
+        if phase == "Healthy":
+            kube.merge_patch(MD, "ModelDeployment", name,
+                             {"spec": {"model": spec(MID_ROLLOUT_VERSION)["model"]}}, NAMESPACE)
+    with contextlib.suppress(TimeoutError):
+        wait_for(lambda: all(candidate for candidate in candidates(kube).values()), timeout,
+                 "every ModelDeployment mid-rollout", poll_seconds=1.0)
+        # The candidates' Deployments, Services and Events made: from here on, only ticks.
+        wait_for(lambda: not any(w.identity == OPERATOR and w.verb == "create"
+                                 for w in kube.writes(since=time.time() - 5)), timeout,
+                 "the rollouts' objects made", poll_seconds=1.0)
+    return time.monotonic() - started
+
+
+def candidates(kube: KubeEmulator) -> dict[str, str | None]:
+    """name -> status.candidateRevision, read in the emulator's store (as phases())."""
+    def read(emulator) -> dict[str, str | None]:
+        return {name: (obj.raw.get("status") or {}).get("candidateRevision")
+                for (resource, namespace, name), obj in emulator._objects.items()
+                if resource.plural == "modeldeployments" and namespace == NAMESPACE and not obj.deleted}
+
+    return kube.on_loop(read, kube.emulator)
+
+
+def operator_calls(kube: KubeEmulator) -> dict[str, int]:
+    """The operator's API calls so far, by verb (the API server's audit)."""
+    found: dict[str, int] = {}
+    for row in kube.audit():
+        if row["identity"] == OPERATOR:
+            found[row["verb"]] = found.get(row["verb"], 0) + row["count"]
+    return found
 
 
 def cpu_seconds(process: psutil.Process) -> float:
@@ -157,13 +206,15 @@ def idle(process: psutil.Process, metrics_url: str, seconds: float) -> dict:
             "scrape_seconds": took, "scrape_kib": size / 1024, "scrape_cpu": cpu_seconds(process) - before}
 
 
-def react(kube: KubeEmulator, changes: int, rng: random.Random, timeout: float) -> list[float]:
+def react(kube: KubeEmulator, changes: int, rng: random.Random, timeout: float,
+          mid_rollout: bool = False) -> list[float]:
     """Seconds from a spec change to the operator's first write after it, ``changes`` times,
-    each to a ModelDeployment picked at random among the Healthy ones; ``math.inf`` when no
-    write came within ``timeout`` (counted, and the run goes on)."""
+    each to a ModelDeployment picked at random among the Healthy ones (``mid_rollout``: among
+    all, each in the middle of a rollout); ``math.inf`` when no write came within ``timeout``
+    (counted, and the run goes on)."""
     found = []
     for i in range(changes):
-        name = rng.choice(sorted(n for n, phase in phases(kube).items() if phase == "Healthy"))
+        name = rng.choice(sorted(n for n, phase in phases(kube).items() if mid_rollout or phase == "Healthy"))
         sent = time.time()
         kube.merge_patch(MD, "ModelDeployment", name, {"spec": {"model": spec(f"2.0.{i}")["model"]}},
                          NAMESPACE)
@@ -172,6 +223,11 @@ def react(kube: KubeEmulator, changes: int, rng: random.Random, timeout: float) 
                                   f"the operator to react to {name}", poll_seconds=0.01))
         except TimeoutError:
             found.append(math.inf)
+        if mid_rollout:  # back to its rollout; the next change goes to another one
+            kube.merge_patch(MD, "ModelDeployment", name,
+                             {"spec": {"model": spec(MID_ROLLOUT_VERSION)["model"]}}, NAMESPACE)
+            time.sleep(1.0)
+            continue
         kube.merge_patch(MD, "ModelDeployment", name, {"spec": {"model": spec("1.0.0")["model"]}}, NAMESPACE)
         with contextlib.suppress(TimeoutError):  # a slow settle delays the next change, nothing more
             wait_for(lambda name=name: settled(kube, name), timeout, f"{name} settled again",
@@ -267,6 +323,9 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, default=None, help="folder for cProfile output")
     parser.add_argument("--grow-timeout", type=float, default=600.0,
                         help="measure anyway when not all are Healthy this long after they were added")
+    parser.add_argument("--mid-rollout", action="store_true",
+                        help="once grown, put every ModelDeployment in the middle of a rollout that never "
+                        "ends (its candidate never passes the gate), then measure")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -302,10 +361,18 @@ def main() -> int:
                         took, healthy = grow(kube, size, timeout=args.grow_timeout)
                         operator_cpu = cpu_seconds(process) - operator_cpu
                         own_cpu = cpu_seconds(this) - own_cpu
+                        rollouts = {}
+                        if args.mid_rollout:
+                            rollouts["rollouts_seconds"] = start_rollouts(kube, args.grow_timeout)
                         time.sleep(5)  # the last writes' wake-ups settle
+                        calls = operator_calls(kube)
                         quiet = idle(process, operator.metrics_url, args.idle_seconds)
-                        reactions = react(kube, args.changes, rng, args.react_timeout)
-                        row = {"size": size, "grow_seconds": took, "healthy": healthy, **quiet,
+                        after = operator_calls(kube)
+                        window = {verb: (after.get(verb, 0) - calls.get(verb, 0)) / args.idle_seconds
+                                  for verb in after}
+                        reactions = react(kube, args.changes, rng, args.react_timeout, args.mid_rollout)
+                        row = {"size": size, "grow_seconds": took, "healthy": healthy, **quiet, **rollouts,
+                               "calls_per_second": window,
                                "grow_cpu_operator": operator_cpu, "grow_cpu_emulator": own_cpu,
                                "p50": statistics.median(reactions), "p99": percentile(reactions, 0.99),
                                "max": max(reactions), "kubelet_writes": kubelet.writes}
@@ -329,6 +396,12 @@ def main() -> int:
     return 0
 
 
+def calls_text(per_second: dict[str, float]) -> str:
+    total = sum(per_second.values())
+    parts = ", ".join(f"{verb} {rate:.1f}" for verb, rate in sorted(per_second.items()) if rate)
+    return f"{total:.1f} ({parts})" if parts else "0"
+
+
 def seconds(value: float) -> str:
     return f"{value:.3f}" if math.isfinite(value) else "missed"
 
@@ -338,13 +411,15 @@ def render(args, rows: list[dict], stamp: str) -> str:
              f"operator: {'git ' + args.operator_source if args.operator_source else 'this tree'}; "
              f"--tick-seconds {args.tick_seconds:g}; --resync-seconds {args.resync_seconds:g}; "
              f"idle window {args.idle_seconds:g} s; "
-             f"{args.changes} spec changes per size", "",
+             f"{args.changes} spec changes per size"
+             + ("; every ModelDeployment mid-rollout (--mid-rollout)" if args.mid_rollout else ""), "",
              f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
              f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}", "",
              "| ModelDeployments | to all Healthy s | growth CPU s: operator / emulator+kubelet "
              "| operator RSS MiB | idle CPU (share of one core) | reconciles in idle window "
-             "| /metrics scrape s, KiB, operator CPU s | reaction p50 s | reaction p99 s | max s |",
-             "|---:|---:|---|---:|---:|---:|---|---:|---:|---:|"]
+             "| /metrics scrape s, KiB, operator CPU s | reaction p50 s | reaction p99 s | max s "
+             "| operator API calls/s in the idle window |",
+             "|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---|"]
     for r in rows:
         grown = f"{r['grow_seconds']:.1f}" if r["healthy"] >= r["size"] else \
             f"> {r['grow_seconds']:.0f} ({r['healthy']} Healthy)"
@@ -352,7 +427,8 @@ def render(args, rows: list[dict], stamp: str) -> str:
                      f"{r['grow_cpu_operator']:.1f} / {r['grow_cpu_emulator']:.1f} | "
                      f"{r['rss_mib']:.0f} | {r['idle_cpu']:.3f} | {r['idle_reconciles']:.0f} | "
                      f"{r['scrape_seconds']:.3f}, {r['scrape_kib']:.0f}, {r['scrape_cpu']:.2f} | "
-                     f"{seconds(r['p50'])} | {seconds(r['p99'])} | {seconds(r['max'])} |")
+                     f"{seconds(r['p50'])} | {seconds(r['p99'])} | {seconds(r['max'])} | "
+                     f"{calls_text(r['calls_per_second'])} |")
     last = next((r for r in rows if r["size"] == 1000), None)
     if last:
         lines += ["", "Targets at 1,000 (this machine):",
