@@ -142,7 +142,9 @@ def test_accuracy_waits_for_labels_then_judges_each_revision_by_the_labels_sent_
 
     first, second = iris_folder(tmp_path, "logreg", None), iris_folder(tmp_path, "forest", None, "forest")
     steps = [{"setWeight": 50}, {"analysis": {"metrics": ["accuracy"]}}, {"pause": {}}]
-    metrics = [{"name": "accuracy", "thresholdRange": {"min": 0.8}, "minSamples": 20}]
+    # minSamples labels within one interval: 15 s, so that a client slowed down by a loaded
+    # machine still sends them (at 3 s it had to send 7 labels a second to the candidate).
+    metrics = [{"name": "accuracy", "thresholdRange": {"min": 0.8}, "minSamples": 20, "interval": "15s"}]
     deploy(cluster, "labels", first, "1.0.0", steps, metrics)
     cluster.wait_for("labels", healthy_on("1.0.0"), what="1.0.0 healthy")
     wait_serving(cluster.gateway.url, "labels")
@@ -179,9 +181,11 @@ def test_accuracy_waits_for_labels_then_judges_each_revision_by_the_labels_sent_
     sender = threading.Thread(target=clients_then_labels, daemon=True)
     sender.start()
     try:
-        # Paused for a person, since no label came within inconclusiveLimit: once labels flow,
-        # a person resumes it, to measure afresh.
-        wait_for(lambda: sum(map(len, answered.values())) >= 20, 60, "labels sent back")
+        # Paused for a person, since no label came within inconclusiveLimit: once the candidate
+        # has minSamples labels and more (counted as sent, however slowly a loaded machine
+        # sends them), a person resumes it, to measure afresh.
+        candidate = waiting["candidateRevision"]
+        wait_for(lambda: len(answered.get(candidate, ())) >= 25, 120, "the candidate's labels sent back")
         cluster.command("labels", "resume", "labels-resume")
         judged = cluster.wait_for("labels", lambda s: s.get("reason") == "PausedByStep"
                                   and s.get("currentStep") == 2, timeout=150,
