@@ -140,6 +140,12 @@ SERVER_REQUEST_DURATION = _define("server_request_duration_seconds", HISTOGRAM, 
 SERVER_STAGE_DURATION = _define("server_stage_duration_seconds", HISTOGRAM, (*_SERVER, "stage"),
                                 "Time spent per stage of an inference request", "server")
 SERVER_BATCH_SIZE = _define("server_batch_size", HISTOGRAM, _SERVER, "Rows per onnxruntime run", "server")
+# Rows per run over --max-batch-size, with dynamic batching on only: runs near 1 are full,
+# the pods saturated (an autoscaling signal, docs/autoscaling.md).
+SERVER_BATCH_FILL = _define("server_batch_fill_ratio", HISTOGRAM, _SERVER,
+                            "Rows per onnxruntime run over the max batch size (dynamic batching on)",
+                            "server")
+BATCH_FILL_BUCKETS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
 SERVER_QUEUE_DEPTH = _define("server_queue_depth", GAUGE, _SERVER, "Requests waiting for an inference slot",
                              "server")
 SERVER_INFLIGHT = _define("server_inflight_requests", GAUGE, _SERVER, "Inference requests being handled",

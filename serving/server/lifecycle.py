@@ -90,7 +90,7 @@ async def load_model(
             "model has no dynamic first dimension on every input and output: batching is off",
             extra={"model": settings.model_name},
         )
-    scheduler = Scheduler(loaded.run, policy, metrics.batch_size.observe)
+    scheduler = Scheduler(loaded.run, policy, metrics.batch_observer(policy.max_batch_size))
     scheduler.start()
     state.monitor = Monitor(config, metrics.gates)
     state.monitor.start()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from modelrollout import build_info
@@ -29,6 +31,8 @@ class ServerMetrics:
         self.stage = {s: stage.labels(stage=s, **labels) for s in names.STAGES}
         self.batch_size = family(Histogram, names.SERVER_BATCH_SIZE,
                                  buckets=BATCH_BUCKETS, registry=r).labels(**labels)
+        self.batch_fill = family(Histogram, names.SERVER_BATCH_FILL,
+                                 buckets=names.BATCH_FILL_BUCKETS, registry=r).labels(**labels)
         self.queue_depth = family(Gauge, names.SERVER_QUEUE_DEPTH, registry=r).labels(**labels)
         self.inflight = family(Gauge, names.SERVER_INFLIGHT, registry=r).labels(**labels)
         self.model_info = family(Gauge, names.SERVER_MODEL_INFO, registry=r)
@@ -42,6 +46,20 @@ class ServerMetrics:
                                              registry=r).labels(**labels)
         self._codes: dict[int, Counter] = {}
         self.gates = GateMetrics(r, labels)
+
+    def batch_observer(self, max_batch_size: int) -> Callable[[int], None]:
+        """What the scheduler calls after each run with its rows: the batch size, and with
+        dynamic batching on (``max_batch_size`` > 0) the batch fill."""
+        size = self.batch_size.observe
+        if max_batch_size <= 0:
+            return size
+        fill = self.batch_fill.observe
+
+        def observe(rows: int) -> None:
+            size(rows)
+            fill(rows / max_batch_size)
+
+        return observe
 
     def count_request(self, code: int) -> None:
         child = self._codes.get(code)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
+from modelrollout.serving.contract import metric_names as names
 from modelrollout.serving.examples import build_mlp
 
 from tests.support.models import (
@@ -24,7 +26,8 @@ from tests.support.models import (
     write,
 )
 
-BATCH_SIZE = "modelrollout_server_batch_size"
+BATCH_SIZE = names.SERVER_BATCH_SIZE
+BATCH_FILL = names.SERVER_BATCH_FILL
 THREADED_SIZES = [1024, 2048, 2048, 2048, 10]
 TIMEOUT = httpx.Timeout(30.0)
 
@@ -71,6 +74,10 @@ def test_concurrent_requests_share_batches_and_keep_their_own_answers(start_serv
     assert metric(samples, BATCH_SIZE + "_sum") == sum(len(x) for x in inputs)
     assert runs < len(inputs), "no two requests ever shared a run"
     assert metric(samples, BATCH_SIZE + "_bucket", le="8.0") == runs, "a run exceeded 8 rows"
+    # The fill of each run, rows over the max batch size: the same runs, the same rows / 8.
+    assert metric(samples, BATCH_FILL + "_count") == runs
+    assert metric(samples, BATCH_FILL + "_sum") == pytest.approx(sum(len(x) for x in inputs) / 8)
+    assert metric(samples, BATCH_FILL + "_bucket", le="1.0") == runs
 
 
 def test_request_larger_than_max_batch_size_gets_400(start_server, tiny_model: Path):
@@ -132,6 +139,7 @@ def test_without_batching_concurrent_requests_keep_their_own_answers(start_serve
     samples = scrape(server.url)
     assert metric(samples, BATCH_SIZE + "_count") == len(inputs)  # one run per request
     assert metric(samples, BATCH_SIZE + "_bucket", le="1.0") == len(inputs)
+    assert metric(samples, BATCH_FILL + "_count") == 0  # no batching, no fill
     assert '"inline": false' in server.logs(), "the model ran inline; pick a bigger one"
 
 
