@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from modelrollout.serving.contract import metric_names as names
 from modelrollout.serving.examples import write_model_versions
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -247,20 +248,28 @@ def test_a_stable_pod_killed_under_load_is_ejected_and_clients_lose_at_most_what
         for key, rollout in made.items():
             rollout.clients.wait_results(100, since=killed_at[key])
 
+        dropped: set[str] = set()  # the dead pod left the gateway's endpoints before an ejection
+
         def ejections() -> dict[str, float] | None:
-            """Once every dead pod was ejected (the third failure in a row on it does it)."""
+            """Once the gateway stopped sending to every dead pod: ejected (the third failure in a
+            row on it does it), or, on a loaded machine where the clients sent fewer than three
+            requests to it first, taken out with its endpoint (the pod turned unready)."""
             now = {key: gateway_metric(cluster, "modelrollout_gateway_ejections_total", model=r.name,
                                        revision=r.status["stableRevision"]) for key, r in made.items()}
-            return now if all(now[key] > before[key] for key in made) else None
+            for key, r in made.items():
+                if gateway_metric(cluster, names.GATEWAY_READY_ENDPOINTS, model=r.name,
+                                  revision=r.status["stableRevision"]) < 2:
+                    dropped.add(key)
+            return now if all(now[key] > before[key] or key in dropped for key in made) else None
 
-        after = wait_for(ejections, 15, "the dead pods ejected", poll_seconds=0.2)
+        after = wait_for(ejections, 15, "the dead pods ejected or out of the endpoints", poll_seconds=0.2)
         still = {r.name: cluster.status(r.name) for r in made.values()}
         results = {key: rollout.stop() for key, rollout in made.items()}
     for key, rollout in made.items():
         clients, testers = results[key]
         assert len(failed(clients)) <= 1 and failed(testers) == [], failed(clients)
         assert all(r.revision == rollout.status["stableRevision"] for r in failed(clients))
-        assert after[key] > before[key], f"{rollout.name}: the dead pod was not ejected"
+        assert after[key] > before[key] or key in dropped, f"{rollout.name}: the dead pod was still sent to"
         assert rollout.kind.held(still[rollout.name])  # the candidate's rollout did not notice
 
 
