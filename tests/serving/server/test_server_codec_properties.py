@@ -240,7 +240,11 @@ def typed_requests(draw) -> tuple[bytes, dict[str, str], dict[str, np.ndarray] |
         entries.pop(draw(st.integers(0, len(entries) - 1)))
     elif broken == "extra":
         entries.append({"name": "in_FP32", "datatype": "FP32", "shape": [1], "data": [1.0]})
-    header = orjson.dumps({"inputs": entries, "outputs": [{"name": f"out_{dt}"} for dt in arrays]})
+    doc = {"inputs": entries, "outputs": [{"name": f"out_{dt}"} for dt in arrays]}
+    try:
+        header = orjson.dumps(doc)
+    except TypeError:  # a broken field's integer beyond 64 bits: JSON has no such limit
+        header = json.dumps(doc).encode()
     headers = {"Inference-Header-Content-Length": str(len(header))} if blobs else {}
     return header + b"".join(blobs), headers, arrays if broken == "none" else None
 
