@@ -44,6 +44,7 @@ log = logging.getLogger("modelrollout.operator")
 
 COMPONENT = "modelrollout-operator"
 ROUTING_KEYS = ("route", "replicaRouting", "preview")  # status keys the traffic writes own
+UNSENT_EVENTS = 50  # refused Events kept per ModelDeployment for the next reconcile, the newest
 
 
 class Applier:
@@ -54,9 +55,13 @@ class Applier:
         # Each ModelDeployment as the API server answered this operator's last write of its
         # status: the next reconcile starts from it (or from a later copy) without a GET.
         self.written: dict[tuple[str, str], dict] = {}
+        # A decision's Events the API server refused, oldest first: posted again, in order,
+        # after the next reconcile's status write (an Event is not decided twice).
+        self.unsent: dict[tuple[str, str], list[tuple[RecordEvent, datetime]]] = {}
 
     def forget(self, namespace: str, name: str) -> None:
         self.written.pop((namespace, name), None)
+        self.unsent.pop((namespace, name), None)
 
     async def _patch_status(self, target: Target, patch: dict) -> None:
         answer = await asyncio.to_thread(self.api.merge_patch, "ModelDeployment", target.namespace,
@@ -94,9 +99,16 @@ class Applier:
             events.append(RecordEvent("Warning", DRIFT_REPAIRED, f"{what} (changed outside the operator)"))
         written = await self.write_status(target, body, decision.status, routing)
         # Events once status says it happened: a status write that failed is decided again
-        # at the next reconcile, and its Events would otherwise be posted twice.
-        for event in events:
-            await self.record_event(body, event, now)
+        # at the next reconcile, and its Events would otherwise be posted twice. One refused
+        # waits, with the ones after it, for the next reconcile.
+        key = (target.namespace, target.name)
+        waiting = self.unsent.pop(key, []) + [(event, now) for event in events]
+        left: list[tuple[RecordEvent, datetime]] = []
+        for event, at in waiting:
+            if left or not await self.record_event(body, event, at):
+                left.append((event, at))
+        if left:
+            self.unsent[key] = left[-UNSENT_EVENTS:]
         return written
 
     async def write_status(self, target: Target, body: dict, status: RolloutStatus,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from modelrollout.operator.actions import EnsureRevision, ScaleRevision, SetTraffic
+from modelrollout.operator.actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
 from modelrollout.operator.engine import Decision, revision_of
 from modelrollout.operator.kube.api import Api, configuration
 from modelrollout.operator.kube.apply import Applier
@@ -25,6 +25,7 @@ from modelrollout.operator.routing import Target, revision_name
 from modelrollout.operator.spec import parse_spec
 from modelrollout.operator.status import HistoryEntry, RolloutStatus
 
+from modelrollout.harness.apiserver.faults import Fault
 from modelrollout.harness.emulator import KubeEmulator
 from tests.operator.test_operator_process import CRD, MD
 from tests.support.operator_fixtures import SPEC
@@ -206,3 +207,34 @@ def test_a_drifted_deployment_is_put_back_in_one_reconcile_with_an_event(kube):
 
 def _drift_events(api: Api, namespace: str) -> list[str]:
     return [e["message"] for e in api.list("Event", namespace) if e.get("reason") == "DriftRepaired"]
+
+
+def test_an_event_the_api_server_refused_is_posted_at_the_next_reconcile_in_order(kube):
+    """A decision is carried out once: its Events are not decided again, so a refused one
+    waits, with those after it, for the next reconcile's apply."""
+    namespace = "events"
+    body = {"apiVersion": MD, "kind": "ModelDeployment",
+            "metadata": {"name": "iris", "namespace": namespace, "uid": "u"}, "spec": SPEC}
+    kube.create(copy.deepcopy(body))
+    api = Api(configuration(kube.kubeconfig))
+    target, spec = Target("iris", namespace, "iris", {}, "u"), parse_spec(SPEC)
+    applier, now = Applier(api), datetime.now(UTC)
+    said = [RecordEvent("Normal", "WeightSet", "candidate at 20%"), RecordEvent("Normal", "StepDone", "next")]
+
+    def apply(events: list) -> None:
+        decision = Decision(RolloutStatus(), tuple(events))
+        asyncio.run(applier.apply(target, spec, revision_of(spec), decision, copy.deepcopy(body), now))
+
+    def posted() -> list[str]:
+        return [e["reason"] for e in sorted(api.list("Event", namespace),
+                                            key=lambda e: int(e["metadata"]["resourceVersion"]))]
+
+    try:
+        kube.inject(Fault(500, verbs={"create"}, resource="events", count=1))
+        apply(said)
+        assert posted() == [] and len(applier.unsent[(namespace, "iris")]) == 2
+        apply([RecordEvent("Normal", "Promoted", "done")])
+        assert posted() == ["WeightSet", "StepDone", "Promoted"] and (namespace, "iris") not in applier.unsent
+    finally:
+        kube.clear_faults()
+        api.close()
