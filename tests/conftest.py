@@ -13,10 +13,10 @@ from tests.support.processes import ServerProcess
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """Workers for `-n auto` (pyproject.toml's addopts): at least four, at most eight. Most of
-    the suite waits on the processes it starts (servers, the operator, Prometheus, kubectl),
-    so more workers than cores pays: on this project's 2-core machine, four took the suite
-    from about 30 to about 15 minutes. Every e2e test holds on a loaded machine (issue 25)."""
+    """Workers for `pytest -n auto` (docs/development.md): at least four, at most eight. Most
+    of the suite waits on the processes it starts (servers, the operator, Prometheus,
+    kubectl), so more workers than cores pays: on this project's 2-core machine, four took
+    the suite from about 30 to about 16 minutes."""
     return min(8, max(4, os.cpu_count() or 1))
 
 
