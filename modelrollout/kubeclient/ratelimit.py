@@ -45,7 +45,6 @@ class RateLimiter:
         self._at = clock()
         self._urgent_waiting = 0
         self._changed = threading.Condition()
-        self.waited_seconds = 0.0  # in total, by every call: how much the limit held calls back
 
     def acquire(self, is_urgent: bool | None = None) -> float:
         """Take a token, waiting for one as long as needed; seconds waited. ``is_urgent``
@@ -68,9 +67,7 @@ class RateLimiter:
                 if is_urgent:
                     self._urgent_waiting -= 1
                 self._changed.notify_all()
-        waited = self._clock() - started
-        self.waited_seconds += waited
-        return waited
+        return self._clock() - started
 
     def _refill(self) -> None:
         now = self._clock()
