@@ -34,7 +34,12 @@ def candidate_replicas(spec: Spec, status: RolloutStatus) -> int:
     for a fast revert and once the steps are over (the promotion)."""
     if status.fast_revert or _step(spec, status) is None:
         return spec.replicas
-    return share(spec.replicas, max(status.traffic.candidate, status.traffic.mirror))
+    return _pods_for(spec, status.traffic)
+
+
+def _pods_for(spec: Spec, split: Traffic) -> int:
+    """The candidate's pods for the requests it answers or the copies it gets, whichever is more."""
+    return share(spec.replicas, max(split.candidate, split.mirror))
 
 
 def metrics_now(spec: Spec, status: RolloutStatus) -> tuple[str, ...]:
@@ -121,8 +126,7 @@ def _set_traffic(tick: Tick, status: RolloutStatus, split: Traffic, reason: str,
         keep = hold(tick, moved_on, candidate_replicas(tick.spec, moved_on))
         return moved_on, keep + [RecordEvent("Normal", reason, event)]
 
-    wanted = share(tick.spec.replicas, max(split.candidate, split.mirror))
-    return grown(tick, status, wanted, step_started_at(status), purpose, moved)
+    return grown(tick, status, _pods_for(tick.spec, split), step_started_at(status), purpose, moved)
 
 
 def _promote(tick: Tick, status: RolloutStatus) -> Result:
