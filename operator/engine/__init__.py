@@ -11,8 +11,6 @@ shadow.py each decide only their own steps, as strategy.py's Strategy.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +30,7 @@ from ..status import (
 from . import blue_green, canary, lifecycle, measuring, shadow
 from .golden import GoldenResult
 from .observations import Observations
+from .revisions import buildable, revision_of
 from .strategy import Strategy
 from .tick import Tick
 
@@ -42,23 +41,6 @@ STRATEGIES: dict[str, Strategy] = {canary.KIND: canary, blue_green.KIND: blue_gr
 class Decision:
     status: RolloutStatus
     actions: tuple[Action, ...]
-
-
-def revision_of(spec: Spec) -> str:
-    """The revision of the serving pods: a hash of the model and the pod template.
-    Replicas, routing and steps are left out: changing them starts no new rollout.
-
-    The identity hashed is frozen (its keys are the first release's): a different one
-    would rename every running revision, and an operator upgrade would roll out them all."""
-    model, server = spec.model, spec.server
-    identity = {
-        "model": {"uri": model.uri, "version": model.version, "sha256": model.sha256, "name": model.name},
-        "server": {"image": server.image, "resources": server.resources,
-                   "env": [env.model_dump(by_alias=True, exclude_none=True) for env in server.env],
-                   "batching": {"max_batch_size": server.batching.max_batch_size,
-                                "max_queue_delay_us": server.batching.max_queue_delay_microseconds}},
-    }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def decide(spec: Spec, status: RolloutStatus, observations: Observations, now: datetime) -> Decision:
@@ -104,5 +86,6 @@ def reject_spec(status: RolloutStatus, problem: str, generation: int, now: datet
     return status.with_(phase=phase_of(status, 0))
 
 
-__all__ = ["COMMANDS", "STRATEGIES", "Decision", "GoldenResult", "Observations", "candidate_replicas",
-           "comparisons_due", "comparisons_since", "decide", "due_metrics", "reject_spec", "revision_of"]
+__all__ = ["COMMANDS", "STRATEGIES", "Decision", "GoldenResult", "Observations", "buildable",
+           "candidate_replicas", "comparisons_due", "comparisons_since", "decide", "due_metrics",
+           "reject_spec", "revision_of"]
