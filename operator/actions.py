@@ -27,6 +27,15 @@ class ScaleRevision:
 
 
 @dataclass(frozen=True)
+class RequestFallback:
+    """Per request, the router answers from this revision when the one chosen fails the
+    request (spec.fallback.perRequest)."""
+
+    revision: str
+    deadline_ms: int | None = None  # ask the fallback when no answer came by then
+
+
+@dataclass(frozen=True)
 class SetTraffic:
     """Route traffic: every part spelled out, in one write to the router."""
 
@@ -35,6 +44,7 @@ class SetTraffic:
     stable_weight: int
     candidate_weight: int
     mirror_percent: int = 0  # copies of requests sent to the candidate, answers compared
+    fallback: RequestFallback | None = None
 
 
 @dataclass(frozen=True)

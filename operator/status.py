@@ -20,6 +20,8 @@ from .api.v1alpha1 import (
     BlueGreenStatus,
     CanaryStatus,
     Condition,
+    FallbackStatus,
+    GuardStatus,
     HistoryEntry,
     Measurement,
     RolloutStatus,
@@ -28,8 +30,8 @@ from .api.v1alpha1 import (
     Traffic,
 )
 
-__all__ = ["BlueGreenStatus", "CanaryStatus", "Condition", "HistoryEntry", "Measurement", "RolloutStatus",
-           "ScaleDown", "ShadowStatus", "Traffic"]  # and the vocabulary below
+__all__ = ["BlueGreenStatus", "CanaryStatus", "Condition", "FallbackStatus", "GuardStatus", "HistoryEntry",
+           "Measurement", "RolloutStatus", "ScaleDown", "ShadowStatus", "Traffic"]  # and the vocabulary below
 
 # Every time written in status: UTC, microseconds.
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -89,10 +91,18 @@ SWITCHED = "Switched"  # all traffic moved to the candidate in one write (blue-g
 SHADOWING = "Shadowing"  # shadow: the candidate answers mirrored copies only
 SPEC_INVALID = "SpecInvalid"
 SPEC_VALID = "SpecValid"
+# After the rollout (spec.guard, spec.fallback; engine/guard.py)
+GUARD_FIRED = "GuardFired"  # a trigger fired on the promoted revision (Event; reason when nothing to fall to)
+FALLBACK_ACTIVE = "FallbackActive"  # the fallback serves all traffic; the spec is unchanged
+FALLBACK_NOT_READY = "FallbackNotReady"  # the guard fired, but the fallback is not ready: no traffic moves
+RECOVERED = "Recovered"  # traffic back to the guarded revision (a person, or healthy long enough)
+GUARD_ENDED = "GuardEnded"  # the guard's window is over (Event)
 
 # The reasons a rollout is called off for, and the one an unusable spec gets: Degraded.
 ABORT_REASONS = (ABORTED_BY_USER, CANDIDATE_CRASH_LOOP, PROGRESS_DEADLINE_EXCEEDED, SMOKE_TEST_FAILED,
                  GOLDEN_SET_FAILED, ANALYSIS_FAILED)
+# The guard fired on the promoted revision: Degraded until it recovers.
+GUARD_REASONS = (GUARD_FIRED, FALLBACK_ACTIVE, FALLBACK_NOT_READY)
 
 
 def rolls_back(before: RolloutStatus, after: RolloutStatus) -> bool:
@@ -104,10 +114,10 @@ def rolls_back(before: RolloutStatus, after: RolloutStatus) -> bool:
 
 def phase_of(status: RolloutStatus, replicas: int) -> str:
     """The phase, from the rest of the status (Argo Rollouts' CalculateRolloutPhase):
-    Degraded after an abort or for an unusable spec, Paused while it waits for a person,
-    Progressing while a candidate is in flight, a previous stable is kept warm or stable is
-    not at its ``replicas`` yet, Healthy otherwise."""
-    if status.reason in ABORT_REASONS or status.reason == SPEC_INVALID:
+    Degraded after an abort, while the guard has fired, or for an unusable spec, Paused while
+    it waits for a person, Progressing while a candidate is in flight, a previous stable is
+    kept warm or stable is not at its ``replicas`` yet, Healthy otherwise."""
+    if status.reason in ABORT_REASONS or status.reason in GUARD_REASONS or status.reason == SPEC_INVALID:
         return DEGRADED
     if status.paused or status.paused_by_user:
         return PAUSED

@@ -355,6 +355,88 @@ class SmokeTest(SpecObject):
     """A golden V2 inference request; default built from the model metadata."""
 
 
+# --- spec: after the rollout -------------------------------------------------------------
+
+GuardWindow = bounded(60, 365 * 24 * 3600, "guard.window must be from 1m to 8760h (a year)")
+TriggerFor = bounded(0, 24 * 3600, "a trigger's for must be from 0s to 24h")
+HealthyFor = bounded(0, 30 * 24 * 3600, "recovery.healthyFor must be from 0s to 720h")
+RequestDeadline = bounded(0.001, 600, "perRequest.deadline must be from 1ms to 10m")
+
+
+class GuardTrigger(SpecObject):
+    """One analysis metric watched on the promoted revision; it fires when the metric has failed for ``for``
+    and more than ``failureLimit`` times in a row (a Successful measurement ends the run; Inconclusive and
+    Error neither count nor end it)."""
+
+    metric: MetricName
+    """A name from spec.analysis.metrics (its query and thresholdRange are used)."""
+    for_seconds: TriggerFor = Field("1m", alias="for", validate_default=True)
+    """How long the metric must keep failing before the trigger fires."""
+    failure_limit: Annotated[int, Field(ge=0, le=10)] = 1
+    """Failed measurements in a row tolerated: one bad scrape never fires the guard."""
+
+
+class Recovery(SpecObject):
+    """How traffic goes back to the guarded revision once the fallback serves: a person
+    (`kubectl modelrollout recover`, or the Argo CD action), or on its own."""
+
+    automatic: bool = False
+    """Go back on its own once every trigger's metric has been healthy for healthyFor (measured on mirrored
+    copies of the live requests, so it needs a router that mirrors)."""
+    healthy_for_seconds: HealthyFor = Field("10m", alias="healthyFor", validate_default=True)
+
+
+class Guard(SpecObject):
+    """Watch the stable revision after it is promoted (or first deployed); when a trigger fires, all traffic
+    goes to spec.fallback in one routing write (docs/guard.md)."""
+
+    window_seconds: GuardWindow | None = Field(None, alias="window")
+    """How long after a promotion the revision is watched (24h, say); absent, without end."""
+    triggers: Annotated[list[GuardTrigger], Field(min_length=1, max_length=16)]
+    recovery: Recovery = Recovery()
+
+
+class PreviousStable(SpecObject):
+    """The revision that served before the promotion, kept warm with fallback.replicas for the guard
+    window."""
+
+
+class FallbackModel(SpecObject):
+    """A model of its own (typically a simpler, robust one), kept warm at all times, served under the same
+    name with the same server."""
+
+    uri: Annotated[str, Field(min_length=1, max_length=2048), Schema(pattern="^(https?://|file://|/|pvc://)"),
+                   AfterValidator(checks.model_uri),
+                   checks.link_local_rule("fallback.model.uri points at a link-local or cloud-metadata "
+                                          "address: refused")]
+    """As spec.model.uri."""
+    version: Name
+    sha256: Annotated[str, Schema(pattern=checks.SHA256_PATTERN), AfterValidator(checks.sha256)] | None = None
+    """Verified before the model is loaded: a mismatch keeps the fallback unready, and it never gets
+    traffic."""
+
+
+class PerRequest(SpecObject):
+    """The gateway answers a request from the fallback revision when the primary fails it: a 5xx answer, a
+    connection error, a timeout, or this deadline. Never for a request sent with
+    `x-modelrollout-idempotent: false`. Builtin routing only."""
+
+    deadline_seconds: RequestDeadline | None = Field(None, alias="deadline")
+    """Like 250ms: ask the fallback when the primary has not answered by then; absent, only failures."""
+
+
+class Fallback(SpecObject):
+    """Where traffic goes when the guard fires. Activation is a status transition: the spec is never
+    edited."""
+
+    __one_of__ = OneOf(("previous_stable", "model"), "fallback")
+    previous_stable: PreviousStable | None = None
+    model: FallbackModel | None = None
+    replicas: Annotated[int, Field(ge=1)] = 1
+    """Replicas kept warm while it waits; it grows to spec.replicas when it takes the traffic."""
+    per_request: PerRequest | None = None
+
+
 def _defined(names: list[str], analysis: Analysis, at: tuple) -> None:
     for name in names:
         if analysis.metric(name) is None:
@@ -397,6 +479,23 @@ class Spec(SpecObject):
     revision_history_limit: Annotated[int, Field(ge=0, le=100)] = 10
     """At most 100 (status.history keeps this many entries)."""
     smoke_test: SmokeTest | None = None
+    guard: Guard | None = None
+    fallback: Fallback | None = None
+
+    @rule("!has(self.guard) || self.guard.triggers.all(t, "
+          + _DEFINED.replace("== n", "== t.metric") + ")",
+          "every metric named in a guard trigger must be defined in spec.analysis.metrics")
+    def _trigger_metrics_defined(self) -> None:
+        if self.guard is not None:
+            for i, trigger in enumerate(self.guard.triggers):
+                _defined([trigger.metric], self.analysis, ("guard", "triggers", i, "metric"))
+
+    @rule("!has(self.fallback) || !has(self.fallback.perRequest) || has(self.guard)",
+          "fallback.perRequest needs spec.guard (the fallback it answers from is the guard's)")
+    def _per_request_guarded(self) -> None:
+        if self.fallback is not None and self.fallback.per_request is not None and self.guard is None:
+            raise Problem("needs spec.guard (the fallback it answers from is the guard's)",
+                          ("fallback", "perRequest"))
 
     @rule("!has(self.strategy.canary) || self.strategy.canary.steps.all(s, !has(s.analysis) "
           f"|| s.analysis.metrics.all(n, {_DEFINED}))",
@@ -469,9 +568,11 @@ def theirs(item: type) -> type:
 PHASES = ("Healthy", "Progressing", "Paused", "Degraded")
 HISTORY_RESULTS = ("Deployed", "Promoted", "Aborted", "Superseded")
 MEASUREMENT_PHASES = ("Successful", "Failed", "Inconclusive", "Error")
-COMMANDS = ("promote", "promote-full", "abort", "pause", "resume", "retry")
+COMMANDS = ("promote", "promote-full", "abort", "pause", "resume", "retry", "recover")
 BLUE_GREEN_STAGES = ("Preview", "AwaitingPromotion", "ScalingUp", "Switched")
 SHADOW_STAGES = ("Shadowing", "AwaitingPromotion", "ScalingUp")
+GUARD_STATES = ("Watching", "Fired", "Ended")
+FALLBACK_KINDS = ("previousStable", "model")
 Phase = Literal[PHASES]
 HistoryResult = Literal[HISTORY_RESULTS]
 Time = str  # UTC, microseconds: operator/status.py TIME_FORMAT
@@ -581,6 +682,8 @@ class Route(StatusObject):
     mirror: dict | None = None
     match: list[dict] = []
     sticky: dict | None = None
+    fallback: dict | None = None
+    """The revision that answers a request the chosen one fails (spec.fallback.perRequest)."""
 
 
 # --- status: each strategy's own record, under its own key ----------------------------
@@ -635,6 +738,48 @@ class ShadowStatus(StatusObject):
     """For people: the share of requests copied to the candidate now."""
     agreement: float | None = None
     """For people: the last shadow-agreement measured."""
+
+
+class GuardStatus(StatusObject):
+    """The guard's watch of the stable revision (spec.guard; docs/guard.md)."""
+
+    revision: str
+    """The revision watched: stable since its promotion."""
+    state: Literal[GUARD_STATES] = "Watching"
+    """Watching (measuring its triggers), Fired (a trigger fired: the fallback serves, or would if it were
+    ready), Ended (the window is over)."""
+    since: Time
+    """When the watch began (the promotion, or the last recovery)."""
+    until: Time | None = None
+    """When the window ends; none: without end."""
+    analysis: entries(Measurement) = ()
+    """The triggers' last measurements."""
+    fired_at: Time | None = None
+    trigger: str | None = None
+    """What fired it: the metric and its measurements."""
+    healthy_since: Time | None = None
+    """While the fallback serves: since when every trigger's metric has measured healthy (automatic
+    recovery)."""
+    previous_stable: str | None = None
+    """The revision that served before the promotion (fallback.previousStable)."""
+
+
+class FallbackStatus(StatusObject):
+    """The fallback revision: kept warm, and serving all traffic while active."""
+
+    revision: str
+    kind: Literal[FALLBACK_KINDS]
+    version: str | None = None
+    """Its model version."""
+    active: bool = False
+    """All traffic goes to it (the guard fired); the spec is unchanged."""
+    since: Time | None = None
+    """When it took the traffic."""
+    reason: str | None = None
+    """Why it took the traffic."""
+    ready_replicas: int = 0
+    problem: str | None = None
+    """Why it is not ready, as its pods tell (a sha256 mismatch, say): it never gets traffic then."""
 
 
 class RolloutStatus(StatusObject):
@@ -697,6 +842,8 @@ class RolloutStatus(StatusObject):
     canary: CanaryStatus | None = None
     blue_green: BlueGreenStatus | None = None
     shadow: ShadowStatus | None = None
+    guard: GuardStatus | None = None
+    fallback: FallbackStatus | None = None
     command: theirs(Command) = None
     preview: theirs(Preview) = None
     replica_routing: theirs(ReplicaRouting) = None

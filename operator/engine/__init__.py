@@ -27,8 +27,9 @@ from ..status import (
     phase_of,
     set_condition,
 )
-from . import blue_green, canary, lifecycle, measuring, shadow
+from . import blue_green, canary, guard, lifecycle, measuring, shadow
 from .golden import GoldenResult
+from .guard import fallback_of, routing_measured
 from .observations import Observations
 from .revisions import buildable, revision_of
 from .strategy import Strategy
@@ -50,7 +51,10 @@ def decide(spec: Spec, status: RolloutStatus, observations: Observations, now: d
 
 
 def due_metrics(spec: Spec, status: RolloutStatus, now: datetime) -> tuple[str, ...]:
-    """Metrics of the current step that are due a measurement now."""
+    """Metrics due a measurement now: the current step's while a rollout runs, the guard's
+    trigger metrics on the stable revision after it (guard.py)."""
+    if status.candidate_revision is None:
+        return guard.due_metrics(spec, status, now)
     return measuring.due_metrics(spec, status, now, STRATEGIES[spec.strategy.kind])
 
 
@@ -88,4 +92,4 @@ def reject_spec(status: RolloutStatus, problem: str, generation: int, now: datet
 
 __all__ = ["COMMANDS", "STRATEGIES", "Decision", "GoldenResult", "Observations", "buildable",
            "candidate_replicas", "comparisons_due", "comparisons_since", "decide", "due_metrics",
-           "reject_spec", "revision_of"]
+           "fallback_of", "reject_spec", "revision_of", "routing_measured"]

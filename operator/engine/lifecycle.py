@@ -8,6 +8,7 @@
     promote, abort    -> outcomes.py
     fast revert       -> a revision promoted within spec.rollbackWindow skips the steps
     spec back         -> the spec names what stable serves: any rollout is called off
+    after promotion   -> guard.py watches the stable revision, and falls back
 
 Read it as a checklist: each function returns a finished (status, actions) or None to go
 on to the next. What a strategy provides is strategy.py's Strategy.
@@ -43,7 +44,7 @@ from ..status import (
     phase_of,
     warm_previous,
 )
-from . import golden
+from . import golden, guard
 from .conditions import with_conditions
 from .outcomes import abort, bounded, keep_warm, promote, record, reset
 from .tick import Result, Tick, hold
@@ -60,7 +61,7 @@ def decide(tick: Tick, status: RolloutStatus) -> Result:
             break
     else:
         result = _progress(tick, status)
-    status, actions = keep_warm(tick, *result)
+    status, actions = guard.watch(tick, before, *keep_warm(tick, *result))
     status = strategy.shown(spec, _shown(tick, before, status))
     events = _transition_event(before, status, actions, spec.replicas)
     return with_conditions(status, tick.at), actions + events

@@ -54,7 +54,7 @@ def run_analysis(tick: Tick, status: RolloutStatus, names: tuple[str, ...]) -> t
     spec, obs = tick.spec, tick.obs
     if obs.command == "resume":
         status = status.with_(analysis=())
-    status = status.with_(analysis=_kept(status.analysis + tuple(obs.measurements)))
+    status = status.with_(analysis=kept(status.analysis + tuple(obs.measurements)))
     metrics = [spec.analysis.metric(name) for name in names]
     verdicts = {m.name: verdict(m, status.analysis, spec.analysis.consecutive_error_limit) for m in metrics}
     failed = [name for name, v in verdicts.items() if v == FAILED]
@@ -107,7 +107,7 @@ def analysis_failed(tick: Tick, status: RolloutStatus, detail: str, replicas: in
     return abort(tick, status, ANALYSIS_FAILED, f"analysis failed: {detail}", replicas)
 
 
-def _kept(measurements: tuple[Measurement, ...]) -> tuple[Measurement, ...]:
+def kept(measurements: tuple[Measurement, ...]) -> tuple[Measurement, ...]:
     """The last MEASUREMENTS_KEPT measurements of each metric, in the order taken."""
     counts: dict[str, int] = {}
     kept = []

@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from modelrollout.serving.contract.routes import REVISION_HEADER
 
 from ..actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
-from ..engine import Decision
+from ..engine import Decision, buildable
 from ..routing import PREVIEW, Target, builtin, gateway_api, preview_service, replicas, revision_name
 from ..routing.capabilities import CAPABILITIES
 from ..spec import Spec
@@ -186,13 +186,16 @@ class Applier:
 
     async def _ensure_revision(self, target: Target, spec: Spec, desired: str, action: EnsureRevision,
                                repaired: list[str]) -> None:
-        if action.revision != desired:
-            # The spec describes only the desired revision; an older one can be scaled, not rebuilt.
+        built = buildable(spec).get(action.revision)
+        if built is None:
+            # The spec describes the desired revision and a named fallback; an older one can be
+            # scaled, not rebuilt.
             await self._scale(target, action.revision, action.replicas, repaired)
             return
-        await self._ensure("Deployment", target.namespace, deployment(target, spec, desired, action.replicas),
-                           repaired)
-        await self._ensure("Service", target.namespace, revision_service_body(target, desired), repaired)
+        revision = action.revision
+        wanted = deployment(target, built, revision, action.replicas)
+        await self._ensure("Deployment", target.namespace, wanted, repaired)
+        await self._ensure("Service", target.namespace, revision_service_body(target, revision), repaired)
 
     async def _scale(self, target: Target, revision: str, replicas: int, repaired: list[str],
                      live: dict | None = None) -> None:

@@ -32,6 +32,8 @@ from ..engine import (
     comparisons_due,
     comparisons_since,
     due_metrics,
+    fallback_of,
+    routing_measured,
 )
 from ..routing import Target, revision_name
 from ..smoke import check_answer, smoke_request
@@ -86,13 +88,24 @@ async def observe(reads: Reads, http: httpx.AsyncClient, target: Target, spec: S
     measurements, comparisons = (), None
     due = due_metrics(spec, status, now)
     provider = PrometheusProvider(spec.analysis.prometheus.address or "", http)
-    if due and candidate is not None:
+    fallback = fallback_of(spec, status)
+    fallback_revision = fallback[0] if fallback else None
+    if due and stable is not None:
+        # A rollout measures its candidate against stable; after it, the guard measures stable
+        # (against the fallback's revision, for the metrics that compare two).
+        measured, other = (candidate, stable) if candidate is not None else (stable, fallback_revision)
+        routing = spec.traffic_routing.kind if candidate is not None else routing_measured(spec, status)
         at = format_time(now)
         measurements = tuple(await asyncio.gather(*(
-            provider.measure(metric, spec.traffic_routing.kind, target.model, namespace, candidate,
-                             metric.interval_seconds or spec.analysis.interval_seconds, at, stable or "")
+            provider.measure(metric, routing, target.model, namespace, measured,
+                             metric.interval_seconds or spec.analysis.interval_seconds, at, other or "")
             for metric in (spec.analysis.metric(name) for name in due)
         )))
+    fallback_ready, fallback_problem = 0, None
+    if fallback_revision is not None:
+        fallback_ready = await _ready_replicas(reads, namespace, target.name, fallback_revision)
+        if fallback_ready < 1:
+            fallback_problem = await _unready_answers(reads, http, target, fallback_revision)
     if comparisons_due(spec, status, now) and spec.analysis.prometheus.address:
         since = (now - parse_time(comparisons_since(status))).total_seconds()
         comparisons = await provider.count_comparisons(spec.traffic_routing.kind, target.model, namespace,
@@ -111,6 +124,9 @@ async def observe(reads: Reads, http: httpx.AsyncClient, target: Target, spec: S
         shadow_comparisons=comparisons,
         candidate_problem=problem,
         golden_set=golden,
+        fallback_revision=fallback_revision,
+        fallback_ready_replicas=fallback_ready,
+        fallback_problem=fallback_problem,
     )
 
 

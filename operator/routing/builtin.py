@@ -5,7 +5,9 @@ each revision's endpoints from the EndpointSlices of the Service named here. The
 also lets anyone reach a given revision on purpose, with the header
 ``x-modelrollout-revision: <revision>``, and the candidate with
 ``x-modelrollout-revision: preview`` (a blue-green preview, a candidate at weight 0).
-A mirror carries the ModelDeployment's comparison tolerances (spec.comparison).
+A mirror carries the ModelDeployment's comparison tolerances (spec.comparison). With
+spec.fallback.perRequest the fallback revision is listed too (role ``fallback``, weight 0)
+and named under ``fallback``: the gateway answers from it a request the chosen revision fails.
 
 Options (``spec.trafficRouting.builtin``): ``sticky: {header: x-user-id}`` or
 ``{cookie: name}`` keeps one user on one revision while the weights stay put.
@@ -49,6 +51,13 @@ def route(target: Target, traffic: SetTraffic) -> dict:
         comparison = target.comparison
         doc["mirror"] = {"revision": traffic.candidate_revision, "percent": traffic.mirror_percent,
                          "compare": comparison.model_dump(by_alias=True)}
+    fallback = traffic.fallback
+    if fallback is not None and fallback.revision not in (r["name"] for r in revisions):
+        revisions.append(_revision(target, fallback.revision, "fallback", 0))
+        match.append({"header": REVISION_HEADER, "value": fallback.revision, "revision": fallback.revision})
+    if fallback is not None:
+        doc["fallback"] = {"revision": fallback.revision,
+                           **({"deadlineMs": fallback.deadline_ms} if fallback.deadline_ms else {})}
     sticky = target.options.get("sticky")
     if sticky:
         doc["sticky"] = dict(sticky)

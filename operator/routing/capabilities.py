@@ -63,6 +63,14 @@ def refuse_unsupported(spec: Spec) -> Spec:
                 raise InvalidSpec(f"spec.analysis.metrics[{index}]",
                                   f"'{metric.name}' reads mirrored requests, which {where} cannot send: "
                                   f"use {_ROUTERS}")
+    if spec.fallback is not None and spec.fallback.per_request is not None and routing != "builtin":
+        raise InvalidSpec("spec.fallback.perRequest",
+                          f"needs the modelrollout gateway (trafficRouting.builtin), which answers a failed "
+                          f"request from the fallback; {where} cannot")
+    if spec.guard is not None and spec.guard.recovery.automatic and not can.mirroring:
+        raise InvalidSpec("spec.guard.recovery.automatic",
+                          "needs copies of the requests sent to the guarded revision while the fallback "
+                          f"serves, to measure it ({_ROUTERS}); {where} cannot mirror: recover by hand")
     if not can.response_comparison:
         for index, metric in enumerate(spec.analysis.metrics):
             if metric.query is None and metric.name == "shadow-agreement":

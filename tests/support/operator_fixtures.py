@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from modelrollout.operator.actions import EnsureRevision, RecordEvent, ScaleRevision, SetTraffic
 from modelrollout.operator.analysis.judge import measurement_of
-from modelrollout.operator.engine import Observations, comparisons_due, decide, due_metrics, revision_of
+from modelrollout.operator.engine import (
+    Observations,
+    comparisons_due,
+    decide,
+    due_metrics,
+    fallback_of,
+    revision_of,
+)
 from modelrollout.operator.spec import Metric, parse_spec
 from modelrollout.operator.status import RolloutStatus, format_time
 
@@ -64,6 +72,8 @@ class Rollout:
         self.stable_ready = True
         self.comparisons = 0  # what the gateway compared of a shadow's answers so far
         self.golden = None  # the golden-set replay's result the shell would hand over
+        self.fallback_ready = 1  # ready replicas of the fallback revision (spec.fallback)
+        self.fallback_problem: str | None = None  # what its unready pods say
 
     # verbs that change the world
     def new_version(self, version: str) -> None:
@@ -100,6 +110,11 @@ class Rollout:
             shadow_comparisons=counted,
             golden_set=self.golden if smoke is True and self.spec.golden_set is not None else None,
         )
+        fallback = fallback_of(self.spec, self.status)
+        if fallback is not None:
+            observations = replace(observations, fallback_revision=fallback[0],
+                                   fallback_ready_replicas=self.fallback_ready,
+                                   fallback_problem=None if self.fallback_ready else self.fallback_problem)
         self.measured = measurements  # what the shell measured this reconcile
         decision = decide(self.spec, self.status, observations, self.now)
         self.status, self.actions = decision.status, decision.actions

@@ -265,6 +265,33 @@ CEL_INVALID = {
         _routing({"gatewayAPI": {"parentRefs": [{"name": "gw"}]}},
                  {"name": "shadow-agreement", "thresholdRange": {"min": 0.99}}),
         "spec", "shadow-agreement needs the answers compared"),
+    "a guard trigger on an undefined metric": (
+        lambda s: s.update(guard={"triggers": [{"metric": "nope"}]}), "spec",
+        "named in a guard trigger must be defined"),
+    "a guard window of 10s": (
+        lambda s: s.update(guard={"window": "10s", "triggers": [{"metric": "error-rate"}]}),
+        "spec.guard.window", "guard.window must be from 1m"),
+    "a trigger for of 25h": (
+        lambda s: s.update(guard={"triggers": [{"metric": "error-rate", "for": "25h"}]}),
+        "spec.guard.triggers[0].for", "a trigger's for must be from 0s to 24h"),
+    "recovery healthy for 721h": (
+        lambda s: s.update(guard={"triggers": [{"metric": "error-rate"}],
+                                  "recovery": {"healthyFor": "721h"}}),
+        "spec.guard.recovery.healthyFor", "recovery.healthyFor must be from 0s"),
+    "a fallback with both kinds": (
+        lambda s: s.update(fallback={"previousStable": {},
+                                     "model": {"uri": "/m/model.onnx", "version": "1"}}),
+        "spec.fallback", "exactly one of previousStable, model"),
+    "a fallback model at the metadata address": (
+        lambda s: s.update(fallback={"model": {"uri": "http://169.254.169.254/m", "version": "1"}}),
+        "spec.fallback.model.uri", "link-local or cloud-metadata"),
+    "a per-request deadline of 11m": (
+        lambda s: s.update(guard={"triggers": [{"metric": "error-rate"}]},
+                           fallback={"previousStable": {}, "perRequest": {"deadline": "11m"}}),
+        "spec.fallback.perRequest.deadline", "perRequest.deadline must be from 1ms"),
+    "per-request fallback without a guard": (
+        lambda s: s.update(fallback={"previousStable": {}, "perRequest": {"deadline": "250ms"}}), "spec",
+        "fallback.perRequest needs spec.guard"),
 }
 
 
@@ -311,7 +338,7 @@ def test_an_env_entry_has_exactly_one_of_value_and_value_from(env, rejected_at):
 
 def test_every_cel_rule_compiles_and_is_exercised_by_a_case():
     rules = cel_rules(SPEC_SCHEMA, "spec")
-    assert len(rules) == 20
+    assert len(rules) == 28
     for _, rule in rules:
         cel_program(rule["rule"])
         assert rule["message"]
