@@ -67,7 +67,10 @@ local reason = status.reason or ""
 
 if phase == "Degraded" then
   hs.status = "Degraded"
-  if status.abortedRevision ~= nil then
+  local guard = status.guard or {}
+  if guard.state == "Fired" then
+    hs.message = said(status) .. plugin("recover")
+  elseif status.abortedRevision ~= nil then
     hs.message = said(status) .. "; stable " .. text(status.stableVersion) ..
       " serves all traffic. Fix the model and change the spec in Git, or retry the same spec" ..
       plugin("retry")

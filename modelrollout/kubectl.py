@@ -2,7 +2,7 @@
 
     kubectl modelrollout status iris [-w]
     kubectl modelrollout promote iris [--full]     # next step now / straight to 100%
-    kubectl modelrollout abort|pause|resume|retry iris
+    kubectl modelrollout abort|pause|resume|retry|recover iris
 
 A command is written to the ModelDeployment's status subresource as
 ``status.command: {action, id, requestedAt, requestedBy}``; the operator carries it out
@@ -116,6 +116,7 @@ _register("abort", "Send all traffic back to stable and scale the candidate down
 _register("pause", "Hold the rollout at its current traffic until resumed.")
 _register("resume", "Go on after a pause (by a person, a pause step, or an inconclusive analysis).")
 _register("retry", "Start an aborted rollout of the same spec again.")
+_register("recover", "Send traffic back from the fallback to the guarded revision, after the guard fired.")
 
 
 def describe(body: dict) -> str:

@@ -1,4 +1,4 @@
--- Argo CD action discovery for modelrollout.io/ModelDeployment: the six commands of
+-- Argo CD action discovery for modelrollout.io/ModelDeployment: the seven commands of
 -- `kubectl modelrollout`, each enabled only where the operator would act on it (operator/engine).
 local actions = {}
 local status = obj.status or {}
@@ -20,4 +20,7 @@ actions["pause"] = {["disabled"] = not rolling or paused_by_user}
 actions["resume"] = {["disabled"] = not rolling or not (paused_by_user or resumable)}
 -- retry: the aborted rollout of this same spec again.
 actions["retry"] = {["disabled"] = status.abortedRevision == nil}
+-- recover: traffic back from the fallback to the guarded revision, once the guard fired.
+local fired = status.guard ~= nil and status.guard.state == "Fired"
+actions["recover"] = {["disabled"] = not fired}
 return actions

@@ -14,7 +14,7 @@ from lupa import lua51
 ROOT = Path(__file__).resolve().parents[2] / "argocd"
 HEALTH = ROOT / "health.lua"
 DISCOVERY = ROOT / "actions" / "discovery.lua"
-ACTIONS = ("promote", "promote-full", "abort", "pause", "resume", "retry")
+ACTIONS = ("promote", "promote-full", "abort", "pause", "resume", "retry", "recover")
 HEALTH_STATES = ("Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown")
 
 
