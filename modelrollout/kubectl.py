@@ -163,6 +163,20 @@ def describe(body: dict) -> str:
     for measurement in status.analysis[-5:]:
         value = "no data" if measurement.value is None else f"{measurement.value:g}"
         lines.append(f"Analysis:   {measurement.metric} = {value}: {measurement.phase} ({measurement.at})")
+    guard, fallback = status.guard, status.fallback
+    if guard is not None:
+        watch = f"Guard:      {guard.state} {guard.revision} since {guard.since}"
+        watch += f" until {guard.until}" if guard.until else " (no end)"
+        lines.append(watch + (f"; fired at {guard.fired_at}: {guard.trigger}" if guard.fired_at else ""))
+        for measurement in guard.analysis[-3:]:
+            value = "no data" if measurement.value is None else f"{measurement.value:g}"
+            lines.append(f"Guarded:    {measurement.metric} = {value}: {measurement.phase} "
+                         f"({measurement.at})")
+    if fallback is not None:
+        state = f"SERVING since {fallback.since}" if fallback.active else "standing by"
+        ready = f"{fallback.ready_replicas} ready" + (f", {fallback.problem}" if fallback.problem else "")
+        lines.append(f"Fallback:   {fallback.revision} ({fallback.version or '?'}, {fallback.kind}) {state}; "
+                     f"{ready}")
     if status.aborted_revision:
         lines.append(f"Aborted:    {status.aborted_revision}: {status.abort_reason}")
     for entry in status.history[-3:]:

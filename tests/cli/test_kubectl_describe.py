@@ -54,3 +54,19 @@ def test_shadow_shows_what_was_mirrored_and_compared():
     text = describe(body)
     assert "Shadow:     100% mirrored, 420 compared, agreement 0.9976" in text
     assert "Step:       1/3 shadowing" in text  # Shadowing, AwaitingPromotion, ScalingUp
+
+
+def test_a_fired_guard_shows_what_fired_and_the_fallback_serving():
+    body = {"metadata": {"name": "iris", "namespace": "ml"},
+            "spec": {"strategy": {"canary": {"steps": [{"setWeight": 10}]}}},
+            "status": {"phase": "Degraded", "reason": "FallbackActive", "stableRevision": "bbb",
+                       "guard": {"revision": "bbb", "state": "Fired", "since": "t0", "firedAt": "t9",
+                                 "trigger": "input-drift failed 3 times in a row since t5",
+                                 "analysis": [{"metric": "input-drift", "at": "t9", "value": 0.7,
+                                               "phase": "Failed"}]},
+                       "fallback": {"revision": "aaa", "kind": "previousStable", "version": "1.0.0",
+                                    "active": True, "since": "t9", "readyReplicas": 2}}}
+    text = describe(body)
+    assert "Guard:      Fired bbb since t0 (no end); fired at t9: input-drift failed 3 times" in text
+    assert "Guarded:    input-drift = 0.7: Failed (t9)" in text
+    assert "Fallback:   aaa (1.0.0, previousStable) SERVING since t9; 2 ready" in text
