@@ -249,16 +249,22 @@ LOAD_FAILURE_REASONS = ("download", "sha256_mismatch", "load")
 
 # Gateway (modelrollout gateway). "revision" and "role" come from the route table.
 _GATEWAY = ("model", "revision", "role")
+# What the client got, under the revision that answered: a request another revision answered
+# for (a fallback) counts here under that one only, never under the revision that failed it.
 GATEWAY_REQUESTS = _define("gateway_requests", COUNTER, (*_GATEWAY, "code"),
                            "Requests answered, by the revision that served them", "gateway")
 GATEWAY_REQUEST_DURATION = _define("gateway_request_duration_seconds", HISTOGRAM, _GATEWAY,
                                    "Request duration at the gateway, body read to response", "gateway")
 # Failures of a revision seen only by the gateway: no ready endpoint, connection refused
-# (a crashed pod), timeouts, broken responses. A request that fell back to the other
-# revision succeeded for the client but still counts here against the revision that failed.
+# (a crashed pod), timeouts, broken responses; and, on routes with a fallback revision, a
+# 5xx answer or the route's deadline passing that made the fallback answer instead. A
+# request that fell back to another revision succeeded for the client but still counts
+# here against the revision that failed.
 GATEWAY_UPSTREAM_FAILURES = _define("gateway_upstream_failures", COUNTER, (*_GATEWAY, "reason"),
                                     "Failures of a revision seen by the gateway", "gateway")
-# revision: the one that could not serve.
+# revision: the one that could not serve (no endpoint reached, or, on routes with a fallback
+# revision, it failed the request or missed the deadline). The analysis error rate counts
+# these as the revision's errors, so a failure the client never saw still counts.
 GATEWAY_FALLBACKS = _define("gateway_fallbacks", COUNTER, _GATEWAY,
                             "Requests served by another revision because this one could not", "gateway")
 GATEWAY_EJECTIONS = _define("gateway_ejections", COUNTER, ("model", "revision"),
@@ -303,7 +309,9 @@ GATEWAY_ANSWERED_ID_EVICTIONS = _define("gateway_answered_id_evictions", COUNTER
                                         "Request ids forgotten, by reason", "gateway")
 
 # Reason label values of GATEWAY_UPSTREAM_FAILURES.
-UPSTREAM_FAILURE_REASONS = ("no_endpoint", "connect", "timeout", "broken")
+# error_status: a 5xx answer the route's fallback revision replaced; deadline: the route's
+# fallback.deadlineMs passed before the revision answered (the call was cancelled).
+UPSTREAM_FAILURE_REASONS = ("no_endpoint", "connect", "timeout", "broken", "error_status", "deadline")
 # Result label values of SHADOW_COMPARISONS.
 SHADOW_RESULTS = ("agree", "disagree", "error")
 

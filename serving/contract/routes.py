@@ -11,9 +11,17 @@ or by hand (the gateway's --routes file), read by the gateway.
         match:                                # optional; first match wins over weights
           - {header: x-modelrollout-revision, value: v2, revision: v2}
         sticky: {header: x-user-id}           # optional (or {cookie: name})
+        fallback: {revision: v1, deadlineMs: 250}  # optional; deadlineMs optional
 
-Weights are int percentages; the weights of the stable and candidate revisions add up
-to 100, a shadow revision has weight 0 and only receives mirrored copies. An endpoint
+Roles: stable, candidate, shadow, fallback. Weights are int percentages; the weights of
+the stable and candidate revisions add up to 100. A shadow revision has weight 0 and
+only receives mirrored copies. A fallback revision has weight 0 too: it takes no
+weighted traffic, only requests a ``match`` rule sends it and those other revisions
+fail. ``fallback.revision`` (any role but shadow: a fallback revision, or the stable one
+while a candidate is guarded) answers a request when the revision serving it answers
+5xx, cannot be reached, times out, or has not answered within ``deadlineMs`` (an int
+from 1 to 600000); a request sent with ``x-modelrollout-idempotent: false`` never goes
+there (docs/gateway.md, "Per-request fallback"). An endpoint
 is "host:port" or {address: "host:port", ready: bool}. In ModelDeployment status a
 revision names its Kubernetes Service (``service: iris-a41f03``) instead of endpoints.
 """
@@ -23,9 +31,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-ROLES = ("stable", "candidate", "shadow")
+ROLES = ("stable", "candidate", "shadow", "fallback")
+WEIGHTED_ROLES = ("stable", "candidate")  # the others take weight 0
 MATCHES = ("values", "classes")  # how a mirrored answer is compared (gateway/compare.py)
 REVISION_HEADER = "x-modelrollout-revision"  # response header naming the serving revision
+# Request header: "false" (any case) forbids the gateway to send the request to the route's
+# fallback revision after its revision failed it (the upstream may have acted on it).
+IDEMPOTENT_HEADER = "x-modelrollout-idempotent"
+MAX_DEADLINE_MS = 600_000  # fallback.deadlineMs: at most ten minutes
 
 
 class InvalidRoutes(ValueError):
@@ -88,22 +101,36 @@ class Sticky:
 
 
 @dataclass(frozen=True)
+class Fallback:
+    """Where a request goes when its revision fails it; ``deadline_ms``: how long the
+    revision may take before the request goes there anyway (None: the gateway's timeout)."""
+
+    revision: str
+    deadline_ms: int | None = None
+
+
+@dataclass(frozen=True)
 class ModelRoute:
     revisions: tuple[Revision, ...]
     mirror: Mirror | None = None
     match: tuple[MatchRule, ...] = ()
     sticky: Sticky | None = None
+    fallback: Fallback | None = None
 
     def revision(self, name: str) -> Revision | None:
         return next((r for r in self.revisions if r.name == name), None)
 
     @cached_property
     def served(self) -> tuple[Revision, ...]:
-        """The revisions that take weighted traffic (not shadows), candidate first: the
-        order the gateway lays out its sticky buckets in."""
+        """The revisions that take weighted traffic (stable and candidate), candidate first:
+        the order the gateway lays out its sticky buckets in."""
         order = {"candidate": 0, "stable": 1}
-        return tuple(sorted((r for r in self.revisions if r.role != "shadow"),
-                            key=lambda r: order.get(r.role, 2)))
+        return tuple(sorted((r for r in self.revisions if r.role in WEIGHTED_ROLES),
+                            key=lambda r: order[r.role]))
+
+    @cached_property  # asked per request on routes with a fallback
+    def fallback_revision(self) -> Revision | None:
+        return self.revision(self.fallback.revision) if self.fallback else None
 
 
 @dataclass(frozen=True)
@@ -135,7 +162,7 @@ def parse_model_route(model: str, doc: object) -> ModelRoute:
     names = [r.name for r in revisions]
     if len(set(names)) != len(names):
         raise InvalidRoutes(f"{where}.revisions: revision names must be unique, got {names}")
-    served = [r for r in revisions if r.role != "shadow"]
+    served = [r for r in revisions if r.role in WEIGHTED_ROLES]
     if not served:
         raise InvalidRoutes(f"{where}.revisions: needs a stable or candidate revision")
     if sum(r.weight for r in served) != 100:
@@ -148,12 +175,16 @@ def parse_model_route(model: str, doc: object) -> ModelRoute:
         mirror=_mirror(where, doc.get("mirror")),
         match=tuple(_match(f"{where}.match[{i}]", m) for i, m in enumerate(doc.get("match") or [])),
         sticky=_sticky(where, doc.get("sticky")),
+        fallback=_fallback(where, doc.get("fallback")),
     )
     for ref, what in [(m.revision, "match") for m in route.match] + (
         [(route.mirror.revision, "mirror")] if route.mirror else []
-    ):
+    ) + ([(route.fallback.revision, "fallback")] if route.fallback else []):
         if ref not in names:
             raise InvalidRoutes(f"{where}.{what}: revision '{ref}' is not one of {names}")
+    if route.fallback and route.fallback_revision.role == "shadow":
+        raise InvalidRoutes(f"{where}.fallback: revision '{route.fallback.revision}' is a shadow "
+                            "(it only receives mirrored copies)")
     return route
 
 
@@ -186,6 +217,10 @@ def model_route_to_doc(route: ModelRoute) -> dict:
     if route.sticky:
         sticky = route.sticky
         doc["sticky"] = {"header": sticky.header} if sticky.header else {"cookie": sticky.cookie}
+    if route.fallback:
+        doc["fallback"] = {"revision": route.fallback.revision}
+        if route.fallback.deadline_ms is not None:
+            doc["fallback"]["deadlineMs"] = route.fallback.deadline_ms
     return doc
 
 
@@ -203,6 +238,8 @@ def _revision(where: str, doc: object) -> Revision:
         raise InvalidRoutes(f"{where}.weight must be an integer from 0 to 100, got {weight!r}")
     if role == "shadow" and weight:
         raise InvalidRoutes(f"{where}: a shadow revision takes no weight (it gets mirrored copies)")
+    if role == "fallback" and weight:
+        raise InvalidRoutes(f"{where}: a fallback revision takes no weight (it answers for failing ones)")
     endpoints = doc.get("endpoints") or []
     if not isinstance(endpoints, list):
         raise InvalidRoutes(f"{where}.endpoints must be a list")
@@ -240,6 +277,18 @@ def _mirror(where: str, doc: object) -> Mirror | None:
     if type(percent) is not int or not 0 <= percent <= 100:  # noqa: E721
         raise InvalidRoutes(f"{where}.mirror.percent must be an integer from 0 to 100")
     return Mirror(doc["revision"], percent, _compare(f"{where}.mirror.compare", doc.get("compare")))
+
+
+def _fallback(where: str, doc: object) -> Fallback | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("revision"), str) or not doc["revision"]:
+        raise InvalidRoutes(f"{where}.fallback must be {{revision, deadlineMs}} (deadlineMs optional)")
+    deadline = doc.get("deadlineMs")
+    if deadline is not None and (type(deadline) is not int or not 0 < deadline <= MAX_DEADLINE_MS):  # noqa: E721
+        raise InvalidRoutes(
+            f"{where}.fallback.deadlineMs must be an integer from 1 to {MAX_DEADLINE_MS}, got {deadline!r}")
+    return Fallback(doc["revision"], deadline)
 
 
 def _compare(where: str, doc: object) -> Compare:

@@ -12,9 +12,10 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from ..contract.routes import ModelRoute, Revision
+from ..contract.routes import IDEMPOTENT_HEADER, ModelRoute, Revision
 
 BUCKETS = 10_000
+_IDEMPOTENT = IDEMPOTENT_HEADER.encode()
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,34 @@ def _sticky_key(route: ModelRoute, headers: dict[str, str], cookies: dict[str, s
 
 
 def _serve(route: ModelRoute, wanted: Revision, reason: str) -> Choice:
-    """The wanted revision if it has a ready endpoint, else another served one that has."""
+    """The wanted revision if it has a ready endpoint, else one that stands in for it."""
     if wanted.ready_endpoints:
         return Choice(wanted, wanted, reason)
+    return Choice(stand_in(route, wanted) or wanted, wanted, reason)
+
+
+def stand_in(route: ModelRoute, revision: Revision) -> Revision | None:
+    """The revision with a ready endpoint that takes the requests ``revision`` cannot: the
+    route's fallback revision if it has one, else another revision that is not a shadow."""
+    preferred = route.fallback_revision
+    if preferred is not None and preferred is not revision and preferred.ready_endpoints:
+        return preferred
     for other in route.revisions:
-        if other is not wanted and other.role != "shadow" and other.ready_endpoints:
-            return Choice(other, wanted, reason)
-    return Choice(wanted, wanted, reason)
+        if other is not revision and other.role != "shadow" and other.ready_endpoints:
+            return other
+    return None
+
+
+def fallback_for(route: ModelRoute, revision: Revision,
+                 headers: list[tuple[bytes, bytes]]) -> Revision | None:
+    """The revision that answers a request if ``revision`` fails it (``headers``: the
+    request's, lower-case names): None when the route names none, names ``revision`` itself,
+    the fallback has no ready endpoint (the client then gets ``revision``'s own answer), or
+    the client said the request must not be sent twice."""
+    fallback = route.fallback_revision
+    if fallback is None or fallback is revision or not fallback.ready_endpoints:
+        return None
+    for name, value in headers:
+        if name == _IDEMPOTENT and value.strip().lower() == b"false":
+            return None
+    return fallback
