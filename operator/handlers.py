@@ -20,12 +20,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import kopf
 
 from .kube.api import GROUP, PLURAL, VERSION, describe_error, is_api_answer, retry_after_seconds
 from .reconcile import Shell, Trouble, reconcile, tell
-from .status import DEGRADED, HEALTHY, RolloutStatus
+from .status import DEGRADED, HEALTHY, RolloutStatus, parse_time
 
 log = logging.getLogger("modelrollout.operator")
 
@@ -147,6 +148,10 @@ class Loops:
                 trouble.succeeded(loop.time())
                 await tell(self.shell, namespace, name, uid, trouble, loop.time())
                 delay = self.resync_seconds if settled(status) else self.tick_seconds
+                wake_at = status.guard.next_at if status is not None and status.guard else None
+                if wake_at is not None:  # the guard measures on its own schedule
+                    due = (parse_time(wake_at) - datetime.now(UTC)).total_seconds()
+                    delay = min(delay, max(self.tick_seconds, due))
             # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
             # comes as the wake-up does, and close() would then wait for this loop forever.
             with contextlib.suppress(TimeoutError):

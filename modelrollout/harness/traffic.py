@@ -47,6 +47,9 @@ class Traffic:
     # harness's ServiceProxy) spreads requests as it would spread many clients.
     new_connection_per_request: bool = False
     headers: dict[str, str] = field(default_factory=dict)  # sent with every request (a preview header)
+    # Added to every feature of the requests sent from now on: inputs from elsewhere than the
+    # uniform [0, 1) the clients send otherwise (drifted traffic). Set it while it runs.
+    offset: float = 0.0
     results: list[Result] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -83,7 +86,7 @@ class Traffic:
             while not self._stop.is_set() and len(self.results) < self.max_requests:
                 if time.monotonic() - started > self.max_seconds:
                     break
-                body = _request([round(rng.random(), 3) for _ in range(4)])
+                body = _request([round(rng.random() + self.offset, 3) for _ in range(4)])
                 sent = time.monotonic()
                 try:
                     response = client.post(f"{self.url}/v2/models/{self.model}/infer", json=body)

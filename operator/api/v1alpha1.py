@@ -762,6 +762,8 @@ class GuardStatus(StatusObject):
     recovery)."""
     previous_stable: str | None = None
     """The revision that served before the promotion (fallback.previousStable)."""
+    next_at: Time | None = None
+    """When it measures next, or its window ends: the operator wakes for it."""
 
 
 class FallbackStatus(StatusObject):

@@ -36,6 +36,8 @@ from ..status import (
     GuardStatus,
     RolloutStatus,
     deadline,
+    format_time,
+    parse_time,
 )
 from .measuring import kept
 from .revisions import fallback_spec, revision_of
@@ -96,11 +98,29 @@ def watch(tick: Tick, before: RolloutStatus, status: RolloutStatus, actions: lis
     elif spec.guard is not None and _watching(status):
         status, more = _judged(tick, status)
         events += more
+    if status.guard is not None:
+        status = status.with_(guard=status.guard.with_(next_at=_next_at(spec, status)))
     if status.candidate_revision is not None and _serving(status):
         status = status.with_(message=f"{status.message}; fallback {_named(status.fallback)} serves the "
                                       f"stable share in place of {status.stable_revision} until "
                                       f"{status.candidate_revision} is promoted")
     return status, _routed(tick, status, _kept_warm(tick, status, actions)) + events
+
+
+def _next_at(spec: Spec, status: RolloutStatus) -> str | None:
+    """When the guard has something to do next on its own: a measurement, or the window's end."""
+    guard = status.guard
+    if spec.guard is None or not _watching(status):
+        return None
+    times = []
+    for name in dict.fromkeys(trigger.metric for trigger in spec.guard.triggers):
+        metric = spec.analysis.metric(name)
+        taken = [m.at for m in guard.analysis if m.metric == name]
+        times.append(deadline(taken[-1] if taken else guard.since,
+                              metric.interval_seconds or spec.analysis.interval_seconds))
+    if guard.until is not None and guard.state == WATCHING:
+        times.append(parse_time(guard.until))
+    return format_time(min(times))
 
 
 def _watching(status: RolloutStatus) -> bool:
