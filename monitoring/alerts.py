@@ -31,8 +31,11 @@ SHADOW_DISAGREEMENT = 0.01  # disagreeing over compared mirrored answers
 STUCK_WINDOW = "30m"  # no step and no weight change for this long while Progressing
 # Reasons of a Progressing rollout that wait on purpose: a shadow's duration, a keep-warm window.
 WAITING_REASONS = ("Shadowing", "ScaleDownDelay")
-# Degraded for a reason that is not an abort the operator decided: a person's, an invalid spec.
-NOT_AUTOMATED_ABORTS = ("AbortedByUser", "SpecInvalid")
+# The guard fired on a promoted revision (docs/guard.md): Degraded, but not an abort.
+GUARD_REASONS = ("GuardFired", "FallbackActive", "FallbackNotReady")
+# Degraded for a reason that is not an abort the operator decided: a person's, an invalid spec,
+# the guard's (alerted on by ModelFallbackActive and ModelGuardFiredWithoutFallback).
+NOT_AUTOMATED_ABORTS = ("AbortedByUser", "SpecInvalid", *GUARD_REASONS)
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,20 @@ def alerts() -> tuple[Alert, ...]:
               "Analysis of {{ $labels.namespace }}/{{ $labels.name }} inconclusive for 15 minutes",
               "The rollout is paused: its analysis had too few samples (or no data) to judge the "
               "candidate. It waits for a person to resume, promote or abort."),
+        Alert("ModelFallbackActive",
+              _gauge_is(names.ROLLOUT_REASON, rollout, reason=_eq("FallbackActive")),
+              "0m", "warning",
+              "{{ $labels.namespace }}/{{ $labels.name }} is served by its fallback",
+              "The guard fired on the promoted revision and all traffic went to the fallback "
+              "(status.fallback). Clients are served; the guarded model needs a look before traffic "
+              "goes back to it."),
+        Alert("ModelGuardFiredWithoutFallback",
+              _gauge_is(names.ROLLOUT_REASON, f"{rollout}, reason",
+                        reason=_any_of(("GuardFired", "FallbackNotReady"))),
+              "0m", "critical",
+              "The guard fired on {{ $labels.namespace }}/{{ $labels.name }} with nowhere to fall back",
+              "The guard fired on the promoted revision, but there is no fallback ({{ $labels.reason }}): "
+              "the failing revision still serves every client."),
         Alert("ModelCandidateErrorRatioHigher",
               f"({_error_ratio('candidate')} - {_error_ratio('stable')} > {ERROR_RATIO_MARGIN})"
               f" and on (model) {_busy('candidate')}",

@@ -31,6 +31,7 @@ def test_the_committed_rules_are_what_the_generator_writes():
 def test_the_rules_name_every_alert_the_issue_asks_for():
     names = [a.name for a in alerts.alerts()]
     assert names == ["ModelRolloutAborted", "ModelRolloutStuck", "ModelRolloutAnalysisInconclusive",
+                     "ModelFallbackActive", "ModelGuardFiredWithoutFallback",
                      "ModelCandidateErrorRatioHigher", "ModelCandidateSlower", "ModelShadowDisagreement",
                      "ModelRevisionNoReadyEndpoint", "ModelServerNotReady", "ModelRolloutOperatorDown",
                      "ModelRolloutReconcileErrors", "ModelLoadFailures"]
