@@ -72,13 +72,15 @@ def operator(settings: OperatorSettings) -> None:
 @option("--folder", default=Path("modelrollout-demo"),
         type=click.Path(path_type=Path, file_okay=False, resolve_path=True),
         help="Where the models, the cluster's logs, the chart and the summary go.")
-@option("--strategy", default=None, type=click.Choice(["canary", "blue-green", "shadow"]),
-        help="Run one strategy's rollouts only (default: all three, one after the other).")
+@option("--strategy", default=None, type=click.Choice(["canary", "blue-green", "shadow", "guard"]),
+        help="Run one act only, from 1.0.0 (default: the three strategies, then the guard after the "
+        "rollout, one after the other).")
 def demo(folder: Path, strategy: str | None) -> None:
     """Shadow, canary and blue-green rollouts on this machine, no cluster needed: a shadow
     that agrees is promoted and one that disagrees is caught before any client sees it; a
     canary is promoted and a broken model rolled back by itself; a blue-green switch keeps
-    the old revision warm. Writes a chart and a summary into FOLDER."""
+    the old revision warm; after the rollout, the guard falls back to a simpler model when
+    the inputs drift. Writes a chart and a summary into FOLDER."""
     from modelrollout.demo import run
 
     run(folder, strategy)

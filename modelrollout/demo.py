@@ -13,10 +13,15 @@ showing what it is for:
                 the prediction-shift gate rolls it back
     blue-green  5.0.0 previewed (testers reach it by header), analysed on that traffic,
                 then every client switched at once, the old revision kept warm a while
+    guard       after the rollout: 7.0.0 is promoted, then the clients' inputs drift and it
+                fails on them; the gateway answers from the simpler fallback model request
+                by request, the guard fires and sends all traffic there, and once the inputs
+                are back traffic returns to 7.0.0 on its own
 
 ``--strategy`` runs one of them from 1.0.0. It prints the rollout as it goes and writes a
-chart (traffic share, error ratio and latency per version as the clients saw them, and
-the error rate the analysis read from Prometheus) and a summary into the output folder.
+chart (traffic share, error ratio and latency per version as the clients saw them, the
+error rate the analysis read from Prometheus, the shadow's agreement and the guard's
+moments; one colour per version in every panel) and a summary into the output folder.
 """
 
 from __future__ import annotations
@@ -65,7 +70,14 @@ STRATEGIES = {
                                  "autoPromotionSeconds": 2,
                                  "postPromotionAnalysis": {"metrics": ["error-rate"]},
                                  "scaleDownDelaySeconds": 6}},
+    "guard": {"canary": {"steps": [{"setWeight": 50},
+                                   {"analysis": {"metrics": ["error-rate", "latency-p99"]}}]}},
 }
+# The fourth act (docs/guard.md): the promoted model watched, a simpler model to fall back to.
+GUARD = {"triggers": [{"metric": "error-rate", "for": "4s", "failureLimit": 1}],
+         "recovery": {"automatic": True, "healthyFor": "8s"}}
+FALLBACK_VERSION = "simple"
+DRIFT = 1.5  # added to every feature the clients send once 7.0.0 is promoted: tomorrow's inputs
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,8 @@ SCENARIOS = {
                Rollout("canary", "6.0.0", "rolled back",
                        "healthy and fast, but other classes for half the inputs")],
     "blue-green": [Rollout("blue-green", "5.0.0", "promoted", "previewed, then every client at once")],
+    "guard": [Rollout("guard", "7.0.0", "promoted",
+                      "good on today's inputs, fails on drifted ones: guarded after its promotion")],
 }
 
 
@@ -97,6 +111,7 @@ class Sample:
     candidate_weight: int
     phase: str
     strategy: str
+    fallback_active: bool = False  # the guard fired and the fallback serves all traffic
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,21 @@ class Outcome:
     seconds: float
     served_before: int  # client requests it answered before the rollout settled
     failed_metrics: tuple[str, ...]  # what the analysis failed on, when it did
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """The fourth act, as it went."""
+
+    version: str  # the promoted, guarded model
+    trigger: str  # what the guard saw
+    fallback: str  # the fallback's model version
+    fell_after: float  # seconds from the drift to all traffic on the fallback
+    answered_per_request: int  # requests the gateway answered from the fallback before that
+    failed: int  # client requests that failed during the act
+    recovered_after: float  # seconds from the inputs coming back to traffic back on the model
+    drifted_at: float  # time.monotonic() of the drift, and of the inputs coming back
+    back_at: float
 
 
 def run(folder: Path, strategy: str | None = None) -> None:
@@ -121,6 +151,7 @@ def run(folder: Path, strategy: str | None = None) -> None:
     say("starting the local cluster: API server, kubelet, Prometheus, gateway, operator")
     samples: list[Sample] = []
     outcomes: list[Outcome] = []
+    guarded: Guarded | None = None
     with LocalCluster(folder / "cluster", namespace="demo") as cluster:
         say(f"gateway on {cluster.gateway.url}, Prometheus on {cluster.prometheus.url}")
         cluster.apply(_model_deployment(models, "1.0.0", plan[0].strategy, cluster.prometheus.url))
@@ -131,14 +162,19 @@ def run(folder: Path, strategy: str | None = None) -> None:
             time.sleep(2)
             for rollout in plan:
                 outcomes.append(_roll_out(cluster, models, rollout, traffic, say, samples))
+                if rollout.strategy == "guard" and outcomes[-1].result == "promoted":
+                    guarded = _after_the_rollout(cluster, rollout.version, traffic, say, samples)
                 time.sleep(2)
         finally:
             results = traffic.stop()
         versions = cluster.status(NAME).get("revisionVersions") or {}
-        seen = _analysis_view(cluster, versions, started, say)
+        seen = _analysis_view(cluster, versions, started, say, "error-rate")
+        agreed = _analysis_view(cluster, versions, started, say, "shadow-agreement")
     chart = folder / "rollout.png"
-    _chart(chart, results, samples, versions, started, seen)
-    summary = _summary(results, versions, outcomes, chart)
+    moments = [] if guarded is None else [(guarded.drifted_at, "inputs drift"),
+                                          (guarded.back_at, "inputs back")]
+    _chart(chart, results, samples, versions, started, seen, agreed, moments)
+    summary = _summary(results, versions, outcomes, guarded, chart)
     (folder / "summary.md").write_text(summary)
     click.echo("\n" + summary)
     say(f"done in {time.monotonic() - started:.0f} s")
@@ -174,6 +210,30 @@ def _roll_out(cluster: LocalCluster, models: dict[str, Path], rollout: Rollout, 
     return Outcome(rollout, result, time.monotonic() - began, served, _failed_metrics(final))
 
 
+def _after_the_rollout(cluster: LocalCluster, version: str, traffic: Traffic, say,
+                       samples: list[Sample]) -> Guarded:
+    """The promoted ``version`` meets drifted inputs it fails on: the gateway answers from the
+    fallback request by request, the guard fires and sends it all traffic; the inputs come
+    back and traffic returns to ``version`` on its own."""
+    say(f"after the rollout: the clients' inputs drift (every feature +{DRIFT:g}); {version} fails on them")
+    drifted = time.monotonic()
+    traffic.offset = DRIFT
+    active = _follow(cluster, say, samples, lambda s: (s.get("fallback") or {}).get("active"), timeout=90)
+    fell = time.monotonic()
+    fallback, trigger = active["fallback"], active["guard"]["trigger"]
+    say(f"the guard fired on {version}: {trigger}; {fallback['version']} serves all traffic")
+    traffic.wait_results(80, since=fell, timeout=30)  # a while on the fallback
+    say(f"the inputs come back; {version} is measured on mirrored copies meanwhile")
+    traffic.offset = 0.0
+    back = time.monotonic()
+    _follow(cluster, say, samples, lambda s: not (s.get("fallback") or {}).get("active"), timeout=90)
+    recovered = time.monotonic()
+    during = [r for r in list(traffic.results) if r.at >= drifted]
+    per_request = sum(1 for r in during if r.at < fell and r.revision == fallback["revision"])
+    return Guarded(version, trigger, fallback["version"], fell - drifted, per_request,
+                   sum(r.status != 200 for r in during), recovered - back, drifted, back)
+
+
 def _failed_metrics(status: dict) -> tuple[str, ...]:
     """The metrics an AnalysisFailed abort names ("analysis failed: a, b (details)")."""
     message = status.get("message") or ""
@@ -188,8 +248,12 @@ def _header(status: dict) -> str:
 
 
 def _model_deployment(models: dict[str, Path], version: str, strategy: str, prometheus_url: str) -> dict:
-    return model_deployment(NAME, models[version], version, prometheus_url, [], INTERVAL_SECONDS, METRICS,
-                            progress_deadline_seconds=60, strategy=STRATEGIES[strategy])
+    doc = model_deployment(NAME, models[version], version, prometheus_url, [], INTERVAL_SECONDS, METRICS,
+                           progress_deadline_seconds=60, strategy=STRATEGIES[strategy])
+    if strategy == "guard":
+        simple = {"uri": models[FALLBACK_VERSION].resolve().as_uri(), "version": FALLBACK_VERSION}
+        doc["spec"].update(guard=GUARD, fallback={"model": simple, "perRequest": {"deadline": "500ms"}})
+    return doc
 
 
 def _settled(version: str):
@@ -212,7 +276,7 @@ def _follow(cluster: LocalCluster, say, samples: list[Sample], done, timeout: fl
         traffic = status.get("traffic") or {}
         samples.append(Sample(time.monotonic(), status.get("stableVersion"), status.get("candidateVersion"),
                               int(traffic.get("candidate") or 0), status.get("phase", ""),
-                              status.get("strategy", "")))
+                              status.get("strategy", ""), bool((status.get("fallback") or {}).get("active"))))
         line = _line(status)
         if line != shown:
             say(line)
@@ -247,10 +311,12 @@ def _printer(started: float):
     return say
 
 
-def _analysis_view(cluster: LocalCluster, versions: dict, started: float, say) -> dict[str, list]:
-    """The builtin error rate of every revision over the demo, as the operator's analysis
-    reads it from Prometheus (the same query, a point a second): version -> [(s, value)]."""
-    query = BUILTIN["builtin"]["error-rate"].value
+def _analysis_view(cluster: LocalCluster, versions: dict, started: float, say,
+                   metric: str) -> dict[str, list]:
+    """A builtin metric of every revision over the demo (error-rate, shadow-agreement), as the
+    operator's analysis reads it from Prometheus (the same query, a point a second): version
+    -> [(s, value)], for the revisions it has a value for."""
+    query = BUILTIN["builtin"][metric].value
     now_wall, now = time.time(), time.monotonic()
     start_wall = now_wall - (now - started)
 
@@ -261,7 +327,8 @@ def _analysis_view(cluster: LocalCluster, versions: dict, started: float, say) -
             for revision, version in sorted(versions.items(), key=lambda item: item[1]):
                 promql = render(query, NAME, cluster.namespace, revision, INTERVAL_SECONDS)
                 points = await provider.query_range(promql, start_wall, now_wall, 1)
-                seen[version] = [(t - start_wall, value) for t, value in points]
+                if points:
+                    seen[version] = [(t - start_wall, value) for t, value in points]
             return seen
 
     try:
@@ -272,7 +339,8 @@ def _analysis_view(cluster: LocalCluster, versions: dict, started: float, say) -
 
 
 def _chart(path: Path, results: list[Result], samples: list[Sample], versions: dict, started: float,
-           seen: dict[str, list]) -> None:
+           seen: dict[str, list], agreed: dict[str, list], moments: list[tuple[float, str]]) -> None:
+    """``moments``: (time.monotonic(), what happened to the clients' inputs), marked on every panel."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -282,7 +350,11 @@ def _chart(path: Path, results: list[Result], samples: list[Sample], versions: d
     for result in results:
         version = versions.get(result.revision, "unknown")
         buckets[version][int(result.at - started)].append(result)
-    figure, (share, errors, analysis, latency) = plt.subplots(4, 1, figsize=(10, 12), sharex=True)
+    # One colour per version, the same in every panel.
+    every = sorted({*buckets, *seen, *agreed, *versions.values()})
+    colour = {version: f"C{i % 10}" for i, version in enumerate(every)}
+    figure, (share, errors, analysis, latency, agreement) = plt.subplots(
+        5, 1, figsize=(10, 14), sharex=True, gridspec_kw={"height_ratios": [3, 2, 2, 2, 1.5]})
     totals: dict[int, int] = defaultdict(int)
     for per_second in buckets.values():
         for second, items in per_second.items():
@@ -290,31 +362,68 @@ def _chart(path: Path, results: list[Result], samples: list[Sample], versions: d
     for version in sorted(buckets):
         seconds = sorted(buckets[version])
         share.plot(seconds, [100 * len(buckets[version][s]) / totals[s] for s in seconds], ".", ms=3,
-                   label=f"{version}: served share")
-        errors.plot(seconds, [sum(r.status != 200 for r in buckets[version][s]) / len(buckets[version][s])
-                              for s in seconds], label=version)
-        latency.plot(seconds, [1000 * _p99([r.seconds for r in buckets[version][s]]) for s in seconds],
-                     label=f"{version} p99")
+                   color=colour[version], label=f"{version}: served share")
+        errors.plot(*_gaps([(s, sum(r.status != 200 for r in buckets[version][s]) / len(buckets[version][s]))
+                            for s in seconds]), color=colour[version], label=version)
+        latency.plot(*_gaps([(s, 1000 * _p99([r.seconds for r in buckets[version][s]])) for s in seconds]),
+                     color=colour[version], label=f"{version} p99")
     times = [s.at - started for s in samples]
     share.step(times, [s.candidate_weight for s in samples], where="post", color="black", lw=1,
                label="candidate weight set by the operator")
     for version, points in sorted(seen.items()):
-        analysis.plot([t for t, _ in points], [v for _, v in points], label=version)
+        analysis.plot(*_gaps(points), color=colour[version], label=version)
     analysis.axhline(ERROR_RATE_MAX, color="red", ls="--", lw=1, label="analysis threshold (max)")
+    for version, points in sorted(agreed.items()):
+        agreement.plot(*_gaps(points), color=colour[version], label=f"{version} shadow agreement")
+    minimum = next(m["thresholdRange"]["min"] for m in METRICS if m["name"] == "shadow-agreement")
+    agreement.axhline(minimum, color="red", ls="--", lw=1, label="shadow-agreement threshold (min)")
+    agreement.set_ylabel(f"shadow agreement over {INTERVAL_SECONDS} s\n(Prometheus, gateway metrics)")
+    agreement.set_ylim(-0.05, 1.05)
     share.set_ylabel("% of requests")
     share.set_ylim(-5, 105)
     errors.set_ylabel("error ratio (clients)")
     analysis.set_ylabel(f"error rate over {INTERVAL_SECONDS} s\n(Prometheus, gateway metrics)")
     latency.set_ylabel("client latency p99 (ms)")
-    latency.set_xlabel("seconds since the demo started")
-    for axis in (share, errors, analysis, latency):
+    agreement.set_xlabel("seconds since the demo started")
+    for axis in (share, errors, analysis, latency, agreement):
         axis.grid(alpha=0.3)
+        _guard_marks(axis, samples, started, labelled=axis is share)
+        for at, what in moments:
+            axis.axvline(at - started, color="grey", ls="--", lw=1)
+            if axis is share:
+                axis.text(at - started + 0.3, 92, what, fontsize=8, color="grey")
         axis.legend(loc="upper left", fontsize=8)
     _strategy_spans(share, samples, started)
-    share.set_title("modelrollout demo: shadow, canary and blue-green rollouts, as clients saw them")
+    share.set_title("modelrollout demo: shadow, canary, blue-green and the guard, as clients saw them")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _gaps(points: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    """x and y with a break wherever more than a second and a half has no point: a version that
+    served nothing for a while is not drawn as if it had."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for x, y in points:
+        if xs and x - xs[-1] > 1.5:
+            xs.append(xs[-1] + 1)
+            ys.append(float("nan"))
+        xs.append(x)
+        ys.append(y)
+    return xs, ys
+
+
+def _guard_marks(axis, samples: list[Sample], started: float, labelled: bool) -> None:
+    """A line where the guard sent all traffic to the fallback, and one where it came back."""
+    before = False
+    for sample in samples:
+        if sample.fallback_active != before:
+            fired = sample.fallback_active
+            axis.axvline(sample.at - started, color="red" if fired else "green", ls=":", lw=1.5,
+                         label=(("guard fired: fallback serves" if fired else "recovered")
+                                if labelled else None))
+            before = fired
 
 
 def _strategy_spans(axis, samples: list[Sample], started: float) -> None:
@@ -338,7 +447,8 @@ def _p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-def _summary(results: list[Result], versions: dict, outcomes: list[Outcome], chart: Path) -> str:
+def _summary(results: list[Result], versions: dict, outcomes: list[Outcome], guarded: Guarded | None,
+             chart: Path) -> str:
     by_version: dict[str, list[Result]] = defaultdict(list)
     for result in results:
         by_version[versions.get(result.revision, "unknown")].append(result)
@@ -367,5 +477,15 @@ def _summary(results: list[Result], versions: dict, outcomes: list[Outcome], cha
         if outcome.failed_metrics == ("prediction-shift",):
             lines.append(f"Only the prediction-shift gate caught {outcome.rollout.version}: its error rate "
                          "and latency passed, it predicted other classes than stable on the same traffic.")
+    if guarded is not None:
+        lines += ["", f"After the rollout: {guarded.version} was promoted, then the clients' inputs drifted "
+                  f"and it failed on them. The guard saw {guarded.trigger}, and {guarded.fell_after:.0f} s "
+                  f"after the drift all traffic went to the fallback {guarded.fallback} in one routing "
+                  f"write. Before that the gateway answered {guarded.answered_per_request} requests from "
+                  f"{guarded.fallback} one by one (per-request fallback); {guarded.failed} client requests "
+                  "failed during the act. Once the "
+                  f"inputs were back, traffic returned to {guarded.version} on its own after "
+                  f"{guarded.recovered_after:.0f} s (every trigger healthy for "
+                  f"{GUARD['recovery']['healthyFor']})."]
     lines += ["", f"Chart: {chart}"]
     return "\n".join(lines) + "\n"

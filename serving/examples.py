@@ -55,12 +55,17 @@ def write_model_versions(folder: Path, stem: str = "model") -> dict[str, Path]:
     5.0.0   good, other weights again
     6.0.0   healthy and fast, other weights: it predicts another class for about half of
             the inputs 1.0.0 sees (what a prediction-shift gate is for)
+    7.0.0   good on the inputs clients send today (every feature below 1), failing on
+            larger values: what drifted inputs bring after it was promoted (the guard's act)
+    simple  a simpler model (no hidden layer): a fallback that answers any input
     """
     folder.mkdir(parents=True, exist_ok=True)
     built = {"1.0.0": build_mlp([4, 16, 3], seed=0), "1.0.1": reexport(build_mlp([4, 16, 3], seed=0)),
              "2.0.0": build_mlp([4, 16, 3], seed=1), "3.0.0": build_faulty_mlp([4, 16, 3], seed=2),
              "4.0.0": retrained(build_mlp([4, 16, 3], seed=0), seed=3),
-             "5.0.0": build_mlp([4, 16, 3], seed=5), "6.0.0": build_mlp([4, 16, 3], seed=4)}
+             "5.0.0": build_mlp([4, 16, 3], seed=5), "6.0.0": build_mlp([4, 16, 3], seed=4),
+             "7.0.0": build_faulty_mlp([4, 16, 3], seed=7, fail_above=1.0),
+             "simple": build_mlp([4, 3], seed=8)}
     paths = {}
     for version, data in built.items():
         paths[version] = folder / f"{stem}-{version}.onnx"

@@ -322,6 +322,11 @@ ROLLOUT_PHASE = _define("rollout_phase", GAUGE, (*_ROLLOUT, "strategy", "phase")
 # status.reason: why the phase is what it is (AnalysisInconclusive, WaitingForPromotion ...).
 ROLLOUT_REASON = _define("rollout_reason", GAUGE, (*_ROLLOUT, "reason"),
                          "1 for the rollout's current reason (status.reason)", "operator")
+# After the promotion (spec.guard, spec.fallback; docs/guard.md). No series without them.
+GUARD_STATE = _define("guard_state", GAUGE, (*_ROLLOUT, "state"),  # Watching|Fired|Ended
+                      "1 for the current state of the guard on the promoted revision", "operator")
+FALLBACK_ACTIVE = _define("fallback_active", GAUGE, (*_ROLLOUT, "kind"),  # previousStable|model
+                          "1 while the fallback serves all traffic, 0 while it stands by", "operator")
 ROLLOUT_STEP = _define("rollout_step", GAUGE, _ROLLOUT,  # index of the step being worked on
                        "Index of the canary step being worked on", "operator")
 ROLLOUT_WEIGHT = _define("rollout_weight_percent", GAUGE, (*_ROLLOUT, "role"),  # stable|candidate|mirror

@@ -25,7 +25,7 @@ def test_the_readme_names_the_demo_with_no_flags():
     assert readme_command("modelrollout demo") == "bash scripts/setup.sh && .venv/bin/modelrollout demo"
 
 
-def test_the_demo_as_the_readme_writes_it_shows_the_three_strategies_and_writes_its_chart(tmp_path):
+def test_the_demo_as_the_readme_writes_it_shows_the_three_strategies_the_guard_and_writes_its_chart(tmp_path):
     """From the repository root, no extra flag: the default output folder is relative, which
     once crashed the demo (a relative path has no file:// URI)."""
     output = ROOT / "modelrollout-demo"
@@ -56,6 +56,14 @@ def test_the_demo_as_the_readme_writes_it_shows_the_three_strategies_and_writes_
     assert "Only the prediction-shift gate caught 6.0.0" in summary
     served_by_6 = re.search(r"\| 6\.0\.0 \| (\d+) \| (\d+) \|", summary)
     assert served_by_6 and int(served_by_6.group(1)) > 0 and served_by_6.group(2) == "0", summary
+    # The fourth act: 7.0.0 promoted, then inputs it fails on; the fallback hid every failure.
+    assert "| to 7.0.0 | guard | promoted |" in summary, summary
+    act = next(line for line in summary.splitlines() if line.startswith("After the rollout:"))
+    assert "The guard saw error-rate failed" in act and "all traffic went to the fallback simple" in act, act
+    assert "0 client requests failed during the act" in act, act
+    assert "traffic returned to 7.0.0 on its own" in act, act
+    served_by_simple = re.search(r"\| simple \| (\d+) \| 0 \|", summary)
+    assert served_by_simple and int(served_by_simple.group(1)) > 0, summary
     assert "unexpected" not in done.stdout and "no analysis view" not in done.stdout
     assert chart.startswith(b"\x89PNG") and len(chart) > 20_000
     # Failed requests, if any, came from the broken 3.0.0 only.
@@ -63,4 +71,4 @@ def test_the_demo_as_the_readme_writes_it_shows_the_three_strategies_and_writes_
     if not failures.split(",")[1].strip().startswith("0 failed"):
         assert "Every failed request was answered by a model that was then rolled back" in summary
     seconds = float(re.search(r"done in (\d+) s", done.stdout).group(1))
-    assert seconds < 180, seconds  # the issue's budget for all three strategies
+    assert seconds < 180, seconds  # the issue's budget for all three strategies (and now the guard's act)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 from modelrollout.serving.examples import write_model_versions
 
 
@@ -21,3 +22,14 @@ def test_each_version_predicts_as_its_story_says(tmp_path):
     assert (classes(paths["4.0.0"], inputs) != stable).mean() < 0.01  # retrained
     assert (classes(paths["6.0.0"], inputs) != stable).mean() > 0.3  # predicts otherwise
     assert (classes(paths["2.0.0"], inputs) != stable).mean() > 0.3
+
+
+def test_seven_answers_todays_inputs_and_fails_on_drifted_ones_which_the_simple_model_answers(tmp_path):
+    paths = write_model_versions(tmp_path)
+    today = np.random.default_rng(1).random((1, 4)).astype(np.float32)
+    drifted = today + 1.5
+    session = ort.InferenceSession(str(paths["7.0.0"]), providers=["CPUExecutionProvider"])
+    assert session.run(["probabilities"], {"input": today})[0].shape == (1, 3)
+    with pytest.raises(Exception):  # noqa: B017 - onnxruntime's own error type: the server answers 500
+        session.run(["probabilities"], {"input": drifted})
+    assert classes(paths["simple"], drifted).shape == (1,)
