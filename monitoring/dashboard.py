@@ -158,6 +158,16 @@ def _rows() -> tuple[Row, ...]:
                           f"{selector(names.ANALYSIS_MEASUREMENTS, 'total', **OPERATOR)}[$__range]))",
                           "{{name}} {{metric}} {{phase}}"),), kind="stat", width=8),
         )),
+        Row("After the rollout: the guard and the fallback (docs/guard.md)", (
+            Panel("Guard", "The state of the guard on the promoted revision: Watching (its triggers measured "
+                  "every interval), Fired, Ended (its window is over). Its measurements are in the Analysis "
+                  "row.",
+                  (Target(f"max by (name, state) ({_op(names.GUARD_STATE)} == 1)", "{{name}}: {{state}}"),),
+                  kind="stat", width=12),
+            Panel("Fallback serving", "1 while the fallback serves all traffic (the guard fired), 0 while it "
+                  "stands by, warm.",
+                  (Target(_op(names.FALLBACK_ACTIVE), "{{name}} fallback ({{kind}})"),), width=12, max=1),
+        )),
         Row("Shadow: does the candidate agree with stable on the same requests?", (
             Panel("Shadow agreement", "Mirrored answers equal to the served one, over the answers compared.",
                   (Target(_ratio(_rate(names.SHADOW_COMPARISONS, result='="agree"', **GATEWAY),

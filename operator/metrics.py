@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from modelrollout import build_info
 
+from .api.v1alpha1 import FALLBACK_KINDS, GUARD_STATES
 from .spec import Metric, Spec
 from .status import ABORTED, PHASES, PROMOTED, Measurement, RolloutStatus, parse_time
 
@@ -24,6 +25,8 @@ class OperatorMetrics:
         self.phase = family(Gauge, names.ROLLOUT_PHASE, r)
         self.reason = family(Gauge, names.ROLLOUT_REASON, r)
         self.step = family(Gauge, names.ROLLOUT_STEP, r)
+        self.guard = family(Gauge, names.GUARD_STATE, r)
+        self.fallback = family(Gauge, names.FALLBACK_ACTIVE, r)
         self.weight = family(Gauge, names.ROLLOUT_WEIGHT, r)
         self.analysis_value = family(Gauge, names.ANALYSIS_VALUE, r)
         self.threshold = family(Gauge, names.ANALYSIS_THRESHOLD, r)
@@ -64,6 +67,7 @@ class OperatorMetrics:
             self.reason.labels(namespace, name, after.reason).set(1)
             self._reasons[key] = after.reason
         self.step.labels(namespace, name).set(after.current_step)
+        self._guarded(namespace, name, after)
         if spec is not None:
             bounds = {(metric.name, bound): value for metric in spec.analysis.metrics
                       for bound, value in zip(names.THRESHOLD_BOUNDS, _bounds(metric), strict=True)
@@ -92,11 +96,28 @@ class OperatorMetrics:
             elif entry.result == ABORTED:
                 self.aborts.labels(namespace, name, strategy, entry.reason or after.reason or "Unknown").inc()
 
+    def _guarded(self, namespace: str, name: str, status: RolloutStatus) -> None:
+        """The guard's state and the fallback's, while the spec has them."""
+        guard, fallback = status.guard, status.fallback
+        for state in GUARD_STATES:
+            if guard is not None:
+                self.guard.labels(namespace, name, state).set(1 if guard.state == state else 0)
+            else:
+                with contextlib.suppress(KeyError):
+                    self.guard.remove(namespace, name, state)
+        for kind in FALLBACK_KINDS:
+            if fallback is not None and fallback.kind == kind:
+                self.fallback.labels(namespace, name, kind).set(1 if fallback.active else 0)
+            else:
+                with contextlib.suppress(KeyError):
+                    self.fallback.remove(namespace, name, kind)
+
     def forget(self, namespace: str, name: str) -> None:
         """A deleted ModelDeployment leaves no gauges behind."""
         for known in (self._strategies, self._reasons, self._thresholds):
             known.pop((namespace, name), None)
-        for gauge in (self.phase, self.reason, self.step, self.weight, self.analysis_value, self.threshold):
+        for gauge in (self.phase, self.reason, self.step, self.weight, self.analysis_value, self.threshold,
+                      self.guard, self.fallback):
             _forget(gauge, namespace, name)
 
 

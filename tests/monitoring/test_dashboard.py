@@ -157,8 +157,12 @@ def model_folder(folder: Path, model: Path, reference: Path) -> Path:
 
 
 def canary(cluster: LocalCluster, name: str, model: Path, version: str) -> dict:
+    """Guarded after promotion too: the guard's panels have their series."""
     steps = [{"setWeight": 50}, {"analysis": {"metrics": ["error-rate"]}}]
-    return model_deployment(name, model, version, cluster.prometheus.url, steps, INTERVAL, [ERROR_RATE])
+    doc = model_deployment(name, model, version, cluster.prometheus.url, steps, INTERVAL, [ERROR_RATE])
+    doc["spec"].update(guard={"triggers": [{"metric": "error-rate", "for": "1m"}]},
+                       fallback={"previousStable": {}})
+    return doc
 
 
 def shadow(cluster: LocalCluster, name: str, model: Path, version: str) -> dict:

@@ -15,7 +15,7 @@ from modelrollout.serving.gateway.state import RouteState
 from modelrollout.serving.server.metrics import ServerMetrics
 from prometheus_client import CollectorRegistry
 
-from tests.support.operator_fixtures import Rollout
+from tests.support.operator_fixtures import Rollout, fire, guarded, promoted
 
 
 def exported(registry: CollectorRegistry) -> dict[str, tuple[str, str, set[str]]]:
@@ -124,3 +124,25 @@ def test_the_gateway_exports_each_revisions_ready_endpoints_from_the_route_table
     state.update(parse_route_table({"models": {"iris": {"revisions": [
         {"name": "b", "role": "stable", "weight": 100, "endpoints": ["127.0.0.1:9003"]}]}}}), "test")
     assert (ready("a", "stable"), ready("b", "stable")) == (None, 1)
+
+
+def test_the_operator_exports_the_guards_state_and_the_fallbacks_only_while_the_spec_has_them():
+    metrics, r = OperatorMetrics(), promoted(Rollout(guarded()))
+    metrics.observe("ml", "iris", r.status, r.status, r.spec)
+    assert value(metrics, names.GUARD_STATE, state="Watching") == 1
+    assert value(metrics, names.GUARD_STATE, state="Fired") == 0
+    r.wait(120)
+    r.tick()  # the fallback is known once the promotion is a reconcile old
+    metrics.observe("ml", "iris", r.status, r.status, r.spec)
+    assert value(metrics, names.FALLBACK_ACTIVE, kind="previousStable") == 0
+    before = r.status
+    fire(r)
+    metrics.observe("ml", "iris", before, r.status, r.spec)
+    assert value(metrics, names.GUARD_STATE, state="Fired") == 1
+    assert value(metrics, names.FALLBACK_ACTIVE, kind="previousStable") == 1
+    unguarded = r.spec.with_(guard=None, fallback=None)
+    r.spec = unguarded
+    r.tick()
+    metrics.observe("ml", "iris", before, r.status, unguarded)
+    assert value(metrics, names.GUARD_STATE, state="Fired") is None
+    assert value(metrics, names.FALLBACK_ACTIVE, kind="previousStable") is None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 from modelrollout.operator.actions import EnsureRevision, RequestFallback, SetTraffic
 from modelrollout.operator.engine import buildable, revision_of
@@ -24,36 +22,18 @@ from modelrollout.operator.status import (
 )
 from modelrollout.serving.contract.routes import parse_model_route
 
-from tests.support.operator_fixtures import BLUE_GREEN, SHADOW, SPEC, Rollout
-
-BAD = 0.5  # error-rate: above its max 0.01
-GUARD = {"triggers": [{"metric": "error-rate", "for": "1m", "failureLimit": 1}]}
-FALLBACK_MODEL = {"uri": "https://models.example.com/iris-simple/1/model.onnx", "version": "simple-1"}
-
-
-def guarded(base: dict = SPEC, guard: dict | None = None, fallback: dict | None = None) -> dict:
-    doc = copy.deepcopy(base)
-    doc["guard"] = copy.deepcopy(guard or GUARD)
-    doc["fallback"] = copy.deepcopy(fallback or {"previousStable": {}})
-    return doc
-
-
-def promoted(r: Rollout, version: str = "2.0.0") -> Rollout:
-    r.tick()
-    r.roll_to(version)
-    r.tick(command="promote-full")
-    assert r.status.stable_revision == r.revision, r.status.message
-    return r
-
-
-def fire(r: Rollout) -> Rollout:
-    """Failed measurements every interval until the guard fires (bounded)."""
-    for _ in range(10):
-        r.wait(30)
-        r.tick(value=BAD)
-        if r.status.guard.state == "Fired":
-            return r
-    raise AssertionError(f"the guard never fired: {r.status.message}")
+from tests.support.operator_fixtures import (
+    BAD,
+    BLUE_GREEN,
+    FALLBACK_MODEL,
+    GUARD,
+    SHADOW,
+    SPEC,
+    Rollout,
+    fire,
+    guarded,
+    promoted,
+)
 
 
 def test_a_promoted_revision_is_watched_and_the_previous_stable_kept_warm():

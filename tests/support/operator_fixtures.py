@@ -147,3 +147,35 @@ class Rollout:
         self.smoke = True
         self.tick()
         return self
+
+
+# --- after the rollout: a guarded spec, promoted, and its guard fired (engine/guard.py) ---
+
+BAD = 0.5  # error-rate: above its max 0.01
+GUARD = {"triggers": [{"metric": "error-rate", "for": "1m", "failureLimit": 1}]}
+FALLBACK_MODEL = {"uri": "https://models.example.com/iris-simple/1/model.onnx", "version": "simple-1"}
+
+
+def guarded(base: dict = SPEC, guard: dict | None = None, fallback: dict | None = None) -> dict:
+    doc = copy.deepcopy(base)
+    doc["guard"] = copy.deepcopy(guard or GUARD)
+    doc["fallback"] = copy.deepcopy(fallback or {"previousStable": {}})
+    return doc
+
+
+def promoted(r: Rollout, version: str = "2.0.0") -> Rollout:
+    r.tick()
+    r.roll_to(version)
+    r.tick(command="promote-full")
+    assert r.status.stable_revision == r.revision, r.status.message
+    return r
+
+
+def fire(r: Rollout) -> Rollout:
+    """Failed measurements every interval until the guard fires (bounded)."""
+    for _ in range(10):
+        r.wait(30)
+        r.tick(value=BAD)
+        if r.status.guard.state == "Fired":
+            return r
+    raise AssertionError(f"the guard never fired: {r.status.message}")
