@@ -37,6 +37,9 @@ class Column:
 COLUMNS = (
     Column("Strategy", "string", ".status.strategy", "canary, blueGreen or shadow."),
     Column("Phase", "string", ".status.phase"),
+    Column("Fallback", "date", ".status.fallback.since",
+           "How long the guard's fallback has served all traffic (Degraded: the guard fired); empty while "
+           "it stands by or there is none."),
     Column("Stable", "string", ".status.stableVersion", "Model version of the stable revision."),
     Column("Candidate", "string", ".status.candidateVersion",
            "Model version of the candidate revision, while a rollout runs."),

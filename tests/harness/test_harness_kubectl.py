@@ -5,10 +5,12 @@ written by the test, as the operator would write them."""
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -94,6 +96,20 @@ def test_get_by_short_name_prints_the_crds_printer_columns(env, kube):
     assert lines[0].split() == printer_header(CRD)
     row = next(line.split() for line in lines if line.startswith("cols "))
     assert "Paused" in row and "3" in row
+
+
+def test_get_shows_how_long_the_guards_fallback_has_served(env, kube):
+    apply(env, model_deployment("fell"))
+    since = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    fallback = {"revision": "a41f03", "kind": "model", "active": True, "since": since}
+    status = {"phase": "Degraded", "reason": "FallbackActive", "fallback": fallback}
+    kube.merge_patch(MD, "ModelDeployment", "fell", {"status": status}, "ml", subresource="status")
+    lines = kubectl(env, "get", "mdep", "-n", "ml").stdout.splitlines()
+    starts = [match.start() for match in re.finditer(r"\S+", lines[0])]  # empty cells: read by position
+    row = next(line for line in lines if line.startswith("fell "))
+    ends = [*starts[1:], None]
+    cells = {lines[0][a:b].strip(): row[a:b].strip() for a, b in zip(starts, ends, strict=True)}
+    assert cells["PHASE"] == "Degraded" and cells["FALLBACK"] == "3d"
 
 
 def test_lists_carry_their_kind_in_every_output_form(env):

@@ -380,7 +380,7 @@ def test_the_printer_columns_point_at_fields_of_the_schema():
     columns = {c["name"]: (c["type"], c["jsonPath"]) for c in VERSION["additionalPrinterColumns"]}
     assert columns == {
         "Strategy": ("string", ".status.strategy"), "Phase": ("string", ".status.phase"),
-        "Stable": ("string", ".status.stableVersion"),
+        "Fallback": ("date", ".status.fallback.since"), "Stable": ("string", ".status.stableVersion"),
         "Candidate": ("string", ".status.candidateVersion"),
         "Step": ("integer", ".status.currentStep"), "Weight": ("integer", ".status.traffic.candidate"),
         "Ready": ("integer", ".status.readyReplicas"), "Age": ("date", ".metadata.creationTimestamp"),
