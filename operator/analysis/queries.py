@@ -15,8 +15,9 @@ and agreement cannot be measured (routing/capabilities.py refuses it).
 The model-aware metrics read what every server sees of its own predictions, whatever the
 routing (docs/gates.md): prediction-shift (the Jensen-Shannon divergence of the two
 revisions' class shares on the same traffic, or for a regressor the largest gap between
-their score distributions), input-drift (the largest per-feature PSI against the profile),
-input- and output-violations (shares of the monitored rows), accuracy and mean-abs-error
+their score distributions; for the guard, of the class shares against the profile's),
+input-drift (the largest per-feature PSI against the profile), input- and output-violations
+(shares of the monitored rows), accuracy and mean-abs-error
 (from labels sent back as feedback).
 
 With builtin routing the builtins read the gateway's metrics, which see what the servers
@@ -198,6 +199,21 @@ def _model_queries() -> dict[str, Query]:
     }
 
 
+def _reference_queries() -> dict[str, Query]:
+    """After the rollout (the guard) there is no other revision on the same traffic: the
+    promoted revision's predictions are compared with its profile's (the class shares of its
+    predictions on the profile's sample, exported by its servers)."""
+    p = _share(_SELECTOR, "1e-12")
+    q = f"clamp_min(max by (class) ({_series(names.SERVER_REFERENCE_PREDICTIONS)}), 1e-12)"
+    js = f"0.5 * sum({p} * ln(2 * {p} / ({p} + {q}))) + 0.5 * sum({q} * ln(2 * {q} / ({p} + {q})))"
+    predicted = _series(f"{names.SERVER_PREDICTIONS}_total")
+    samples = f"sum(increase({predicted}{_INTERVAL})) or vector(0)"
+    return {"prediction-shift": Query(value=js, samples=samples)}
+
+
+# Against the profile rather than another revision: what the guard measures (engine/guard.py).
+REFERENCE = _reference_queries()
+
 # Builtin metrics by routing: the gateway's view when it routes, the servers' otherwise;
 # the model-aware ones are the servers' whatever the routing.
 BUILTIN = {"builtin": {**_gateway_queries(), **_model_queries()},
@@ -217,10 +233,13 @@ def source(routing: str) -> str:
     return "builtin" if routing == "builtin" else "server"
 
 
-def query_for(metric: Metric, routing: str) -> Query:
-    """The queries of ``metric`` for a ModelDeployment routed by ``routing``."""
+def query_for(metric: Metric, routing: str, reference: bool = False) -> Query:
+    """The queries of ``metric`` for a ModelDeployment routed by ``routing``; ``reference``:
+    measured against the model's profile where a builtin compares two revisions (the guard)."""
     if metric.query is not None:
         return Query(metric.query, None)
+    if reference and metric.name in REFERENCE:
+        return REFERENCE[metric.name]
     return BUILTIN[source(routing)][metric.name]
 
 

@@ -92,13 +92,14 @@ async def observe(reads: Reads, http: httpx.AsyncClient, target: Target, spec: S
     fallback_revision = fallback[0] if fallback else None
     if due and stable is not None:
         # A rollout measures its candidate against stable; after it, the guard measures stable
-        # (against the fallback's revision, for the metrics that compare two).
+        # (against its profile, for prediction-shift).
         measured, other = (candidate, stable) if candidate is not None else (stable, fallback_revision)
         routing = spec.traffic_routing.kind if candidate is not None else routing_measured(spec, status)
         at = format_time(now)
         measurements = tuple(await asyncio.gather(*(
             provider.measure(metric, routing, target.model, namespace, measured,
-                             metric.interval_seconds or spec.analysis.interval_seconds, at, other or "")
+                             metric.interval_seconds or spec.analysis.interval_seconds, at, other or "",
+                             reference=candidate is None)
             for metric in (spec.analysis.metric(name) for name in due)
         )))
     fallback_ready, fallback_problem = 0, None

@@ -181,6 +181,12 @@ SERVER_PREDICTION_SCORE = _define("server_prediction_score", HISTOGRAM, _SERVER,
 # With a profile (profile.json beside model.onnx): its digest, and the input checks.
 SERVER_PROFILE_INFO = _define("server_profile_info", GAUGE, (*_SERVER, "sha256"),
                               "The reference profile in use (value 1)", "server")
+# Each class's share of the model's predictions on the profile's sample (profile.json's
+# prediction.classFrequencies), every known class listed (0 for one the sample never got):
+# what the guard's prediction-shift compares the live predictions with (docs/gates.md).
+SERVER_REFERENCE_PREDICTIONS = _define("server_reference_prediction_share", GAUGE, (*_SERVER, "class"),
+                                       "Share of each class in the profile's predictions (classifiers)",
+                                       "server")
 # Drift of the last --drift-window-rows rows against the profile, per feature (the profile's
 # first MAX_FEATURE_LABELS features). Exported once the window holds a row with a value for
 # the feature; refreshed about every second. KS only for numeric features.

@@ -67,10 +67,11 @@ def monitor_config(settings: ServerSettings, runtime: ModelRuntime, metadata: di
         ways = choose_ways(runtime.outputs, runtime.labels, labels_txt, metadata)
     except InvalidPredictionConfig as exc:
         raise LoadError("load", str(exc)) from None
-    checks = None
+    checks, shares = None, {}
     if companions.profile is not None:
         try:
             profile = parse_profile(_json(companions.profile, PROFILE_FILE))
+            shares = _reference_shares(profile.prediction)
             inputs = {spec.name: (spec.datatype, spec.shape) for spec in runtime.inputs}
             checks = InputChecks(profile, inputs, names.MAX_FEATURE_LABELS)
         except InvalidProfile as exc:
@@ -88,12 +89,22 @@ def monitor_config(settings: ServerSettings, runtime: ModelRuntime, metadata: di
         known_classes=_known_classes(ways, runtime),
         checks=checks,
         profile_sha256=companions.profile_sha256,
+        reference_shares=shares,
         output_bounds=_output_bounds(metadata.get("outputBounds"), {s.name for s in runtime.outputs}),
         score_buckets=_score_buckets(metadata.get("scoreBuckets")),
         window_rows=settings.drift_window_rows,
         store_rows=settings.feedback_store_size,
         ttl_seconds=settings.feedback_ttl_seconds,
     )
+
+
+def _reference_shares(prediction: object) -> dict[str, float]:
+    """The class shares of the profile's predictions (classifiers); {} for anything else."""
+    frequencies = prediction.get("classFrequencies") if isinstance(prediction, dict) else None
+    if not isinstance(frequencies, dict):
+        return {}
+    return {str(name): float(share) for name, share in frequencies.items()
+            if isinstance(share, (int, float)) and not isinstance(share, bool)}
 
 
 def _json(raw: bytes, name: str) -> object:

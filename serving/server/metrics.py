@@ -91,6 +91,7 @@ class GateMetrics:
         self._registry = r
         self.score = self._score_family(names.SCORE_BUCKETS)
         self.profile_info = family(Gauge, names.SERVER_PROFILE_INFO, registry=r)
+        self.reference_predictions = family(Gauge, names.SERVER_REFERENCE_PREDICTIONS, registry=r)
         self.drift_psi = family(Gauge, names.SERVER_INPUT_DRIFT_PSI, registry=r)
         self.drift_ks = family(Gauge, names.SERVER_INPUT_DRIFT_KS, registry=r)
         self.drift_window_rows = family(Gauge, names.SERVER_INPUT_DRIFT_WINDOW_ROWS, registry=r)

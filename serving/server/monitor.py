@@ -49,6 +49,7 @@ class MonitorConfig:
     known_classes: tuple[str, ...] = ()  # exported at 0 from the start, so rate() and ratios work
     checks: InputChecks | None = None  # with a profile
     profile_sha256: str | None = None
+    reference_shares: dict[str, float] = field(default_factory=dict)  # class -> share, from the profile
     output_bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
     score_buckets: tuple[float, ...] = names.SCORE_BUCKETS
     window_rows: int = 1000
@@ -96,6 +97,10 @@ class Monitor:
             self._score = m.score_histogram(config.score_buckets)
             m.child(m.feedback_abs_error)
         self._input_counters = []
+        if self.kind == "classification" and config.reference_shares:
+            shares = {name: 0.0 for name in config.known_classes} | config.reference_shares
+            for name, share in list(shares.items())[: names.MAX_CLASS_LABELS]:
+                m.child(m.reference_predictions, **{"class": name[:128]}).set(share)
         if config.checks is not None:
             m.child(m.profile_info, sha256=config.profile_sha256 or "unknown").set(1)
             for feature in config.checks.features:

@@ -102,18 +102,25 @@ def folders(tmp_path_factory) -> dict[str, Path]:
 def test_drifted_inputs_fire_the_guard_which_falls_back_to_the_previous_stable_until_a_person_recovers(
         cluster, folders):
     name = "guard-drift"
-    guard = {"triggers": [{"metric": "input-drift", "for": "3s", "failureLimit": 1}]}
+    # prediction-shift is measured against the model's profile (nothing else is on its traffic);
+    # its bound is above ln 2, the largest divergence there is: measured, never fired.
+    shift = {"name": "prediction-shift", "thresholdRange": {"max": 0.7}, "minSamples": 20,
+             "inconclusiveLimit": 10}
+    guard = {"triggers": [{"metric": "input-drift", "for": "3s", "failureLimit": 1},
+                          {"metric": "prediction-shift", "for": "3s"}]}
     fallback = {"previousStable": {}}
-    cluster.apply(spec_of(cluster, name, folders["1.0.0"], "1.0.0", [DRIFT], guard, fallback))
+    metrics = [DRIFT, shift]
+    cluster.apply(spec_of(cluster, name, folders["1.0.0"], "1.0.0", metrics, guard, fallback))
     first = cluster.wait_for(name, healthy_on("1.0.0"), what="1.0.0 healthy")
     wait_serving(cluster.gateway.url, name)
     traffic = Traffic(cluster.gateway.url, name, rate_per_second=40, max_seconds=420).start()
     try:
-        cluster.apply(spec_of(cluster, name, folders["2.0.0"], "2.0.0", [DRIFT], guard, fallback))
+        cluster.apply(spec_of(cluster, name, folders["2.0.0"], "2.0.0", metrics, guard, fallback))
         promoted = cluster.wait_for(name, healthy_on("2.0.0"), timeout=150, what="2.0.0 promoted")
         guarded, previous = promoted["stableRevision"], first["stableRevision"]
-        cluster.wait_for(name, lambda s: last_of(s.get("guard") or {}, "input-drift") == "Successful",
-                         timeout=120, what="the guard measuring undrifted inputs as healthy")
+        healthy = lambda s: all(last_of(s.get("guard") or {}, metric) == "Successful"  # noqa: E731
+                                for metric in ("input-drift", "prediction-shift"))
+        watched = cluster.wait_for(name, healthy, timeout=120, what="the guard measuring undrifted inputs")
         traffic.offset = SHIFT
         active = cluster.wait_for(name, lambda s: (s.get("fallback") or {}).get("active"), timeout=150,
                                   what="the fallback taking the traffic")
@@ -132,6 +139,8 @@ def test_drifted_inputs_fire_the_guard_which_falls_back_to_the_previous_stable_u
         on_guarded = answers_from(traffic, guarded, 40, since=time.monotonic())
     finally:
         results = traffic.stop()
+    shifts = [m for m in watched["guard"]["analysis"] if m["metric"] == "prediction-shift"]
+    assert shifts[-1]["value"] is not None and 0 <= shifts[-1]["value"] < 0.7  # against the profile
     guard_seen = active["guard"]
     assert active["phase"] == "Degraded" and active["reason"] == "FallbackActive"
     assert active["fallback"]["revision"] == previous

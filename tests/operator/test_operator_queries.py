@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from modelrollout.operator.analysis.queries import BUILTIN, query_for, render
+from modelrollout.operator.analysis.queries import BUILTIN, REFERENCE, query_for, render
 
 from tests.support.operator_fixtures import metric
 
@@ -75,6 +75,9 @@ def test_the_model_aware_builtins_are_the_queries_docs_gates_md_runs_on_a_real_p
     same = lambda a, b: a.replace(" ", "") == b.replace(" ", "")  # noqa: E731 - spacing is free
     assert same(ours("input-drift"), documented["input-drift"])
     assert same(ours("accuracy", "samples").removesuffix(" or vector(0)"), documented["accuracy-samples"])
+    reference = render(REFERENCE["prediction-shift"].value, "{{model}}", "ns", "{{revision}}", 1, "")
+    assert same(" ".join(reference.replace("[1s]", "[{{interval}}]").split()),
+                documented["prediction-shift-reference"])
     js, ks = ours("prediction-shift").split(") or (")
     assert same(js.removeprefix("("), documented["prediction-shift-js"])
     assert same(ks.removesuffix(")"), documented["prediction-shift-ks"])

@@ -40,6 +40,7 @@ def render(query: str, model: str) -> str:
 def test_the_documented_queries_on_real_scrapes(start_server, tmp_path):
     queries = documented_queries()
     assert set(queries) == {"prediction-shift-psi", "prediction-shift-js", "prediction-shift-ks",
+                            "prediction-shift-reference",
                             "input-drift", "input-drift-rows", "input-violations", "output-violations",
                             "accuracy", "accuracy-samples", "mean-abs-error"}
     rng = np.random.default_rng(21)
@@ -105,6 +106,14 @@ def test_the_documented_queries_on_real_scrapes(start_server, tmp_path):
         assert value("prediction-shift-psi") == pytest.approx(psi, abs=1e-9)
         assert value("prediction-shift-js") == pytest.approx(jensenshannon(p, q) ** 2, abs=1e-9)
         assert value("prediction-shift-psi") > 0.05  # two different models do differ
+
+        # Against the profile (the guard): the candidate's shares on the traffic, and the ones its
+        # profile recorded on its own sample.
+        profiled = json.loads((cand / "profile.json").read_text())["prediction"]["classFrequencies"]
+        expected = np.array([profiled.get(str(k), 0.0) for k in range(3)])
+        assert expected.sum() == pytest.approx(1.0)
+        assert value("prediction-shift-reference") == pytest.approx(jensenshannon(p, expected) ** 2, abs=1e-9)
+        assert value("prediction-shift-reference") > 0.001  # the traffic is off the profile's sample
 
         edges = np.array([*SCORE_BUCKETS, np.inf])
         stable_cdf = (values[:, 0][None, :] <= edges[:, None]).mean(axis=1)

@@ -76,12 +76,13 @@ class PrometheusProvider:
 
     async def measure(
         self, metric: Metric, routing: str, model: str, namespace: str, revision: str,
-        interval_seconds: float, at: str, stable_revision: str = "",
+        interval_seconds: float, at: str, stable_revision: str = "", reference: bool = False,
     ) -> Measurement:
         """One measurement of ``metric`` for ``revision``: its value, judged, with the
         number of requests behind it when the metric has a samples query. ``routing``
-        (spec.trafficRouting) says whose metrics the builtins read."""
-        query = query_for(metric, routing)
+        (spec.trafficRouting) says whose metrics the builtins read; ``reference``: against the
+        model's profile rather than ``stable_revision`` (the guard)."""
+        query = query_for(metric, routing, reference)
         place = (model, namespace, revision, interval_seconds, stable_revision)
         try:
             value = await self.query(render(query.value, *place))
