@@ -62,17 +62,22 @@ def fallback_of(spec: Spec, status: RolloutStatus) -> tuple[str, str, str | None
 
 def due_metrics(spec: Spec, status: RolloutStatus, now: datetime) -> tuple[str, ...]:
     """The guard's trigger metrics due a measurement now (none while a rollout runs)."""
+    return tuple(name for name, due in _due(spec, status).items() if now >= due)
+
+
+def _due(spec: Spec, status: RolloutStatus) -> dict[str, datetime]:
+    """When each trigger metric is due its next measurement: an interval after its last one
+    (or after the watch began); nothing while the guard is not watching."""
     guard = status.guard
     if spec.guard is None or guard is None or not _watching(status):
-        return ()
-    due = []
+        return {}
+    due = {}
     for name in dict.fromkeys(trigger.metric for trigger in spec.guard.triggers):
         metric = spec.analysis.metric(name)
-        interval = metric.interval_seconds or spec.analysis.interval_seconds
         taken = [m.at for m in guard.analysis if m.metric == name]
-        if now >= deadline(taken[-1] if taken else guard.since, interval):
-            due.append(name)
-    return tuple(due)
+        due[name] = deadline(taken[-1] if taken else guard.since,
+                             metric.interval_seconds or spec.analysis.interval_seconds)
+    return due
 
 
 def routing_measured(spec: Spec, status: RolloutStatus) -> str:
@@ -83,14 +88,18 @@ def routing_measured(spec: Spec, status: RolloutStatus) -> str:
 
 
 def watch(tick: Tick, before: RolloutStatus, status: RolloutStatus, actions: list[Action]) -> Result:
+    """The rollout's decision (``status``, ``actions``), with the guard's part added: its
+    watch, the fallback kept warm, and traffic on the fallback while it serves."""
     spec, events = tick.spec, []
+    if spec.guard is None and _serving(status):
+        events.append(RecordEvent("Normal", RECOVERED, f"traffic back to {status.stable_revision}: "
+                                                       "spec.guard was removed"))
+        status = status.with_(fallback=status.fallback.with_(active=False, since=None, reason=None))
     if spec.guard is None and spec.fallback is None:
-        if _serving(status):
-            events.append(RecordEvent("Normal", RECOVERED, f"traffic back to {status.stable_revision}: "
-                                                           "spec.guard and spec.fallback were removed"))
         return status.with_(guard=None, fallback=None), actions + events
     if status.candidate_revision is None and status.stable_revision is not None:
-        status, events = _begun(tick, before, status)
+        status, begun = _begun(tick, before, status)
+        events += begun
     status = _fallback_seen(tick, status)
     if tick.obs.command == "recover" and status.guard is not None and status.guard.state == FIRED:
         status, more = _recovered(tick, status, f"by a person{tick.by()}")
@@ -109,18 +118,11 @@ def watch(tick: Tick, before: RolloutStatus, status: RolloutStatus, actions: lis
 
 def _next_at(spec: Spec, status: RolloutStatus) -> str | None:
     """When the guard has something to do next on its own: a measurement, or the window's end."""
+    times = list(_due(spec, status).values())
     guard = status.guard
-    if spec.guard is None or not _watching(status):
-        return None
-    times = []
-    for name in dict.fromkeys(trigger.metric for trigger in spec.guard.triggers):
-        metric = spec.analysis.metric(name)
-        taken = [m.at for m in guard.analysis if m.metric == name]
-        times.append(deadline(taken[-1] if taken else guard.since,
-                              metric.interval_seconds or spec.analysis.interval_seconds))
-    if guard.until is not None and guard.state == WATCHING:
+    if times and guard.until is not None and guard.state == WATCHING:
         times.append(parse_time(guard.until))
-    return format_time(min(times))
+    return format_time(min(times)) if times else None
 
 
 def _watching(status: RolloutStatus) -> bool:

@@ -223,3 +223,18 @@ def test_what_a_routing_cannot_do_is_refused(routing, part, field):
         parse(doc and {"spec": doc})
     assert caught.value.path == field
     parse_spec(doc)  # the API itself takes it: only the backend cannot
+
+
+@pytest.mark.parametrize("kept", [None, {"model": FALLBACK_MODEL}], ids=["nothing", "the fallback"])
+def test_removing_the_guard_while_the_fallback_serves_sends_traffic_back(kept):
+    r = promoted(Rollout(guarded(fallback={"model": FALLBACK_MODEL})))
+    fire(r)
+    r.doc.pop("guard")
+    r.doc.pop("fallback")
+    if kept is not None:
+        r.doc["fallback"] = kept
+    r.spec = parse_spec(r.doc)
+    r.tick()
+    assert r.status.guard is None and (r.status.fallback is None or not r.status.fallback.active)
+    assert r.set_traffic() == [SetTraffic(r.revision, None, 100, 0)] and RECOVERED in r.events()
+    assert r.status.phase == HEALTHY
