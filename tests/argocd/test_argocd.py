@@ -196,3 +196,22 @@ def test_the_docs_application_is_an_argo_cd_application():
     app = next(b for b in blocks if b.get("kind") == "Application")
     assert app["apiVersion"] == "argoproj.io/v1alpha1"
     assert {"source", "destination", "project"} <= set(app["spec"])
+
+
+def test_a_fired_guard_is_degraded_says_why_and_offers_recover_only():
+    """The guard's fallback serving (docs/guard.md): Degraded with the operator's message, and the
+    one action that sends traffic back."""
+    obj = load(DATA / "canary-Healthy-Promoted.json")
+    message = ("fallback a41f03 (simple) serves all traffic since t: guard fired on 7c9d1e: input-drift "
+               "failed 3 times in a row")
+    obj["status"].update(phase="Degraded", reason="FallbackActive", message=message,
+                         guard={"revision": "7c9d1e", "state": "Fired", "since": "t"},
+                         fallback={"revision": "a41f03", "kind": "model", "active": True, "since": "t"})
+    verdict = argocd_lua.health(obj)
+    assert verdict["status"] == "Degraded"
+    assert verdict["message"].startswith(message) and "kubectl modelrollout recover" in verdict["message"]
+    offered = {name for name, off in argocd_lua.discovery(obj).items() if not off}
+    assert offered == {"recover"}
+    watching = load(DATA / "canary-Healthy-Promoted.json")
+    watching["status"]["guard"] = {"revision": "7c9d1e", "state": "Watching", "since": "t"}
+    assert "recover" not in {name for name, off in argocd_lua.discovery(watching).items() if not off}
