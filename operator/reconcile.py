@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import httpx
 
 from .actions import RecordEvent
-from .engine import decide, reject_spec, revision_of
+from .engine import decide, reject_spec
 from .kube.api import Api, describe_error, latest, short_error, urgent
 from .kube.apply import Applier
 from .kube.observe import command_of, observe
@@ -89,7 +89,7 @@ async def _reconcile(shell: Shell, namespace: str, name: str, seen: dict | None)
         log.info("ModelDeployment %s/%s: carrying out command %s", namespace, name, observations.command)
         decision = replace(decision, status=decision.status.with_(handled_command=command_id))
     with urgent() if rolls_back(status, decision.status) else contextlib.nullcontext():
-        await shell.applier.apply(target, spec, revision_of(spec), decision, body, now)
+        await shell.applier.apply(target, spec, decision, body, now)
     shell.metrics.observe(namespace, name, status, decision.status, spec, observations.measurements)
     return decision.status
 

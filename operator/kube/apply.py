@@ -69,8 +69,7 @@ class Applier:
         if isinstance(answer, dict) and answer.get("metadata"):
             self.written[(target.namespace, target.name)] = answer
 
-    async def apply(self, target: Target, spec: Spec, desired: str, decision: Decision, body: dict,
-                    now: datetime) -> bool:
+    async def apply(self, target: Target, spec: Spec, decision: Decision, body: dict, now: datetime) -> bool:
         """Carry out ``decision`` for the ModelDeployment ``body``; True when status was written.
 
         Traffic is written where the engine put it in the list (before the candidate is
@@ -83,7 +82,7 @@ class Applier:
         for action in decision.actions:
             if isinstance(action, EnsureRevision):
                 mentioned.add(action.revision)
-                await self._ensure_revision(target, spec, desired, action, repaired)
+                await self._ensure_revision(target, spec, action, repaired)
             elif isinstance(action, ScaleRevision):
                 mentioned.add(action.revision)
                 await self._scale(target, action.revision, action.replicas, repaired)
@@ -184,7 +183,7 @@ class Applier:
 
     # --- revisions ---
 
-    async def _ensure_revision(self, target: Target, spec: Spec, desired: str, action: EnsureRevision,
+    async def _ensure_revision(self, target: Target, spec: Spec, action: EnsureRevision,
                                repaired: list[str]) -> None:
         built = buildable(spec).get(action.revision)
         if built is None:

@@ -71,13 +71,13 @@ class World:
 
     def reconcile(self, actions: list) -> None:
         spec = SPECS[self.spec_version]
-        desired = REVISIONS[self.spec_version]
+        desired = REVISIONS[self.spec_version]  # the one revision this spec rebuilds
         history = tuple(HistoryEntry(revision=r, model_version="v", result="Promoted", at="t")
                         for r in REVISIONS.values())
         status = RolloutStatus(stable_revision=self.stable, candidate_revision=self.candidate,
                                history=history)
-        asyncio.run(Applier(self.api).apply(self.target, spec, desired, Decision(status, tuple(actions)),
-                                            self.body, NOW))
+        asyncio.run(Applier(self.api).apply(self.target, spec, Decision(status, tuple(actions)), self.body,
+                                            NOW))
         mentioned = set()
         for action in actions:
             if isinstance(action, (EnsureRevision, ScaleRevision)):
@@ -223,7 +223,7 @@ def test_an_event_the_api_server_refused_is_posted_at_the_next_reconcile_in_orde
 
     def apply(events: list) -> None:
         decision = Decision(RolloutStatus(), tuple(events))
-        asyncio.run(applier.apply(target, spec, revision_of(spec), decision, copy.deepcopy(body), now))
+        asyncio.run(applier.apply(target, spec, decision, copy.deepcopy(body), now))
 
     def posted() -> list[str]:
         return [e["reason"] for e in sorted(api.list("Event", namespace),
