@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..contract.routes import ModelRoute, Revision
@@ -288,13 +288,10 @@ class Forwarding:
             self.answered(response, None)
 
     async def _continue(self) -> None:
-        try:
-            outcome = await self._proxy.attempt(self._model, self._route, self._choice.revision,
-                                                self._method, self._path, self._headers, self._body,
-                                                tried=self._pool)
-        except Exception:
-            log.exception("forwarding failed")
-            outcome = _internal_error(self._choice.revision)
+        outcome = await _or_internal_error(
+            self._proxy.attempt(self._model, self._route, self._choice.revision, self._method, self._path,
+                                self._headers, self._body, tried=self._pool),
+            self._choice.revision, "forwarding failed")
         self._task = None
         self._done(outcome)
 
@@ -361,12 +358,10 @@ class Guarded:
         self._task = asyncio.get_running_loop().create_task(self._send())
 
     async def _send(self) -> None:
-        try:
-            outcome = await self._proxy.send(self._model, self._fallback, self._method, self._path,
-                                             self._headers, self._body)
-        except Exception:
-            log.exception("forwarding to the fallback revision failed")
-            outcome = _internal_error(self._fallback)
+        outcome = await _or_internal_error(
+            self._proxy.send(self._model, self._fallback, self._method, self._path, self._headers,
+                             self._body),
+            self._fallback, "forwarding to the fallback revision failed")
         self._task = None
         self._done(outcome)
 
@@ -381,6 +376,15 @@ class Guarded:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
+
+
+async def _or_internal_error(attempt: Awaitable[Outcome], revision: Revision, what: str) -> Outcome:
+    """``attempt``'s outcome; the gateway's own 500 (logged as ``what``) if it raised."""
+    try:
+        return await attempt
+    except Exception:
+        log.exception(what)
+        return _internal_error(revision)
 
 
 def _internal_error(revision: Revision) -> Outcome:
