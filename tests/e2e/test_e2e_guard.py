@@ -183,7 +183,9 @@ def test_per_request_fallback_hides_a_failing_model_and_traffic_comes_back_on_it
         traffic.wait_results(40)
         traffic.offset = SHIFT  # every request now fails on the guarded model
         shifted = time.monotonic()
-        hidden = traffic.wait_results(40, since=shifted)
+        # The clients send one request at a time: the first answer after the shift may be to a
+        # request built before it (today's inputs); every later one carried shifted inputs.
+        hidden = traffic.wait_results(41, since=shifted)[1:]
         active = cluster.wait_for(name, lambda s: (s.get("fallback") or {}).get("active"), timeout=120,
                                   what="the fallback taking the traffic")
         traffic.offset = 0.0
@@ -192,7 +194,7 @@ def test_per_request_fallback_hides_a_failing_model_and_traffic_comes_back_on_it
         on_guarded = answers_from(traffic, guarded, 40, since=time.monotonic())
     finally:
         results = traffic.stop()
-    assert {r.revision for r in hidden} == {standby}  # answered by the fallback, per request
+    assert len(hidden) >= 40 and {r.revision for r in hidden} == {standby}  # the fallback, per request
     assert active["reason"] == "FallbackActive" and "error-rate" in active["guard"]["trigger"]
     assert back["phase"] == "Healthy" and "Recovered" in reasons(cluster, name)
     assert {r.revision for r in on_guarded} == {guarded}
